@@ -1,0 +1,1 @@
+"""Settings schema, layered settings and exam configuration files."""

@@ -1,0 +1,275 @@
+"""Every Lockdown option, declared once: type, default, description, who may set it.
+
+This is the one settings schema. ``docs/settings.md`` is generated from it
+(``make docs``) and a test fails when the file is stale. Code reads options only
+through :class:`lockdown.config.settings.Settings`, which refuses undeclared keys.
+
+``exam=True`` means an exam configuration may set the option; the rest are for the
+organisation file (IT staff) only. The organisation file can also lock any option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from lockdown.config.types import (
+    Bool,
+    Choice,
+    Duration,
+    Float,
+    Int,
+    List,
+    OptionType,
+    Record,
+    Str,
+    Url,
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str
+    type: OptionType
+    default: Any
+    doc: str
+    exam: bool = True
+
+
+HEX64: Final = Str(r"[0-9a-fA-F]{64}", "64 hexadecimal digits (a SHA-256)")
+PERMISSION: Final = Choice({"ask": "ask the candidate", "allow": "grant", "deny": "refuse"})
+POLICY: Final = Choice(
+    {
+        "allow": "do nothing",
+        "warn": "journal it and tell the candidate, the exam goes on",
+        "deny": "refuse to start the exam (and journal it)",
+    }
+)
+URL_RULE: Final = Record(
+    fields={
+        "active": Bool(),
+        "kind": Choice({"regex": "a regular expression", "glob": "a wildcard pattern (* and ?)"}),
+        "expression": Str(max_length=2048),
+        "action": Choice({"allow": "let it load", "block": "refuse it"}),
+    },
+    defaults={"active": True, "kind": "glob"},
+)
+
+OPTIONS: Final[tuple[Option, ...]] = (
+    # -- config ---------------------------------------------------------------------
+    Option(
+        "config.allow_unsigned",
+        Bool(),
+        False,
+        "Accept exam configuration files that carry no signature. Organisation file only.",
+        exam=False,
+    ),
+    Option(
+        "config.trusted_keys",
+        List(Str(r"ed25519:[A-Za-z0-9+/]{43}=", "an ed25519:<base64> public key")),
+        (),
+        "Public keys whose signatures on exam configuration files are trusted "
+        "(as printed by `lockdown keys generate`). Organisation file only.",
+        exam=False,
+    ),
+    # -- browser --------------------------------------------------------------------
+    Option("browser.start_url", Url(), "", "The page the exam starts on."),
+    Option(
+        "browser.url_filter",
+        Bool(),
+        True,
+        "Filter every request by `browser.url_rules`; off lets every URL load.",
+    ),
+    Option(
+        "browser.url_rules",
+        List(URL_RULE),
+        (),
+        "URL filter rules (Safe Exam Browser semantics): block rules first, then allow "
+        "rules, everything else blocked. The start URL's origin is allowed unless "
+        "`browser.allow_start_origin` is off.",
+    ),
+    Option(
+        "browser.allow_start_origin",
+        Bool(),
+        True,
+        "Allow every URL on the start URL's origin without a rule.",
+    ),
+    Option(
+        "browser.new_window_policy",
+        Choice(
+            {
+                "same_window": "links that open a new window open in the exam window",
+                "block": "links that open a new window are refused",
+            }
+        ),
+        "same_window",
+        "What `window.open` and `target=_blank` links do.",
+    ),
+    Option("browser.allow_reload", Bool(), True, "Allow reloading the exam page."),
+    Option(
+        "browser.allow_downloads",
+        Bool(),
+        False,
+        "Allow downloads, into a folder of the session only.",
+    ),
+    Option("browser.zoom", Float(0.25, 5.0), 1.0, "Initial page zoom factor."),
+    Option(
+        "browser.user_agent_suffix",
+        Str(max_length=200),
+        "",
+        "Text appended to the user agent after `Lockdown/<version>`.",
+    ),
+    Option(
+        "browser.send_browser_exam_key",
+        Bool(),
+        False,
+        "Send the Safe Exam Browser `X-SafeExamBrowser-ConfigKeyHash` and "
+        "`X-SafeExamBrowser-RequestHash` headers.",
+    ),
+    Option(
+        "browser.exam_key_salt",
+        Str(r"[0-9a-fA-F]*", "hexadecimal digits"),
+        "",
+        "Salt of the Browser Exam Key (hex), as in Safe Exam Browser's `examKeySalt`.",
+    ),
+    Option("browser.permission.camera", PERMISSION, "deny", "Page access to the camera."),
+    Option("browser.permission.microphone", PERMISSION, "deny", "Page access to the microphone."),
+    Option("browser.permission.screen_share", PERMISSION, "deny", "Page screen sharing."),
+    Option("browser.permission.notifications", PERMISSION, "deny", "Page notifications."),
+    Option("browser.permission.geolocation", PERMISSION, "deny", "Page access to location."),
+    Option("browser.permission.clipboard_read", PERMISSION, "deny", "Page reading the clipboard."),
+    # -- kiosk ----------------------------------------------------------------------
+    Option("kiosk.exam_duration", Duration(), 0.0, "Exam time shown counting down; 0 hides it."),
+    Option("kiosk.toolbar.clock", Bool(), True, "Show a clock in the toolbar."),
+    Option("kiosk.toolbar.time_remaining", Bool(), True, "Show the exam time remaining."),
+    Option("kiosk.toolbar.battery", Bool(), True, "Show the battery state."),
+    Option("kiosk.toolbar.network", Bool(), True, "Show the network state."),
+    Option("kiosk.toolbar.reload", Bool(), True, "Show a reload button (when reload is allowed)."),
+    Option("kiosk.toolbar.zoom", Bool(), True, "Show zoom in, zoom out and reset buttons."),
+    Option("kiosk.toolbar.quit", Bool(), True, "Show a quit button (when quitting is allowed)."),
+    Option(
+        "kiosk.cover_other_screens", Bool(), True, "Cover every screen but the primary one."
+    ),
+    # -- quit -----------------------------------------------------------------------
+    Option(
+        "quit.allow",
+        Bool(),
+        True,
+        "Let the candidate quit (with the quit password when one is set); "
+        "off leaves only the quit URL and the proctor's end.",
+    ),
+    Option("quit.url", Url(), "", "Loading this URL ends the exam."),
+    Option(
+        "quit.password_hash",
+        Str(r"[0-9a-fA-F]{64}", "64 hexadecimal digits (a SHA-256)"),
+        "",
+        "Lower-case hex SHA-256 of the UTF-8 quit password (Safe Exam Browser compatible); "
+        "empty for no password.",
+    ),
+    # -- guards ---------------------------------------------------------------------
+    Option(
+        "guards.clipboard",
+        Choice(
+            {
+                "allow": "the system clipboard works as usual",
+                "block": "no copy and paste at all",
+                "isolated": "copy and paste work inside the exam only",
+            }
+        ),
+        "isolated",
+        "Clipboard policy.",
+    ),
+    Option("guards.screenshots", Bool(), True, "Block screenshots of the exam."),
+    Option("guards.keyboard_lock", Bool(), True, "Hold the keyboard: no app switching."),
+    Option(
+        "guards.keyboard_allow",
+        List(Str(max_length=100)),
+        (),
+        'Key combinations kept for assistive technology while the keyboard is held, e.g. "Insert".',
+    ),
+    Option("guards.focus", Bool(), True, "Bring the exam back when it loses focus."),
+    Option(
+        "guards.prohibited_apps",
+        Choice(
+            {
+                "allow": "do not look for prohibited apps",
+                "ask": "ask the candidate to close them; journal one started later",
+                "close": "offer to close them; terminate one started later",
+            }
+        ),
+        "close",
+        "What to do about prohibited applications (see resources/prohibited_apps.toml).",
+    ),
+    Option(
+        "guards.prohibited_apps_extra",
+        List(Str(max_length=200)),
+        (),
+        "More executable names to treat as prohibited.",
+    ),
+    Option(
+        "guards.permitted_apps",
+        List(Str(max_length=200)),
+        (),
+        "Executable names taken off the prohibited list for this exam.",
+    ),
+    Option("guards.max_displays", Int(1, 16), 1, "How many screens may be attached."),
+    Option("guards.virtual_machine", POLICY, "deny", "Running inside a virtual machine."),
+    Option("guards.remote_session", POLICY, "deny", "Running in a remote session."),
+    Option(
+        "guards.unavailable",
+        Choice(
+            {
+                "refuse": "a guard that cannot start stops the exam from starting",
+                "continue": "the exam starts and the gap is journalled",
+            }
+        ),
+        "refuse",
+        "What happens when a guard cannot start on this machine.",
+    ),
+    # -- proctoring -----------------------------------------------------------------
+    Option("proctoring.camera", Bool(), False, "Record the camera."),
+    Option("proctoring.microphone", Bool(), False, "Record the microphone (audio proctoring)."),
+    Option("proctoring.screen", Bool(), False, "Record the screen (screen capture)."),
+    Option(
+        "proctoring.camera_source",
+        Str(max_length=1024),
+        "0",
+        'Camera: a device index ("0"), a device name, a video file path, or "pattern" for '
+        "a generated test pattern.",
+    ),
+    Option("proctoring.camera_width", Int(160, 3840), 640, "Camera frame width."),
+    Option("proctoring.camera_height", Int(120, 2160), 480, "Camera frame height."),
+    Option("proctoring.camera_fps", Float(1.0, 60.0), 15.0, "Camera frames per second."),
+    Option(
+        "proctoring.microphone_device",
+        Str(max_length=200),
+        "",
+        "Microphone name (as listed by `lockdown environment`); empty for the default input.",
+    ),
+    Option("proctoring.audio_rate", Int(8000, 48000), 16000, "Audio sample rate in Hz."),
+    Option("proctoring.screen_fps", Float(0.1, 30.0), 1.0, "Screen frames per second."),
+    Option("proctoring.screen_max_width", Int(320, 7680), 1280, "Screen frames scaled to this width."),
+    Option(
+        "proctoring.screen_area",
+        Choice({"primary": "the primary screen", "all": "all screens side by side"}),
+        "primary",
+        "Which screens to record.",
+    ),
+    Option(
+        "proctoring.segment_length", Duration(2.0, 600.0), 30.0, "Length of each recorded segment."
+    ),
+    Option(
+        "proctoring.spool_max_mb",
+        Int(50, 1_000_000),
+        4096,
+        "Size cap of the local recording spool in MiB.",
+        exam=False,
+    ),
+    # -- service --------------------------------------------------------------------
+    Option(
+        "service.url",
+        Url(),
+        "",
+        "Proctoring service endpoint (https; http only on loopback).",
+    ),
+)

@@ -1,0 +1,1 @@
+"""Operations with perform/revert and the sequence that runs them."""

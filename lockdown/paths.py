@@ -1,0 +1,63 @@
+"""Where Lockdown keeps its files: per-user data dirs, or one temporary base dir for tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "Lockdown"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The directories of one run. ``--temp-basedir`` roots all of them in one folder."""
+
+    data: Path
+    state: Path
+    runtime: Path
+
+    @property
+    def journals(self) -> Path:
+        return self.data / "journals"
+
+    @property
+    def spool(self) -> Path:
+        return self.data / "spool"
+
+    @property
+    def restore(self) -> Path:
+        """Restore records of system changes, undone at the next start after a crash."""
+        return self.state / "restore"
+
+    def ensure(self) -> None:
+        for folder in (self.data, self.state, self.runtime, self.journals, self.spool):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def default_paths() -> Paths:
+    dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
+    runtime = Path(dirs.user_runtime_dir) if sys.platform.startswith("linux") else None
+    if runtime is None or not os.access(runtime.parent, os.W_OK):
+        runtime = Path(dirs.user_cache_dir) / "run"
+    return Paths(data=Path(dirs.user_data_dir), state=Path(dirs.user_state_dir), runtime=runtime)
+
+
+def temp_paths(base: Path) -> Paths:
+    return Paths(data=base / "data", state=base / "state", runtime=base / "run")
+
+
+def organisation_file() -> Path:
+    """The system-wide organisation settings file of this OS (set by IT staff)."""
+    override = os.environ.get("LOCKDOWN_ORGANISATION_FILE")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        base = os.environ.get("PROGRAMDATA", r"C:\ProgramData")
+        return Path(base) / APP_NAME / "organisation.toml"
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support") / APP_NAME / "organisation.toml"
+    return Path("/etc/lockdown/organisation.toml")

@@ -1,0 +1,1 @@
+"""Reference proctoring service for Lockdown (never imported by the client)."""

@@ -1,0 +1,88 @@
+"""Shared fixtures: the session's own Xvfb (and openbox on demand), the PulseAudio
+virtual microphone and local HTTP servers. Nothing needs to be prepared by hand."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# WORKAROUND(PLATFORM.md, "Qt WebEngine"): as root Chromium refuses to start without this
+# and the test process dies silently. Only for root; never for a normal user.
+if os.geteuid() == 0:
+    os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+# Chromium must not try to reach the network on its own during tests.
+os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--disable-background-networking --disable-component-update")
+
+from tests.support.httpserver import LocalServer  # noqa: E402
+from tests.support.pulse import VirtualMicrophone  # noqa: E402
+from tests.support.xserver import Xvfb  # noqa: E402
+
+_session_x: Xvfb | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start one Xvfb for the whole run before Qt can be imported by any test module."""
+    global _session_x
+    if os.environ.get("LOCKDOWN_TEST_USE_DISPLAY"):
+        return
+    _session_x = Xvfb().start()
+    os.environ.update(_session_x.env)
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_x is not None:
+        _session_x.stop()
+
+
+@pytest.fixture(scope="session")
+def xserver() -> Xvfb:
+    """The run's Xvfb (no window manager unless a test asks for ``window_manager``)."""
+    if _session_x is None:
+        pytest.fail("no session X server (LOCKDOWN_TEST_USE_DISPLAY set?)")
+    return _session_x
+
+
+@pytest.fixture
+def window_manager(xserver: Xvfb) -> Iterator[Xvfb]:
+    """openbox running on the session display for the duration of one test."""
+    xserver.start_wm()
+    yield xserver
+    xserver.stop_wm()
+
+
+@pytest.fixture
+def fresh_xserver() -> Iterator[Xvfb]:
+    """A separate Xvfb for tests that start their own processes (end-to-end)."""
+    x = Xvfb().start()
+    yield x
+    x.stop()
+
+
+@pytest.fixture(scope="session")
+def virtual_microphone() -> Iterator[VirtualMicrophone]:
+    mic = VirtualMicrophone().start()
+    saved = {k: os.environ.get(k) for k in mic.env}
+    os.environ.update(mic.env)
+    yield mic
+    mic.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def http_server() -> Iterator[LocalServer]:
+    server = LocalServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,1 @@
+"""Test support: real X servers, window manager, PulseAudio virtual microphone, HTTP servers."""

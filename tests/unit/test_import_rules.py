@@ -1,0 +1,63 @@
+"""The import rules of DESIGN.md hold: device libraries, native calls and Qt stay in their places."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "lockdown"
+
+DEVICE_LIBS = {"cv2", "sounddevice", "mss", "numpy", "av"}
+NATIVE_LIBS = {"ctypes", "Xlib", "objc", "AppKit", "Quartz", "Foundation", "winreg", "win32api", "win32gui", "pynput", "_winapi"}
+QT_FREE = ("config/", "lifecycle/", "session/", "upload/", "events.py", "checks/base.py")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _modules() -> list[tuple[str, set[str]]]:
+    return [(p.relative_to(PACKAGE).as_posix(), _imports(p)) for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def broken_rules(modules: list[tuple[str, set[str]]]) -> list[str]:
+    problems = []
+    for rel, names in modules:
+        device_ok = rel.startswith("capture/") or (rel.startswith("checks/") and rel != "checks/base.py")
+        if not device_ok and (bad := names & DEVICE_LIBS):
+            problems.append(f"{rel} imports {sorted(bad)} (only capture/ and device checks may)")
+        if not rel.startswith("platform/") and (bad := names & NATIVE_LIBS):
+            problems.append(f"{rel} imports {sorted(bad)} (only platform/ may)")
+        if rel.startswith(QT_FREE) and "PySide6" in names:
+            problems.append(f"{rel} imports PySide6 (must stay free of Qt)")
+        if "lockdown_server" in names:
+            problems.append(f"{rel} imports lockdown_server (the client never does)")
+    return problems
+
+
+def test_package_follows_the_import_rules() -> None:
+    assert broken_rules(_modules()) == []
+
+
+def test_rule_checker_catches_a_broken_rule() -> None:
+    fake = [
+        ("config/settings.py", {"PySide6"}),
+        ("guards/focus.py", {"ctypes"}),
+        ("ui/kiosk.py", {"cv2"}),
+        ("capture/camera.py", {"cv2"}),
+        ("checks/camera.py", {"cv2"}),
+        ("checks/base.py", {"numpy"}),
+    ]
+    assert broken_rules(fake) == [
+        "config/settings.py imports PySide6 (must stay free of Qt)",
+        "guards/focus.py imports ['ctypes'] (only platform/ may)",
+        "ui/kiosk.py imports ['cv2'] (only capture/ and device checks may)",
+        "checks/base.py imports ['numpy'] (only capture/ and device checks may)",
+    ]
