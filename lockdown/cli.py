@@ -53,12 +53,20 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
     org = _organisation(args)
     trusted = None
     if args.pubkey:
-        text = Path(args.pubkey).read_text(encoding="ascii").strip() if Path(args.pubkey).is_file() else args.pubkey
+        text = (
+            Path(args.pubkey).read_text(encoding="ascii").strip()
+            if Path(args.pubkey).is_file()
+            else args.pubkey
+        )
         keys.parse_public(text)
         trusted = (*org.trusted_keys, text)
     config = examfile.load_file(Path(args.file), org, trusted_keys=trusted)
     settings = layer(org, config.values)
-    who = f"signed by {config.signed_by}" if config.signed_by else "unsigned (allowed by the organisation)"
+    who = (
+        f"signed by {config.signed_by}"
+        if config.signed_by
+        else "unsigned (allowed by the organisation)"
+    )
     print(f"{args.file}: valid, {who}; {len(config.values)} options set")
     for key in settings.ignored:
         print(f"  ignored {key}: locked by the organisation")
@@ -84,14 +92,6 @@ def cmd_config_sign(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_config_keys(args: argparse.Namespace) -> int:
-    try:
-        from lockdown.config.examkeys import main_keys
-    except ImportError:
-        return _not_yet("config keys")
-    return main_keys(args)
-
-
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     from lockdown.config import keys
 
@@ -107,7 +107,16 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
 
     report = events.verify(Path(args.file))
     if args.json:
-        print(json.dumps({"ok": True, "records": report.records, "first": report.first_utc, "last": report.last_utc}))
+        print(
+            json.dumps(
+                {
+                    "ok": True,
+                    "records": report.records,
+                    "first": report.first_utc,
+                    "last": report.last_utc,
+                }
+            )
+        )
     else:
         span = f", {report.first_utc} to {report.last_utc}" if report.records else ""
         print(f"{args.file}: intact, {report.records} records{span}")
@@ -146,15 +155,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Lockdown exam browser: take exams locked down, with proctoring and a system check.",
     )
     parser.add_argument("--version", action="version", version=f"lockdown {__version__}")
-    parser.add_argument("--json-logging", action="store_true", help="log as JSON lines (for machines)")
+    parser.add_argument(
+        "--json-logging", action="store_true", help="log as JSON lines (for machines)"
+    )
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     parser.add_argument(
-        "--temp-basedir", action="store_true", help="keep all data in a new temporary folder (tests)"
+        "--temp-basedir",
+        action="store_true",
+        help="keep all data in a new temporary folder (tests)",
     )
-    parser.add_argument("--organisation", metavar="FILE", help="organisation file instead of the system one")
+    parser.add_argument(
+        "--organisation", metavar="FILE", help="organisation file instead of the system one"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("open", help="open an exam: a config file, an https:// URL or a lockdown:// / seb:// link")
+    p = sub.add_parser(
+        "open", help="open an exam: a config file, an https:// URL or a lockdown:// / seb:// link"
+    )
     p.add_argument("target")
     p.set_defaults(func=_dispatch("lockdown.app", "main_open", "open"))
 
@@ -165,43 +182,65 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", help="print the settings reference")
     p.set_defaults(func=cmd_settings)
 
-    config = sub.add_parser("config", help="exam configuration files").add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    p = config.add_parser("validate", help="check an exam configuration file (signature, schema, validity)")
+    config = sub.add_parser("config", help="exam configuration files").add_subparsers(
+        dest="config_command", metavar="ACTION", required=True
+    )
+    p = config.add_parser(
+        "validate", help="check an exam configuration file (signature, schema, validity)"
+    )
     p.add_argument("file")
     p.add_argument("--pubkey", help="also trust this public key (file or ed25519:… text)")
     p.set_defaults(func=cmd_config_validate)
     p = config.add_parser("sign", help="sign an exam configuration file")
     p.add_argument("file")
-    p.add_argument("--key", required=True, metavar="KEYFILE", help="private key from `lockdown keys generate`")
+    p.add_argument(
+        "--key", required=True, metavar="KEYFILE", help="private key from `lockdown keys generate`"
+    )
     p.add_argument("--out", help="write the signed file here instead of in place")
     p.set_defaults(func=cmd_config_sign)
-    p = config.add_parser("keys", help="print the Config Key and Browser Exam Key of a .seb or Lockdown config")
+    p = config.add_parser(
+        "keys", help="print the Config Key and Browser Exam Key of a .seb or Lockdown config"
+    )
     p.add_argument("file")
     p.add_argument("--password", help="password of an encrypted .seb file (asked when missing)")
-    p.set_defaults(func=cmd_config_keys)
+    p.set_defaults(func=_dispatch("lockdown.config.examkeys", "main_keys", "config keys"))
 
-    keys_ = sub.add_parser("keys", help="signing keys").add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-    p = keys_.add_parser("generate", help="make an Ed25519 key pair for signing exam configurations")
-    p.add_argument("--out", default="lockdown-signing", help="file name prefix (default: lockdown-signing)")
+    keys_ = sub.add_parser("keys", help="signing keys").add_subparsers(
+        dest="keys_command", metavar="ACTION", required=True
+    )
+    p = keys_.add_parser(
+        "generate", help="make an Ed25519 key pair for signing exam configurations"
+    )
+    p.add_argument(
+        "--out", default="lockdown-signing", help="file name prefix (default: lockdown-signing)"
+    )
     p.set_defaults(func=cmd_keys_generate)
 
-    journal = sub.add_parser("journal", help="session journals").add_subparsers(dest="journal_command", metavar="ACTION", required=True)
+    journal = sub.add_parser("journal", help="session journals").add_subparsers(
+        dest="journal_command", metavar="ACTION", required=True
+    )
     p = journal.add_parser("verify", help="check a journal's hash chain")
     p.add_argument("file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_journal_verify)
 
-    p = sub.add_parser("environment", help="what the guards see on this machine (for support staff)")
+    p = sub.add_parser(
+        "environment", help="what the guards see on this machine (for support staff)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_dispatch("lockdown.guards.environment", "main", "environment"))
 
     p = sub.add_parser("record", help="make a short test recording with the configured sources")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--config", metavar="FILE", help="exam configuration whose proctoring settings to use")
+    p.add_argument(
+        "--config", metavar="FILE", help="exam configuration whose proctoring settings to use"
+    )
     p.set_defaults(func=_dispatch("lockdown.capture.cli", "main_record", "record"))
 
-    spool = sub.add_parser("spool", help="recording spools").add_subparsers(dest="spool_command", metavar="ACTION", required=True)
+    spool = sub.add_parser("spool", help="recording spools").add_subparsers(
+        dest="spool_command", metavar="ACTION", required=True
+    )
     p = spool.add_parser("verify", help="check every segment of a spool and summarise it")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true")

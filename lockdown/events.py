@@ -159,7 +159,9 @@ def verify(path: Path) -> VerifyReport:
         try:
             record = json.loads(raw)
         except ValueError:
-            raise VerificationFailed(f"{where}: not a journal record (garbage or a partial edit)") from None
+            raise VerificationFailed(
+                f"{where}: not a journal record (garbage or a partial edit)"
+            ) from None
         if not isinstance(record, dict) or sorted(record) != sorted(_FIELDS):
             raise VerificationFailed(f"{where}: not a journal record (fields missing or added)")
         seq = record["seq"]

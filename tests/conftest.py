@@ -14,11 +14,13 @@ import pytest
 if os.geteuid() == 0:
     os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
 # Chromium must not try to reach the network on its own during tests.
-os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--disable-background-networking --disable-component-update")
+os.environ.setdefault(
+    "QTWEBENGINE_CHROMIUM_FLAGS", "--disable-background-networking --disable-component-update"
+)
 
-from tests.support.httpserver import LocalServer  # noqa: E402
-from tests.support.pulse import VirtualMicrophone  # noqa: E402
-from tests.support.xserver import Xvfb  # noqa: E402
+from tests.support.httpserver import LocalServer
+from tests.support.pulse import VirtualMicrophone
+from tests.support.xserver import Xvfb
 
 _session_x: Xvfb | None = None
 

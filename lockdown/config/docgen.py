@@ -33,7 +33,7 @@ def _default(value: object) -> str:
 
 
 def _choices(values: Mapping[str, str]) -> list[str]:
-    return [f"  - `\"{name}\"`: {doc}" for name, doc in values.items()]
+    return [f'  - `"{name}"`: {doc}' for name, doc in values.items()]
 
 
 def render() -> str:

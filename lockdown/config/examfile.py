@@ -106,9 +106,13 @@ def parse_body(body: bytes, *, origin: str) -> tuple[ExamMeta, dict[str, Any]]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{origin}: not a UTF-8 text file; is it a Lockdown exam configuration?") from None
+        raise ConfigError(
+            f"{origin}: not a UTF-8 text file; is it a Lockdown exam configuration?"
+        ) from None
     if "\x00" in text:
-        raise ConfigError(f"{origin}: binary data in a text file; is it a Lockdown exam configuration?")
+        raise ConfigError(
+            f"{origin}: binary data in a text file; is it a Lockdown exam configuration?"
+        )
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -124,7 +128,9 @@ def parse_body(body: bytes, *, origin: str) -> tuple[ExamMeta, dict[str, Any]]:
         raise ConfigError(f"{origin}: [exam] must be a table")
     unknown = sorted(set(exam) - _EXAM_FIELDS)
     if unknown:
-        raise ConfigError(f"{origin}: unknown field exam.{unknown[0]}; expected {sorted(_EXAM_FIELDS)}")
+        raise ConfigError(
+            f"{origin}: unknown field exam.{unknown[0]}; expected {sorted(_EXAM_FIELDS)}"
+        )
     for name in ("id", "title"):
         if not isinstance(exam.get(name, ""), str):
             raise ConfigError(f"{origin}: exam.{name} must be a text")
@@ -147,7 +153,9 @@ def load_bytes(
 ) -> ExamConfig:
     """Verify the signature first, then parse, then check the validity window."""
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{origin}: larger than {MAX_CONFIG_BYTES // 1024} KiB; not an exam configuration")
+        raise ConfigError(
+            f"{origin}: larger than {MAX_CONFIG_BYTES // 1024} KiB; not an exam configuration"
+        )
     if not data.strip():
         raise ConfigError(f"{origin}: the file is empty")
     body, signature_line = split_signature(data)
@@ -167,21 +175,29 @@ def load_bytes(
         try:
             signature = base64.b64decode(b64, validate=True)
         except binascii.Error:
-            raise ConfigError(f"{origin}: the signature line is malformed; the file was changed") from None
+            raise ConfigError(
+                f"{origin}: the signature line is malformed; the file was changed"
+            ) from None
         if public not in trusted:
             raise ConfigError(
                 f"{origin}: signed by an untrusted key ({public[:20]}…); ask IT staff to add it "
                 "to the organisation file's config.trusted_keys"
             )
         if not keys.verify(public, signature, body):
-            raise ConfigError(f"{origin}: the signature does not match; the file was changed after signing")
+            raise ConfigError(
+                f"{origin}: the signature does not match; the file was changed after signing"
+            )
         signed_by = public
     meta, values = parse_body(body, origin=origin)
     moment = now or datetime.now(UTC)
     if meta.valid_from and moment < meta.valid_from:
-        raise ConfigError(f"{origin}: not valid before {meta.valid_from.isoformat()}; try again then")
+        raise ConfigError(
+            f"{origin}: not valid before {meta.valid_from.isoformat()}; try again then"
+        )
     if meta.valid_until and moment > meta.valid_until:
-        raise ConfigError(f"{origin}: expired at {meta.valid_until.isoformat()}; ask for a current file")
+        raise ConfigError(
+            f"{origin}: expired at {meta.valid_until.isoformat()}; ask for a current file"
+        )
     log.config.info("Exam configuration %s verified (signed by %s)", origin, signed_by or "nobody")
     return ExamConfig(meta=meta, values=values, signed_by=signed_by, body=body, source=origin)
 

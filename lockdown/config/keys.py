@@ -28,7 +28,9 @@ def public_text(key: Ed25519PublicKey) -> str:
 
 def parse_public(text: str) -> Ed25519PublicKey:
     if not text.startswith(PUBLIC_PREFIX):
-        raise KeyError_(f"not an Ed25519 public key (expected {PUBLIC_PREFIX}<base64>): {text[:60]!r}")
+        raise KeyError_(
+            f"not an Ed25519 public key (expected {PUBLIC_PREFIX}<base64>): {text[:60]!r}"
+        )
     try:
         raw = base64.b64decode(text[len(PUBLIC_PREFIX) :], validate=True)
         return Ed25519PublicKey.from_public_bytes(raw)
@@ -75,7 +77,9 @@ def load_private(path: Path) -> Ed25519PrivateKey:
     except (ValueError, TypeError):
         raise KeyError_(f"{path}: not a PEM private key without password") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyError_(f"{path}: not an Ed25519 private key; make one with `lockdown keys generate`")
+        raise KeyError_(
+            f"{path}: not an Ed25519 private key; make one with `lockdown keys generate`"
+        )
     return key
 
 

@@ -147,9 +147,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("kiosk.toolbar.reload", Bool(), True, "Show a reload button (when reload is allowed)."),
     Option("kiosk.toolbar.zoom", Bool(), True, "Show zoom in, zoom out and reset buttons."),
     Option("kiosk.toolbar.quit", Bool(), True, "Show a quit button (when quitting is allowed)."),
-    Option(
-        "kiosk.cover_other_screens", Bool(), True, "Cover every screen but the primary one."
-    ),
+    Option("kiosk.cover_other_screens", Bool(), True, "Cover every screen but the primary one."),
     # -- quit -----------------------------------------------------------------------
     Option(
         "quit.allow",
@@ -248,7 +246,9 @@ OPTIONS: Final[tuple[Option, ...]] = (
     ),
     Option("proctoring.audio_rate", Int(8000, 48000), 16000, "Audio sample rate in Hz."),
     Option("proctoring.screen_fps", Float(0.1, 30.0), 1.0, "Screen frames per second."),
-    Option("proctoring.screen_max_width", Int(320, 7680), 1280, "Screen frames scaled to this width."),
+    Option(
+        "proctoring.screen_max_width", Int(320, 7680), 1280, "Screen frames scaled to this width."
+    ),
     Option(
         "proctoring.screen_area",
         Choice({"primary": "the primary screen", "all": "all screens side by side"}),

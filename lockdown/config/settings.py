@@ -97,7 +97,9 @@ def parse_organisation(data: bytes, *, origin: str) -> Organisation:
         raise ConfigError(f"{origin}: not valid TOML ({exc})") from None
     unknown = sorted(set(doc) - {"settings", "locked"})
     if unknown:
-        raise ConfigError(f"{origin}: unknown top-level key {unknown[0]!r}; expected settings, locked")
+        raise ConfigError(
+            f"{origin}: unknown top-level key {unknown[0]!r}; expected settings, locked"
+        )
     settings = doc.get("settings", {})
     if not isinstance(settings, dict):
         raise ConfigError(f"{origin}: 'settings' must be a table")
@@ -151,7 +153,9 @@ class Settings(Mapping[str, Any]):
         try:
             return self._values[key]
         except KeyError:
-            raise UndeclaredOption(f"option {key!r} is not declared in the settings schema") from None
+            raise UndeclaredOption(
+                f"option {key!r} is not declared in the settings schema"
+            ) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -189,7 +193,9 @@ def layer(organisation: Organisation, exam_values: Mapping[str, Any]) -> Setting
         if not SCHEMA[key].exam:
             raise ConfigError(f"option {key!r} may be set only by the organisation file")
         if key in organisation.locked:
-            log.config.warning("Exam configuration sets %s, locked by the organisation; ignored", key)
+            log.config.warning(
+                "Exam configuration sets %s, locked by the organisation; ignored", key
+            )
             ignored.append(key)
             continue
         values[key] = value

@@ -135,13 +135,14 @@ class Duration:
             raise InvalidValue(f"expected {self.describe()}, got {_fmt(value)}")
         if isinstance(value, int | float):
             seconds = float(value)
-        elif isinstance(value, str) and value and (m := _DURATION.fullmatch(value)) and any(
-            m.groups()
+        elif (
+            isinstance(value, str)
+            and value
+            and (m := _DURATION.fullmatch(value))
+            and any(m.groups())
         ):
             h, mi, s, ms = m.groups()
-            seconds = (
-                int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0) + int(ms or 0) / 1000.0
-            )
+            seconds = int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0) + int(ms or 0) / 1000.0
         else:
             raise InvalidValue(f"expected {self.describe()}, got {_fmt(value)}")
         if not math.isfinite(seconds) or not self.minimum <= seconds <= self.maximum:
@@ -171,7 +172,9 @@ class Url:
             parts = urlsplit(value)
         except ValueError as exc:
             raise InvalidValue(f"expected {self.describe()}, got {_fmt(value)}") from exc
-        if parts.scheme not in self.schemes or (parts.scheme in ("http", "https") and not parts.hostname):
+        if parts.scheme not in self.schemes or (
+            parts.scheme in ("http", "https") and not parts.hostname
+        ):
             raise InvalidValue(f"expected {self.describe()}, got {_fmt(value)}")
         if any(ch.isspace() for ch in value):
             raise InvalidValue(f"expected {self.describe()} without spaces, got {_fmt(value)}")

@@ -41,7 +41,9 @@ class LocalServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path = self.path
-                seen = SeenRequest(self.command, path, {k: v for k, v in self.headers.items()}, body)
+                seen = SeenRequest(
+                    self.command, path, {k: v for k, v in self.headers.items()}, body
+                )
                 with server._lock:
                     server.requests.append(seen)
                 route = server.routes.get(path.split("?")[0])
@@ -60,9 +62,9 @@ class LocalServer:
                 if self.command != "HEAD":
                     self.wfile.write(response.body)
 
-            do_GET = do_POST = do_HEAD = _handle  # noqa: N815
+            do_GET = do_POST = do_HEAD = _handle
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

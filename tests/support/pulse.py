@@ -40,9 +40,20 @@ class VirtualMicrophone:
         }
         env = {**os.environ, **self.env}
         subprocess.run(
-            [binary, "-D", "--exit-idle-time=-1", "--system=false", "-n", "-F", str(config),
-             "--log-target=stderr"],
-            env=env, check=True, capture_output=True, timeout=30,
+            [
+                binary,
+                "-D",
+                "--exit-idle-time=-1",
+                "--system=false",
+                "-n",
+                "-F",
+                str(config),
+                "--log-target=stderr",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -53,14 +64,19 @@ class VirtualMicrophone:
 
     def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["pactl", *args], env={**os.environ, **self.env}, capture_output=True, text=True,
-            check=check, timeout=15,
+            ["pactl", *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=15,
         )
 
     def play(self, wav: Path, *, wait: bool = True) -> subprocess.Popen[bytes]:
         """Play a WAV file into the virtual sink (so the microphone hears it)."""
         proc = subprocess.Popen(
-            ["paplay", "--device=vsink", str(wav)], env={**os.environ, **self.env},
+            ["paplay", "--device=vsink", str(wav)],
+            env={**os.environ, **self.env},
         )
         if wait:
             proc.wait(60)

@@ -115,7 +115,9 @@ class Xvfb:
                 self.proc.kill()
             self.proc = None
 
-    def run(self, *argv: str, check: bool = True, timeout: float = 10) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *argv: str, check: bool = True, timeout: float = 10
+    ) -> subprocess.CompletedProcess[str]:
         """Run an X client (xdotool, xclip, xrandr…) on this display."""
         return subprocess.run(
             list(argv),
@@ -129,8 +131,19 @@ class Xvfb:
     def screenshot(self, path: Path) -> Path:
         """Grab the whole screen with ffmpeg's x11grab into a PNG."""
         self.run(
-            need("ffmpeg"), "-loglevel", "error", "-y", "-f", "x11grab",
-            "-video_size", f"{self.width}x{self.height}", "-i", self.display,
-            "-frames:v", "1", str(path), timeout=30,
+            need("ffmpeg"),
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "x11grab",
+            "-video_size",
+            f"{self.width}x{self.height}",
+            "-i",
+            self.display,
+            "-frames:v",
+            "1",
+            str(path),
+            timeout=30,
         )
         return path

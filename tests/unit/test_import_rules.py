@@ -8,7 +8,19 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "lockdown"
 
 DEVICE_LIBS = {"cv2", "sounddevice", "mss", "numpy", "av"}
-NATIVE_LIBS = {"ctypes", "Xlib", "objc", "AppKit", "Quartz", "Foundation", "winreg", "win32api", "win32gui", "pynput", "_winapi"}
+NATIVE_LIBS = {
+    "ctypes",
+    "Xlib",
+    "objc",
+    "AppKit",
+    "Quartz",
+    "Foundation",
+    "winreg",
+    "win32api",
+    "win32gui",
+    "pynput",
+    "_winapi",
+}
 QT_FREE = ("config/", "lifecycle/", "session/", "upload/", "events.py", "checks/base.py")
 
 
@@ -30,7 +42,9 @@ def _modules() -> list[tuple[str, set[str]]]:
 def broken_rules(modules: list[tuple[str, set[str]]]) -> list[str]:
     problems = []
     for rel, names in modules:
-        device_ok = rel.startswith("capture/") or (rel.startswith("checks/") and rel != "checks/base.py")
+        device_ok = rel.startswith("capture/") or (
+            rel.startswith("checks/") and rel != "checks/base.py"
+        )
         if not device_ok and (bad := names & DEVICE_LIBS):
             problems.append(f"{rel} imports {sorted(bad)} (only capture/ and device checks may)")
         if not rel.startswith("platform/") and (bad := names & NATIVE_LIBS):

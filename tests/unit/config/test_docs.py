@@ -29,4 +29,6 @@ def test_every_option_key_read_in_code_is_declared() -> None:
 def test_every_option_has_doc_and_a_valid_default() -> None:
     for key, option in SCHEMA.items():
         assert option.doc.strip(), key
-        option.type.convert(list(option.default) if isinstance(option.default, tuple) else option.default)
+        option.type.convert(
+            list(option.default) if isinstance(option.default, tuple) else option.default
+        )

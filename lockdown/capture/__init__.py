@@ -1,0 +1,1 @@
+"""Proctoring capture: camera, microphone and screen sources, encoders, analyzers."""

@@ -1,0 +1,1 @@
+"""The system check: checks, runner and report (coming)."""

@@ -1,0 +1,1 @@
+"""Guards: the lockdown itself (clipboard, keyboard, focus, processes, displays, VM, remote)."""

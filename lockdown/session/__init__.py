@@ -1,0 +1,1 @@
+"""Protocol client for the proctoring service and the session state machine (coming)."""

@@ -1,0 +1,1 @@
+"""Durable, encrypted on-disk spool of recorded segments, and (later) the uploader."""
