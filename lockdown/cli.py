@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = spool.add_parser("verify", help="check every segment of a spool and summarise it")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_dispatch("lockdown.capture.cli", "main_spool_verify", "spool verify"))
+    p.set_defaults(func=_dispatch("lockdown.upload.cli", "main_spool_verify", "spool verify"))
 
     p = sub.add_parser("check", help="run the system check and print the report")
     p.add_argument("--json", action="store_true")
