@@ -79,11 +79,15 @@ class Journal:
             line = data[good_end:line_end]
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 break
-            if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
+            if (
+                not isinstance(record, dict)
+                or not isinstance(record.get("hash"), str)
+                or type(record.get("seq")) is not int
+            ):
                 break
-            seq, last_hash = int(record.get("seq", seq)) + 1, record["hash"]
+            seq, last_hash = record["seq"] + 1, record["hash"]
             good_end = line_end + 1
         torn = len(data) - good_end
         if torn:
@@ -158,7 +162,7 @@ def verify(path: Path) -> VerifyReport:
         where = f"{path}: line {number}"
         try:
             record = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise VerificationFailed(
                 f"{where}: not a journal record (garbage or a partial edit)"
             ) from None
@@ -170,6 +174,10 @@ def verify(path: Path) -> VerifyReport:
         if record_hash(record) != record["hash"]:
             raise VerificationFailed(f"{where}: record {seq} was edited (its hash does not match)")
         if seq > expected_seq:
+            if _appears_later(data, expected_seq, number):
+                raise VerificationFailed(
+                    f"{where}: records reordered (record {seq} stands before record {expected_seq})"
+                )
             missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
             raise VerificationFailed(f"{where}: record {missing} deleted (next is {seq})")
         if seq < expected_seq:
@@ -185,6 +193,17 @@ def verify(path: Path) -> VerifyReport:
         first_utc = first_utc or record["utc"]
         last_utc = record["utc"]
     return VerifyReport(records=expected_seq, first_utc=first_utc, last_utc=last_utc)
+
+
+def _appears_later(data: bytes, seq: int, after_line: int) -> bool:
+    for raw in data.splitlines()[after_line:]:
+        try:
+            record = json.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict) and record.get("seq") == seq:
+            return True
+    return False
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ _SECRET_PATTERNS: Final = (
     re.compile(
         r"(?i)\b((?:access_|refresh_|session_|auth_|api_|bearer_)?(?:token|password|passwd|pwd|"
         r"secret|api_key|apikey|private_key|session_key|signing_key|authorization)"
-        r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&}]+)"
+        r"[\"']?\s*[:=]\s*[\"']?)((?:bearer\s+|basic\s+)?[^\s\"',;&}]+)"
     ),
     re.compile(r"(?i)\b(bearer\s+)([A-Za-z0-9._~+/=-]{8,})"),
     re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----)"),

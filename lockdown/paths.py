@@ -40,9 +40,11 @@ class Paths:
 
 def default_paths() -> Paths:
     dirs = platformdirs.PlatformDirs(APP_NAME, appauthor=False)
-    runtime = Path(dirs.user_runtime_dir) if sys.platform.startswith("linux") else None
-    if runtime is None or not os.access(runtime.parent, os.W_OK):
-        runtime = Path(dirs.user_cache_dir) / "run"
+    xdg_runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if sys.platform.startswith("linux") and xdg_runtime and os.access(xdg_runtime, os.W_OK):
+        runtime = Path(xdg_runtime) / "lockdown"
+    else:
+        runtime = Path(dirs.user_state_dir) / "run"
     return Paths(data=Path(dirs.user_data_dir), state=Path(dirs.user_state_dir), runtime=runtime)
 
 

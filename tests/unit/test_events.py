@@ -1,0 +1,180 @@
+"""Session journal: hash chain, verification of edits/deletions/insertions/reordering, torn tails."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lockdown.errors import VerificationFailed
+from lockdown.events import GENESIS, Event, Journal, read_records, record_hash, verify
+
+
+def make(path: Path, count: int = 5) -> Path:
+    with Journal.open(path) as journal:
+        for i in range(count):
+            journal.append(Event("test.event", {"i": i, "text": "é ✓"}))
+    return path
+
+
+def lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_records_form_a_hash_chain(tmp_path: Path) -> None:
+    records = read_records(make(tmp_path / "j.jsonl"))
+    assert [r["seq"] for r in records] == [0, 1, 2, 3, 4]
+    assert records[0]["prev"] == GENESIS
+    for before, after in itertools.pairwise(records):
+        assert after["prev"] == before["hash"] == record_hash(before)
+    assert set(records[0]) == {"seq", "utc", "mono", "type", "payload", "prev", "hash"}
+    assert records[0]["utc"].endswith("+00:00")
+    report = verify(tmp_path / "j.jsonl")
+    assert report.records == 5
+
+
+def test_reopen_continues_the_chain(tmp_path: Path) -> None:
+    path = make(tmp_path / "j.jsonl", 2)
+    with Journal.open(path) as journal:
+        journal.append(Event("again"))
+    assert [r["seq"] for r in read_records(path)] == [0, 1, 2]
+    assert verify(path).records == 3
+
+
+def test_edited_record_is_named(tmp_path: Path) -> None:
+    path = make(tmp_path / "j.jsonl")
+    data = lines(path)
+    data[2] = data[2].replace(b'"i":2', b'"i":7')
+    path.write_bytes(b"".join(data))
+    with pytest.raises(VerificationFailed, match="line 3: record 2 was edited"):
+        verify(path)
+
+
+def test_edited_record_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
+    path = make(tmp_path / "j.jsonl")
+    records = read_records(path)
+    records[1]["payload"]["i"] = 99
+    records[1]["hash"] = record_hash(records[1])
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(VerificationFailed, match="line 3: record 2 does not follow record 1"):
+        verify(path)
+
+
+def test_deleted_record_is_named(tmp_path: Path) -> None:
+    path = make(tmp_path / "j.jsonl")
+    data = lines(path)
+    del data[2]
+    path.write_bytes(b"".join(data))
+    with pytest.raises(VerificationFailed, match="line 3: record 2 deleted"):
+        verify(path)
+
+
+def test_reordered_records_are_named(tmp_path: Path) -> None:
+    path = make(tmp_path / "j.jsonl")
+    data = lines(path)
+    data[1], data[2] = data[2], data[1]
+    path.write_bytes(b"".join(data))
+    with pytest.raises(
+        VerificationFailed, match=r"line 2: records reordered \(record 2 stands before record 1\)"
+    ):
+        verify(path)
+
+
+def test_inserted_record_is_named(tmp_path: Path) -> None:
+    path = make(tmp_path / "j.jsonl")
+    data = lines(path)
+    data.insert(3, data[1])
+    path.write_bytes(b"".join(data))
+    with pytest.raises(VerificationFailed, match="line 4: record 1 is out of order or inserted"):
+        verify(path)
+
+
+def test_garbage_line_is_named(tmp_path: Path) -> None:
+    path = make(tmp_path / "j.jsonl")
+    data = lines(path)
+    data.insert(1, b"hello world\n")
+    path.write_bytes(b"".join(data))
+    with pytest.raises(VerificationFailed, match="line 2: not a journal record"):
+        verify(path)
+
+
+def test_torn_tail_is_reported_then_repaired_on_open(tmp_path: Path) -> None:
+    path = make(tmp_path / "j.jsonl", 3)
+    with path.open("ab") as fh:
+        fh.write(b'{"seq":3,"utc":"2026-')
+    with pytest.raises(VerificationFailed, match="last line is cut off"):
+        verify(path)
+    with Journal.open(path) as journal:
+        journal.append(Event("after"))
+    records = read_records(path)
+    assert [r["type"] for r in records] == ["test.event"] * 3 + ["journal.repaired", "after"]
+    assert records[3]["payload"] == {"dropped_bytes": len(b'{"seq":3,"utc":"2026-')}
+    assert verify(path).records == 5
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from lockdown.events import Event, Journal
+journal = Journal.open(Path(sys.argv[1]))
+print("ready", flush=True)
+i = 0
+while True:
+    journal.append(Event("tick", {"i": i, "pad": "x" * (i % 3000)}))
+    i += 1
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_while_writing_loses_at_most_one_record(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    for round_ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(0.2 + 0.13 * round_)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        before = read_records_tolerant(path)
+        with Journal.open(path) as journal:
+            journal.append(Event("restart", {"round": round_}))
+        report = verify(path)
+        assert report.records >= before + 1
+    assert report.records > 10
+
+
+def read_records_tolerant(path: Path) -> int:
+    return sum(1 for line in path.read_bytes().split(b"\n") if line.endswith(b"}"))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.binary(max_size=300))
+def test_fuzz_verify_and_open_never_crash(tmp_path: Path, junk: bytes) -> None:
+    path = tmp_path / "fuzz.jsonl"
+    path.write_bytes(junk)
+    try:
+        verify(path)
+    except VerificationFailed as exc:
+        assert "\n" not in str(exc)
+    with Journal.open(path) as journal:
+        journal.append(Event("after.fuzz"))
+    path.unlink()
+
+
+def test_open_stops_at_a_record_without_valid_sequence(tmp_path: Path) -> None:
+    path = make(tmp_path / "j.jsonl", 2)
+    with path.open("ab") as fh:
+        fh.write(b'{"seq":"x","hash":"y"}\n' + b"[" * 100_000 + b"\n")
+    with Journal.open(path) as journal:
+        journal.append(Event("after"))
+    assert verify(path).records == 4
