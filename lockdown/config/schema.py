@@ -72,6 +72,14 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "(as printed by `lockdown keys generate`). Organisation file only.",
         exam=False,
     ),
+    Option(
+        "config.allow_seb",
+        Bool(),
+        True,
+        "Open Safe Exam Browser .seb files (their Config Key is checked by the exam server). "
+        "Organisation file only.",
+        exam=False,
+    ),
     # -- browser --------------------------------------------------------------------
     Option("browser.start_url", Url(), "", "The page the exam starts on."),
     Option(
