@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from lockdown.capture.base import Segment
+from lockdown.errors import UserError
 
 
-class SpoolError(Exception):
-    """The spool cannot take a segment (disk full, folder unwritable); the message says why."""
+class SpoolError(UserError):
+    """The spool cannot take or give a segment (disk full, folder unwritable, corrupted).
+
+    The message is one line that says what happened (and where); the CLI prints it as is.
+    """
 
 
 class SegmentStore(Protocol):
