@@ -1,0 +1,187 @@
+"""Linux/X11 desktop platform (python-xlib): active window, activation, XKB server keys.
+
+X11 has no keyboard hook outside the toolkit: the keyboard guard grabs the keyboard with
+Qt's own connection so keys reach our widgets. X11 cannot hide a window from other
+clients' screen capture, so capture exclusion is unavailable here. Keys that the X server
+acts on before any grab (Ctrl+Alt+F1… VT switching, Ctrl+Alt+Backspace) are switched off
+with the XKB option ``srvrkeys:none`` through ``setxkbmap``; the previous options are
+returned so they can be recorded before the change and put back afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+from Xlib import X, Xatom, display, error
+from Xlib.protocol import event as xevent
+
+from lockdown import log
+from lockdown.platform.base import Capability, KeyDecider, Support, WindowRef
+
+SERVER_KEYS_OPTION: Final = "srvrkeys:none"
+_SOURCE_PAGER: Final = 2  # _NET_ACTIVE_WINDOW source indication: a pager, obeyed by WMs
+
+
+class X11Platform:
+    """X11 through its own python-xlib connection (separate from Qt's)."""
+
+    def __init__(self, display_name: str | None = None) -> None:
+        self._display_name = display_name or os.environ.get("DISPLAY", "")
+        self._lock = threading.Lock()
+        self._dpy: display.Display | None = None
+        self._error = ""
+        try:
+            self._dpy = display.Display(self._display_name or None)
+        except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
+            self._error = f"cannot connect to the X display {self._display_name!r} ({exc})"
+            log.guards.warning("X11 platform: %s", self._error)
+
+    @property
+    def name(self) -> str:
+        return "x11"
+
+    @property
+    def is_null(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._dpy is not None:
+                self._dpy.close()
+                self._dpy = None
+
+    def support(self, capability: Capability) -> Support:
+        if self._dpy is None:
+            return Support(False, "x11", self._error or "no X display")
+        if capability is Capability.ACTIVE_WINDOW:
+            return Support(True, "x11 (_NET_ACTIVE_WINDOW, input focus)")
+        if capability is Capability.SYSTEM_KEYS:
+            if shutil.which("setxkbmap") is None:
+                return Support(False, "x11 (xkb)", "setxkbmap is not installed")
+            return Support(True, "x11 (xkb srvrkeys:none)")
+        if capability is Capability.KEYBOARD_HOOK:
+            return Support(False, "x11", "X11 has no hook; the toolkit grabs the keyboard")
+        if capability in (Capability.CAPTURE_EXCLUSION, Capability.CAPTURE_EXCLUDED_WINDOWS):
+            return Support(False, "x11", "X11 cannot hide a window from other clients' capture")
+        return Support(False, "x11", "the toolkit watches the clipboard (XFixes) on X11")
+
+    # -- keyboard ---------------------------------------------------------------------
+
+    def hook_keyboard(self, window: int, decide: KeyDecider) -> bool:
+        return False
+
+    def unhook_keyboard(self) -> None:
+        return None
+
+    # -- windows ----------------------------------------------------------------------
+
+    def _atom(self, dpy: display.Display, name: str) -> int:
+        atom: int = dpy.intern_atom(name)
+        return atom
+
+    def _property(self, dpy: display.Display, window: Any, name: str, kind: int) -> Any:
+        try:
+            prop = window.get_full_property(self._atom(dpy, name), kind)
+        except error.XError:
+            return None
+        return None if prop is None else prop.value
+
+    def _describe(self, dpy: display.Display, wid: int) -> WindowRef:
+        window = dpy.create_resource_object("window", wid)
+        pid_value = self._property(dpy, window, "_NET_WM_PID", Xatom.CARDINAL)
+        pid = int(pid_value[0]) if pid_value is not None and len(pid_value) else None
+        title = self._property(dpy, window, "_NET_WM_NAME", self._atom(dpy, "UTF8_STRING"))
+        if title is None:
+            title = self._property(dpy, window, "WM_NAME", Xatom.STRING)
+        if isinstance(title, bytes):
+            title = title.decode("utf-8", "replace")
+        return WindowRef(id=wid, pid=pid, title=str(title or ""))
+
+    def active_window(self) -> WindowRef | None:
+        with self._lock:
+            dpy = self._dpy
+            if dpy is None:
+                return None
+            try:
+                root = dpy.screen().root
+                value = self._property(dpy, root, "_NET_ACTIVE_WINDOW", Xatom.WINDOW)
+                wid = int(value[0]) if value is not None and len(value) else 0
+                if not wid:
+                    # No window manager (or none active): the X input focus is the truth.
+                    focus = dpy.get_input_focus().focus
+                    wid = 0 if isinstance(focus, int) else int(focus.id)
+                    if wid in (0, 1, root.id):  # None, PointerRoot, root
+                        return None
+                return self._describe(dpy, wid)
+            except (error.XError, error.ConnectionClosedError) as exc:
+                log.guards.warning("X11: cannot read the active window (%s)", exc)
+                return None
+
+    def activate_window(self, window: int) -> None:
+        with self._lock:
+            dpy = self._dpy
+            if dpy is None:
+                return
+            try:
+                root = dpy.screen().root
+                target = dpy.create_resource_object("window", window)
+                message = xevent.ClientMessage(
+                    window=target,
+                    client_type=self._atom(dpy, "_NET_ACTIVE_WINDOW"),
+                    data=(32, [_SOURCE_PAGER, X.CurrentTime, 0, 0, 0]),
+                )
+                mask = X.SubstructureRedirectMask | X.SubstructureNotifyMask
+                root.send_event(message, event_mask=mask)
+                # Without a window manager nobody answers the message: do it ourselves.
+                target.configure(stack_mode=X.Above)
+                target.set_input_focus(X.RevertToParent, X.CurrentTime)
+                dpy.flush()
+            except (error.XError, error.ConnectionClosedError) as exc:
+                log.guards.warning("X11: cannot activate window %#x (%s)", window, exc)
+
+    # -- capture exclusion ------------------------------------------------------------
+
+    def set_capture_excluded(self, window: int, excluded: bool) -> bool:
+        return False
+
+    def capture_excluded_windows(self) -> list[WindowRef]:
+        return []
+
+    # -- system keys ------------------------------------------------------------------
+
+    def _setxkbmap(self, *args: str) -> str:
+        binary = shutil.which("setxkbmap")
+        if binary is None:
+            raise OSError("setxkbmap is not installed")
+        env = {**os.environ, "DISPLAY": self._display_name}
+        done = subprocess.run(
+            [binary, *args], env=env, capture_output=True, text=True, timeout=10, check=False
+        )
+        if done.returncode != 0:
+            raise OSError(f"setxkbmap {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def system_keys_state(self) -> Mapping[str, Any] | None:
+        if self.support(Capability.SYSTEM_KEYS).available is False:
+            return None
+        options: list[str] = []
+        for line in self._setxkbmap("-query").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "options":
+                options = [o for o in value.strip().split(",") if o]
+        return {"display": self._display_name, "xkb_options": options}
+
+    def disable_system_keys(self) -> None:
+        self._setxkbmap("-option", SERVER_KEYS_OPTION)
+
+    def restore_system_keys(self, state: Mapping[str, Any]) -> None:
+        options = [str(o) for o in state.get("xkb_options", [])]
+        self._setxkbmap("-option", "", "-option", ",".join(options))
+
+    def clipboard_change_count(self) -> int | None:
+        return None
