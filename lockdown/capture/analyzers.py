@@ -1,0 +1,304 @@
+"""Hints, not verdicts: brightness, faces and voice activity on downscaled input.
+
+Each analyzer is fed one frame or audio block at a time (with its capture stamp) and
+returns a :class:`Finding` only when a condition *begins* and has persisted long enough
+that a glance away or a cough is not a flag. :class:`HintReporter` turns findings into
+rate-limited journal events whose ``segment`` and ``offset`` say where to look in the
+recording. Nothing here ends or fails an exam.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from lockdown.capture.base import Stream
+from lockdown.capture.clock import CaptureClock
+from lockdown.capture.encoder import Frame, Samples
+from lockdown.events import Event, EventSink
+
+Gray = npt.NDArray[np.uint8]
+
+#: Width analysers work at; frames are downscaled to it first.
+ANALYSIS_WIDTH: Final = 320
+SILENCE_DBFS: Final = -120.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A condition that began: ``kind`` names it (``too_dark``, ``no_face``, …); the
+    ``onset`` detail (monotonic seconds) says when it began."""
+
+    kind: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def downscale_gray(frame: Frame, width: int = ANALYSIS_WIDTH) -> Gray:
+    """The luma of a BGR frame, scaled down to ``width`` (aspect kept)."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if gray.shape[1] > width:
+        height = max(1, round(gray.shape[0] * width / gray.shape[1]))
+        gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA)
+    return np.asarray(gray, np.uint8)
+
+
+# -- too dark -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LumaStats:
+    mean: float
+    std: float
+    median: float
+    p05: float
+    p95: float
+    #: share of pixels darker than 20
+    low: float
+
+
+def luma_stats(gray: Gray) -> LumaStats:
+    hist = np.bincount(gray.reshape(-1), minlength=256).astype(np.float64)
+    total = float(hist.sum()) or 1.0
+    levels = np.arange(256, dtype=np.float64)
+    mean = float((hist * levels).sum() / total)
+    std = math.sqrt(float((hist * (levels - mean) ** 2).sum() / total))
+    cdf = np.cumsum(hist) / total
+    p05, median, p95 = (float(np.searchsorted(cdf, q)) for q in (0.05, 0.5, 0.95))
+    return LumaStats(mean, std, median, p05, p95, float(hist[:20].sum() / total))
+
+
+def is_dark(stats: LumaStats) -> bool:
+    """The WebRTC brightness rule: a low spread with a dark bottom, and the median, the
+    mean or the bright end low too (or a fifth of the picture near black)."""
+    if stats.std >= 55 or stats.p05 >= 50:
+        return False
+    return stats.median < 60 or stats.mean < 80 or stats.p95 < 130 or stats.low > 0.20
+
+
+class TooDarkCheck:
+    """Flags ``too_dark`` after ``consecutive`` dark frames in a row."""
+
+    def __init__(self, consecutive: int = 3) -> None:
+        self.consecutive = consecutive
+        self.dark_frames = 0
+        self.flagged = False
+        self._since = 0.0
+
+    def feed(self, gray: Gray, mono: float) -> Finding | None:
+        """Look at one frame captured at ``mono``; the finding's ``onset`` is the first
+        dark frame of the run."""
+        stats = luma_stats(gray)
+        if not is_dark(stats):
+            self.dark_frames = 0
+            self.flagged = False
+            return None
+        if self.dark_frames == 0:
+            self._since = mono
+        self.dark_frames += 1
+        if self.dark_frames >= self.consecutive and not self.flagged:
+            self.flagged = True
+            return Finding(
+                "too_dark",
+                {
+                    "mean": round(stats.mean, 1),
+                    "median": round(stats.median, 1),
+                    "onset": self._since,
+                },
+            )
+        return None
+
+
+# -- faces --------------------------------------------------------------------------------
+
+
+def load_face_cascade() -> Any:
+    """The frontal-face Haar cascade shipped with opencv-python(-headless) 4.x."""
+    path = str(cv2.data.haarcascades) + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise FileNotFoundError(f"the face model {path} is missing from the OpenCV install")
+    return cascade
+
+
+class FaceCheck:
+    """Counts faces and flags ``no_face`` / ``several_faces`` once a count has held for
+    ``persistence`` seconds (a glance away or someone walking past is not a flag)."""
+
+    def __init__(self, persistence: float = 3.0, cascade: Any = None) -> None:
+        self.persistence = persistence
+        self._cascade = cascade if cascade is not None else load_face_cascade()
+        #: the class ("none", "one", "several") last seen and since when
+        self._seen: tuple[str, float] | None = None
+        self.settled = "one"
+        self.faces = 0
+
+    def count(self, gray: Gray) -> int:
+        equalized = cv2.equalizeHist(gray)
+        side = max(24, gray.shape[1] // 12)
+        found = self._cascade.detectMultiScale(
+            equalized, scaleFactor=1.15, minNeighbors=5, minSize=(side, side)
+        )
+        return len(found)
+
+    def feed(self, gray: Gray, mono: float) -> Finding | None:
+        self.faces = self.count(gray)
+        label = "none" if self.faces == 0 else "one" if self.faces == 1 else "several"
+        if self._seen is None or self._seen[0] != label:
+            self._seen = (label, mono)
+        if label == self.settled or mono - self._seen[1] < self.persistence:
+            return None
+        self.settled = label
+        onset = self._seen[1]
+        if label == "none":
+            return Finding("no_face", {"onset": onset})
+        if label == "several":
+            return Finding("several_faces", {"faces": self.faces, "onset": onset})
+        return None
+
+
+# -- audio --------------------------------------------------------------------------------
+
+
+def dbfs(samples: Samples) -> float:
+    """RMS level in dB relative to full scale (``SILENCE_DBFS`` for digital silence)."""
+    if not len(samples):
+        return SILENCE_DBFS
+    rms = math.sqrt(float(np.mean(np.square(samples, dtype=np.float64))))
+    return max(SILENCE_DBFS, 20 * math.log10(rms)) if rms > 0 else SILENCE_DBFS
+
+
+@dataclass(frozen=True)
+class BlockFeatures:
+    level: float
+    zcr: float
+    #: share of the energy in the voice band (300-3400 Hz)
+    voice_band: float
+
+
+def block_features(samples: Samples, rate: int) -> BlockFeatures:
+    level = dbfs(samples)
+    if len(samples) < 2 or level <= SILENCE_DBFS:
+        return BlockFeatures(level, 0.0, 0.0)
+    signs = np.signbit(samples)
+    zcr = float(np.count_nonzero(signs[1:] != signs[:-1])) / (len(samples) - 1)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples)))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    total = float(spectrum.sum()) or 1.0
+    band = float(spectrum[(freqs >= 300) & (freqs <= 3400)].sum()) / total
+    return BlockFeatures(level, zcr, band)
+
+
+class VoiceActivity:
+    """Speech vs silence vs noise over a sliding window, smoothed by a hold time.
+
+    A block is *voiced* when it is above the silence level, most of its energy is in the
+    voice band and its zero-crossing rate is that of voice. The window is speech when
+    enough blocks are voiced and the level moves like syllables do (a steady tone or fan
+    does not); noise when it is loud otherwise; silence else. A new state must hold for
+    ``hold`` seconds before it counts.
+    """
+
+    def __init__(
+        self,
+        rate: int,
+        *,
+        window: float = 1.0,
+        hold: float = 0.6,
+        silence_dbfs: float = -50.0,
+    ) -> None:
+        self.rate = rate
+        self.window = window
+        self.hold = hold
+        self.silence_dbfs = silence_dbfs
+        self._blocks: collections.deque[tuple[float, BlockFeatures]] = collections.deque()
+        self._candidate: tuple[str, float] | None = None
+        self.state = "silence"
+        self.level_dbfs = SILENCE_DBFS
+
+    def classify(self) -> str:
+        feats = [f for _, f in self._blocks]
+        if not feats:
+            return "silence"
+        loud = [f for f in feats if f.level > self.silence_dbfs]
+        if len(loud) < 0.2 * len(feats):
+            return "silence"
+        voiced = sum(1 for f in loud if f.voice_band >= 0.6 and 0.01 <= f.zcr <= 0.35)
+        levels = np.array([max(f.level, self.silence_dbfs - 20) for f in feats])
+        modulation = float(levels.std())
+        if voiced >= 0.25 * len(feats) and modulation >= 4.0:
+            return "speech"
+        return "noise" if len(loud) >= 0.5 * len(feats) else "silence"
+
+    def feed(self, samples: Samples, mono: float) -> Finding | None:
+        """Analyse one block captured at ``mono``; a finding when speech or noise begins."""
+        self._blocks.append((mono, block_features(samples, self.rate)))
+        while self._blocks and mono - self._blocks[0][0] > self.window:
+            self._blocks.popleft()
+        levels = [f.level for _, f in self._blocks]
+        power = float(np.mean([10 ** (lv / 10) for lv in levels]))
+        self.level_dbfs = max(SILENCE_DBFS, 10 * math.log10(power)) if power > 0 else SILENCE_DBFS
+        label = self.classify()
+        if self._candidate is None or self._candidate[0] != label:
+            self._candidate = (label, mono)
+        if label == self.state or mono - self._candidate[1] < self.hold:
+            return None
+        self.state = label
+        if label == "silence":
+            return None
+        return Finding(
+            "voice" if label == "speech" else "noise",
+            {"dbfs": round(self.level_dbfs, 1), "onset": self._candidate[1]},
+        )
+
+
+# -- journal ------------------------------------------------------------------------------
+
+
+class HintReporter:
+    """Journals findings as ``hint.<kind>`` events, at most one per kind per ``interval``.
+
+    Payload: ``stream``, ``utc`` (capture time), ``segment`` (sequence number), ``offset``
+    (seconds into that segment), the finding's details and ``suppressed`` (how many of
+    this kind were held back by the rate limit since the last one).
+    """
+
+    def __init__(
+        self, report: EventSink, stream: Stream, clock: CaptureClock, *, interval: float = 30.0
+    ) -> None:
+        self._report = report
+        self._stream = stream
+        self._clock = clock
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.emitted: collections.Counter[str] = collections.Counter()
+
+    def __call__(self, finding: Finding, *, mono: float, segment: int, offset: float) -> bool:
+        """Journal ``finding`` unless rate-limited; True when it was journalled."""
+        with self._lock:
+            last = self._last.get(finding.kind)
+            if last is not None and mono - last < self.interval:
+                self._held[finding.kind] = self._held.get(finding.kind, 0) + 1
+                return False
+            self._last[finding.kind] = mono
+            suppressed = self._held.pop(finding.kind, 0)
+            self.emitted[finding.kind] += 1
+        payload: dict[str, Any] = {
+            "stream": self._stream.value,
+            "utc": self._clock.utc(mono).isoformat(timespec="milliseconds"),
+            "segment": segment,
+            "offset": round(max(0.0, offset), 3),
+            **finding.details,
+        }
+        if suppressed:
+            payload["suppressed"] = suppressed
+        self._report(Event(f"hint.{finding.kind}", payload))
+        return True
