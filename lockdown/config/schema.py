@@ -255,6 +255,18 @@ OPTIONS: Final[tuple[Option, ...]] = (
     Option("proctoring.audio_rate", Int(8000, 48000), 16000, "Audio sample rate in Hz."),
     Option("proctoring.screen_fps", Float(0.1, 30.0), 1.0, "Screen frames per second."),
     Option(
+        "proctoring.screen_activity_fps",
+        Float(0.0, 30.0),
+        2.0,
+        "Screen frames per second at most while the screen changes (0: only screen_fps).",
+    ),
+    Option(
+        "proctoring.camera_max_kbps",
+        Int(0, 20000),
+        96,
+        "Bitrate cap of the camera video in kbit/s (0: quality only, no cap).",
+    ),
+    Option(
         "proctoring.screen_max_width", Int(320, 7680), 1280, "Screen frames scaled to this width."
     ),
     Option(
