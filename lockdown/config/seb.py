@@ -104,9 +104,13 @@ def _gunzip(data: bytes, *, origin: str, what: str) -> bytes:
     return out
 
 
+def _xml_start(data: bytes) -> bytes:
+    """``data`` without a UTF-8 byte order mark and leading white space."""
+    return data.removeprefix(_UTF8_BOM).lstrip()
+
+
 def _is_xml(data: bytes) -> bool:
-    head = data.removeprefix(_UTF8_BOM).lstrip()
-    return head.startswith((b"<?xm", b"<plist", b"<!DOCTYPE plist"))
+    return _xml_start(data).startswith((b"<?xm", b"<plist", b"<!DOCTYPE plist"))
 
 
 def looks_like_seb(data: bytes) -> bool:
@@ -122,7 +126,7 @@ def _xml_from(payload: bytes, *, origin: str, what: str) -> bytes:
             f"{origin}: the {what} holds no XML settings; the file is damaged or not a "
             "Safe Exam Browser configuration"
         )
-    return payload
+    return _xml_start(payload)
 
 
 def _keys(password: str, enc_salt: bytes, hmac_salt: bytes) -> tuple[bytes, bytes]:
@@ -167,9 +171,7 @@ def _decrypt_blob(blob: bytes, *, origin: str, password: PasswordSource) -> byte
         if hmac.compare_digest(hmac.new(hmac_key, signed, hashlib.sha256).digest(), tag):
             return _aes_decrypt(enc_key, iv, ciphertext, origin=origin)
         wrong = True
-        log.config.warning(
-            "Wrong password for %s (try %d of %d)", origin, attempt, MAX_PASSWORD_TRIES
-        )
+        log.config.info("Wrong password for %s (try %d of %d)", origin, attempt, MAX_PASSWORD_TRIES)
     raise ConfigError(
         f"{origin}: wrong password {MAX_PASSWORD_TRIES} times; "
         "ask your exam organiser for the right one"
@@ -227,7 +229,7 @@ def unwrap(data: bytes, *, origin: str, password: PasswordSource) -> bytes:
         raise ConfigError(f"{origin}: the file is empty; download the .seb file again")
     raw = _gunzip(data, origin=origin, what="file") if data.startswith(GZIP_MAGIC) else data
     if _is_xml(raw):
-        return raw
+        return _xml_start(raw)
     prefix, payload = raw[:4], raw[4:]
     if prefix == PREFIX_PLAIN:
         return _xml_from(payload, origin=origin, what="settings")
@@ -443,7 +445,14 @@ def map_settings(
                 f"{origin}: Safe Exam Browser setting {seb_key!r}: {exc}; "
                 "ask your exam organiser for a corrected file"
             ) from None
-        values[our_key] = convert(our_key, raw, origin=f"{origin} ({seb_key})")
+        try:
+            values[our_key] = convert(our_key, raw, origin=origin)
+        except ConfigError as exc:
+            detail = str(exc).removeprefix(f"{origin}: ")
+            raise ConfigError(
+                f"{origin}: Safe Exam Browser setting {seb_key!r} gives {detail}; "
+                "ask your exam organiser for a corrected file"
+            ) from None
     ignored = tuple(sorted((k for k in plist if k not in MAPPED), key=str.lower))
     return values, ignored
 
