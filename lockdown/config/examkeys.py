@@ -296,7 +296,10 @@ def keys_for_file(path: Path, *, password: Callable[[int], str | None]) -> ExamK
         return keys_for_seb(seb.load_seb(data, origin=origin, password=password))
     body, _ = examfile.split_signature(data)
     _, values = examfile.parse_body(body, origin=origin)
-    return keys_for_values(values, str(values.get("browser.exam_key_salt", "")))
+    try:
+        return keys_for_values(values, str(values.get("browser.exam_key_salt", "")))
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
 
 
 def main_keys(args: argparse.Namespace) -> int:

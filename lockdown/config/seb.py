@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from lockdown import log
 from lockdown.config import examkeys
-from lockdown.config.settings import ConfigError, convert
+from lockdown.config.settings import ConfigError, Organisation, convert
 
 MAX_SEB_BYTES: Final = 8 * 1024 * 1024
 MAX_XML_BYTES: Final = 16 * 1024 * 1024
@@ -498,3 +498,12 @@ def load_seb(data: bytes, *, origin: str, password: PasswordSource) -> SebConfig
         config_key=key,
         plist=frozen,
     )
+
+
+def check_allowed(organisation: Organisation, *, origin: str) -> None:
+    """Refuse a ``.seb`` file when the organisation file sets ``config.allow_seb = false``."""
+    if not organisation.values.get("config.allow_seb", True):
+        raise ConfigError(
+            f"{origin}: Safe Exam Browser files are switched off on this computer "
+            "(config.allow_seb); ask your exam organiser for a Lockdown exam configuration"
+        )

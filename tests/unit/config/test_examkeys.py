@@ -238,6 +238,10 @@ def test_cli_wrong_password_is_one_line_exit_2(capsys: pytest.CaptureFixture[str
         (b"\x1f\x8b\x08\x00\x00", "truncated"),
         (b"format = 2\n", "'format = 1' missing"),
         (b"pkhs" + bytes(64), "encrypted for a certificate (pkhs)"),
+        (
+            b'format = 1\n[browser]\nexam_key_salt = "abc"\n',
+            "file: exam key salt 'abc'… has an odd number of hex digits",
+        ),
     ],
 )
 def test_cli_bad_files_are_one_line_exit_2(

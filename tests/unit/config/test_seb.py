@@ -440,3 +440,11 @@ def test_looks_like_seb_tells_seb_from_lockdown_configs() -> None:
     assert seb.looks_like_seb((DATA / "exam-password.seb").read_bytes())
     assert seb.looks_like_seb(b"pswd\x03\x01")
     assert not seb.looks_like_seb((DATA / "exam.toml").read_bytes())
+
+
+def test_organisation_can_switch_seb_files_off() -> None:
+    seb.check_allowed(Organisation(), origin="exam.seb")
+    seb.check_allowed(Organisation(values={"config.allow_seb": True}), origin="exam.seb")
+    with pytest.raises(ConfigError) as exc:
+        seb.check_allowed(Organisation(values={"config.allow_seb": False}), origin="exam.seb")
+    assert str(exc.value).startswith("exam.seb: Safe Exam Browser files are switched off")
