@@ -1,0 +1,499 @@
+"""The prohibited-process watcher: find prohibited apps running, journal and close them.
+
+Phases of one exam:
+
+1. Before the exam, :func:`scan_running` lists the prohibited apps running now (the
+   pre-exam dialog asks the candidate to close them; see
+   :class:`lockdown.guards.system.SystemGuardsOperation`).
+2. During the exam, :class:`ProcessWatcherGuard` learns of every process start from an
+   exec source — on Linux the kernel's process connector (pushed, no polling), otherwise
+   a cheap pid-list diff every 100 ms — inspects only the new process, matches it against
+   the list (:mod:`lockdown.guards.appslist`), journals ``guards.prohibited_app`` and,
+   when the policy is ``close``, terminates it (SIGTERM, then SIGKILL after a grace
+   period; a process that survives is journalled as ``guards.prohibited_app_survived``).
+3. The guard never touches our own process tree (this process, its ancestors, its
+   descendants) or the system's essential processes.
+
+A flood (an app restarting in a loop) is rate-limited per app in the journal; the
+summary keeps the count.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import psutil
+
+from lockdown import log
+from lockdown.events import Event, EventSink
+from lockdown.guards.appslist import (
+    AppList,
+    Match,
+    Matcher,
+    OsName,
+    ProcessFacts,
+    current_os,
+)
+from lockdown.guards.base import Availability, GuardInfo, GuardUnavailable
+
+NAME: Final = "prohibited_apps"
+POLL_INTERVAL: Final = 0.1
+#: Polling only: how often every process is re-matched (catches exec without a new pid).
+RESCAN_INTERVAL: Final = 2.0
+GRACE_SECONDS: Final = 2.0
+RATE_INTERVAL: Final = 10.0
+EVENT_DETECTED: Final = "guards.prohibited_app"
+EVENT_CLOSED: Final = "guards.prohibited_app_closed"
+EVENT_SURVIVED: Final = "guards.prohibited_app_survived"
+EVENT_BACKEND: Final = "guards.process_watcher"
+
+ExecCallback = Callable[[int, float], None]
+OverflowCallback = Callable[[], None]
+
+
+class ExecSource(Protocol):
+    """Tells about new processes; ``backend`` and ``reason`` say how and why this way."""
+
+    backend: str
+    reason: str
+
+    def start(self, on_exec: ExecCallback, on_overflow: OverflowCallback) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# -- facts about processes ----------------------------------------------------------------
+
+
+def _attr(fn: Callable[[], Any], default: Any) -> Any:
+    try:
+        return fn()
+    except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
+        return default
+
+
+_original_names: dict[str, str] = {}
+
+
+def _extra_facts(os_name: OsName, exe: str) -> dict[str, str]:
+    if not exe or os_name == "linux":
+        return {}
+    if os_name == "windows":
+        if exe not in _original_names:
+            from lockdown.platform import proc_windows
+
+            _original_names[exe] = proc_windows.original_filename(exe) or ""
+        return {"original_filename": _original_names[exe]}
+    from lockdown.platform import proc_macos
+
+    return {"bundle_id": proc_macos.bundle_id_for_exe(exe) or ""}
+
+
+def inspect(pid: int, os_name: OsName | None = None) -> ProcessFacts | None:
+    """What is known about ``pid``; None when it is gone (or a zombie)."""
+    os_name = os_name or current_os()
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            if _attr(proc.status, "") == psutil.STATUS_ZOMBIE:
+                return None  # exited, waiting for its parent: nothing left to match or close
+            name = _attr(proc.name, "")
+            ppid = _attr(proc.ppid, 0)
+            created = _attr(proc.create_time, 0.0)
+            exe = _attr(proc.exe, "")
+            cmdline = tuple(_attr(proc.cmdline, ()))
+    except psutil.NoSuchProcess:
+        return None
+    return ProcessFacts(
+        pid=pid,
+        name=name,
+        exe=exe,
+        cmdline=cmdline,
+        ppid=ppid,
+        create_time=created,
+        **_extra_facts(os_name, exe),
+    )
+
+
+class OwnTree:
+    """Our own process, its ancestors (the session's shell, launcher …) and descendants."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid if pid is not None else os.getpid()
+        try:
+            self.ancestors = frozenset(p.pid for p in psutil.Process(self.pid).parents())
+        except psutil.Error:
+            self.ancestors = frozenset()
+
+    def contains(self, facts: ProcessFacts) -> bool:
+        if facts.pid == self.pid or facts.pid in self.ancestors:
+            return True
+        parent, steps = facts.ppid, 0
+        while parent > 1 and steps < 64:
+            if parent == self.pid:
+                return True
+            try:
+                parent = psutil.Process(parent).ppid()
+            except psutil.Error:
+                return False
+            steps += 1
+        return False
+
+
+def scan_running(
+    matcher: Matcher, own: OwnTree | None = None, pids: Iterable[int] | None = None
+) -> list[Match]:
+    """Prohibited apps running now (never our own tree or essential processes)."""
+    own = own or OwnTree()
+    found = []
+    for pid in pids if pids is not None else psutil.pids():
+        facts = inspect(pid, matcher.os)
+        if facts is None or matcher.is_essential(facts) or own.contains(facts):
+            continue
+        match = matcher.match(facts)
+        if match is not None:
+            found.append(match)
+    return found
+
+
+# -- exec sources ---------------------------------------------------------------------------
+
+
+def _psutil_pids() -> set[int]:
+    return set(psutil.pids())
+
+
+class PollingExecSource:
+    """Diffs the pid list every ``interval`` seconds; re-matches everything now and then."""
+
+    def __init__(
+        self,
+        reason: str,
+        interval: float = POLL_INTERVAL,
+        list_pids: Callable[[], set[int]] | None = None,
+        rescan_interval: float = RESCAN_INTERVAL,
+    ) -> None:
+        self.reason = reason
+        self.interval = interval
+        self.rescan_interval = rescan_interval
+        if list_pids is None:
+            if current_os() == "linux":
+                from lockdown.platform.proc_linux import proc_pids
+
+                list_pids = proc_pids
+                self.backend = "poll-proc"
+            else:
+                list_pids = _psutil_pids
+                self.backend = "poll-psutil"
+        else:
+            self.backend = "poll"
+        self._list_pids = list_pids
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, on_exec: ExecCallback, on_overflow: OverflowCallback) -> None:
+        self._stop.clear()
+        known = self._list_pids()
+        self._thread = threading.Thread(
+            target=self._run, args=(known, on_exec, on_overflow), name="proc-poll", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, known: set[int], on_exec: ExecCallback, on_overflow: OverflowCallback) -> None:
+        next_rescan = time.monotonic() + self.rescan_interval
+        while not self._stop.wait(self.interval):
+            try:
+                now_pids = self._list_pids()
+                now = time.monotonic()
+                for pid in sorted(now_pids - known):
+                    on_exec(pid, now)
+                known = now_pids
+                if now >= next_rescan:
+                    next_rescan = now + self.rescan_interval
+                    on_overflow()
+            except Exception:
+                log.guards.exception("Process poll failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def choose_exec_source(os_name: OsName | None = None, *, allow_netlink: bool = True) -> ExecSource:
+    """The best exec source here; the fallback says why it is a fallback."""
+    os_name = os_name or current_os()
+    if os_name == "linux":
+        if not allow_netlink:
+            return PollingExecSource("netlink disabled by the caller; polling /proc every 100 ms")
+        from lockdown.platform.proc_linux import ExecSourceUnavailable, NetlinkExecSource
+
+        source = NetlinkExecSource()
+        try:
+            source.open()
+        except ExecSourceUnavailable as exc:
+            log.guards.info("Process watcher falls back to polling: %s", exc)
+            return PollingExecSource(f"{exc}; polling /proc every 100 ms instead")
+        return source
+    return PollingExecSource(
+        f"no process-start notification implemented for {os_name}; polling every 100 ms"
+    )
+
+
+def probe() -> GuardInfo:
+    """Which backend the watcher would use here (opens and closes the netlink socket)."""
+    source = choose_exec_source()
+    if hasattr(source, "open"):
+        source.stop()
+        return GuardInfo(NAME, source.backend, Availability.FULL, source.reason)
+    return GuardInfo(NAME, source.backend, Availability.PARTIAL, source.reason)
+
+
+# -- journal rate limit -----------------------------------------------------------------------
+
+
+def rate_limited(sink: EventSink, interval: float) -> EventSink:
+    """Per-app flood control (:class:`lockdown.guards.ratelimit.RateLimitedSink`).
+
+    Each journalled event stands for one start, a summary for ``suppressed`` starts.
+    """
+    try:
+        from lockdown.guards.ratelimit import RateLimitedSink
+    except ImportError:  # built without the desktop guards: journal every event
+        log.guards.warning("No journal rate limit available; every event is journalled")
+        return sink
+    return RateLimitedSink(sink, interval, key_field="key")
+
+
+def _flush(sink: EventSink) -> None:
+    for method in ("flush", "close"):
+        fn = getattr(sink, method, None)
+        if callable(fn):
+            fn()
+            return
+
+
+# -- closing processes ---------------------------------------------------------------------------
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _gone(proc):
+            return True
+        time.sleep(0.02)
+    return _gone(proc)
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    match: Match
+    #: terminated | killed | gone | survived
+    how: str
+    reason: str = ""
+
+    @property
+    def closed(self) -> bool:
+        return self.how != "survived"
+
+
+def close_process(match: Match, grace: float = GRACE_SECONDS) -> CloseResult:
+    """SIGTERM (or WM_CLOSE-like terminate), SIGKILL after ``grace``; never a reused pid."""
+    facts = match.process
+    try:
+        proc = psutil.Process(facts.pid)
+        if facts.create_time and abs(proc.create_time() - facts.create_time) > 0.01:
+            return CloseResult(match, "gone", "the process ended and its pid was reused")
+        proc.terminate()
+        if _wait_gone(proc, grace):
+            return CloseResult(match, "terminated")
+        proc.kill()
+        if _wait_gone(proc, 1.0):
+            return CloseResult(match, "killed", f"ignored the request to quit for {grace:g} s")
+        return CloseResult(match, "survived", "still running after SIGKILL")
+    except psutil.NoSuchProcess:
+        return CloseResult(match, "gone")
+    except psutil.AccessDenied:
+        return CloseResult(
+            match, "survived", "not allowed to close it (it runs as another user or the system)"
+        )
+
+
+def close_all(matches: Iterable[Match], grace: float = GRACE_SECONDS) -> list[CloseResult]:
+    """Close several processes in parallel (each waits its own grace period)."""
+    results: list[CloseResult] = []
+    lock = threading.Lock()
+
+    def one(m: Match) -> None:
+        result = close_process(m, grace)
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=one, args=(m,), daemon=True) for m in matches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def close_payload(result: CloseResult) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "key": result.match.app.id,
+        "app": result.match.app.id,
+        "pid": result.match.process.pid,
+        "how": result.how,
+    }
+    if result.reason:
+        payload["reason"] = result.reason
+    return payload
+
+
+# -- the guard ---------------------------------------------------------------------------------
+
+
+class ProcessWatcherGuard:
+    """Journals (and with ``terminate`` closes) prohibited apps started during the exam."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        apps: AppList,
+        *,
+        terminate: bool,
+        grace: float = GRACE_SECONDS,
+        source_factory: Callable[[], ExecSource] = choose_exec_source,
+        own_tree: OwnTree | None = None,
+        rate_interval: float = RATE_INTERVAL,
+    ) -> None:
+        self.matcher = apps.matcher()
+        self.terminate = terminate
+        self.grace = grace
+        self._source_factory = source_factory
+        self._own = own_tree
+        self._rate_interval = rate_interval
+        self._source: ExecSource | None = None
+        self._sink: EventSink | None = None
+        self._lock = threading.Lock()
+        self._handled: set[tuple[int, float, str]] = set()
+        self._closers: list[threading.Thread] = []
+        self._running = False
+
+    def info(self) -> GuardInfo:
+        return probe()
+
+    @property
+    def backend(self) -> str:
+        return self._source.backend if self._source is not None else ""
+
+    def start(self, report: EventSink) -> None:
+        if self._running:
+            return
+        self._own = self._own or OwnTree()
+        self._sink = rate_limited(report, self._rate_interval)
+        try:
+            source = self._source_factory()
+        except Exception as exc:
+            raise GuardUnavailable(f"no way to watch process starts here: {exc}") from exc
+        self._source = source
+        self._running = True
+        report(Event(EVENT_BACKEND, {"backend": source.backend, "reason": source.reason}))
+        log.guards.info("Process watcher: %s (%s)", source.backend, source.reason)
+        try:
+            source.start(self._on_exec, self._rescan)
+        except Exception as exc:
+            self._running = False
+            raise GuardUnavailable(f"cannot start the process watcher: {exc}") from exc
+        self._rescan()  # apps already running when the exam starts
+
+    def _on_exec(self, pid: int, seen_at: float) -> None:
+        facts = inspect(pid, self.matcher.os)
+        if facts is not None:
+            self._consider(facts, seen_at)
+
+    def _rescan(self) -> None:
+        now = time.monotonic()
+        alive = set(psutil.pids())
+        with self._lock:
+            self._handled = {h for h in self._handled if h[0] in alive}
+        for pid in alive:
+            self._on_exec(pid, now)
+
+    def _consider(self, facts: ProcessFacts, seen_at: float) -> None:
+        match = self.matcher.match(facts)
+        if match is None or not self._running:
+            return
+        assert self._own is not None
+        if self.matcher.is_essential(facts) or self._own.contains(facts):
+            log.guards.debug("Not touching protected process %s (%s)", facts.pid, facts.name)
+            return
+        key = (facts.pid, facts.create_time, match.app.id)
+        with self._lock:
+            if key in self._handled:
+                return
+            self._handled.add(key)
+        payload = {
+            "key": match.app.id,
+            **match.as_payload(),
+            "action": "terminate" if self.terminate else "journal",
+            "backend": self.backend,
+            "detected_ms": round((time.monotonic() - seen_at) * 1000, 1),
+        }
+        log.guards.warning(
+            "Prohibited app %s (pid %s) started; %s", match.app.name, facts.pid, payload["action"]
+        )
+        sink = self._sink
+        if sink is not None:
+            sink(Event(EVENT_DETECTED, payload))
+        if self.terminate:
+            closer = threading.Thread(
+                target=self._close, args=(match,), name=f"close-{facts.pid}", daemon=True
+            )
+            with self._lock:
+                self._closers = [t for t in self._closers if t.is_alive()]
+                self._closers.append(closer)
+            closer.start()
+
+    def _close(self, match: Match) -> None:
+        result = close_process(match, self.grace)
+        sink = self._sink
+        if sink is None:
+            return
+        if result.closed:
+            sink(Event(EVENT_CLOSED, close_payload(result)))
+        else:
+            log.guards.error(
+                "Prohibited app %s (pid %s) survived: %s",
+                match.app.name,
+                match.process.pid,
+                result.reason,
+            )
+            sink(Event(EVENT_SURVIVED, close_payload(result)))
+
+    def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        if self._source is not None:
+            self._source.stop()
+        with self._lock:
+            closers, self._closers = self._closers, []
+        for t in closers:
+            t.join(timeout=self.grace + 5)
+        if self._sink is not None:
+            _flush(self._sink)
+        log.guards.info("Process watcher stopped")
