@@ -303,6 +303,11 @@ def parse_manifest(data: bytes) -> ManifestParse:
     return result
 
 
+def key_file_for(key_dir: Path, folder: Path) -> Path:
+    """Where the exam client keeps the key of the spool ``folder``: outside it, in ``key_dir``."""
+    return key_dir / f"{folder.name}.key"
+
+
 def segment_file_name(stream: Stream, seq: int) -> str:
     return f"{stream.value}-{seq:06d}.seg"
 
@@ -530,6 +535,7 @@ class Spool:
             fd = os.open(folder / MANIFEST_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise SpoolError(f"{folder}: cannot open the manifest: {_why(exc)}") from None
+        crypto.fsync_dir(folder)
         spool = cls(folder, header, key, report=report, max_bytes=max_bytes, manifest_fd=fd)
         try:
             spool._recover()

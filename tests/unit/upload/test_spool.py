@@ -22,6 +22,7 @@ from lockdown.upload.spool import (
     SEGMENTS_DIR,
     Spool,
     encode_segment,
+    key_file_for,
     verify_folder,
 )
 from tests.unit.upload.factory import Events, media, segment
@@ -90,7 +91,8 @@ def test_standalone_key_lives_in_the_folder_with_mode_0600(tmp_path: Path) -> No
 
 
 def test_external_key_file_keeps_the_key_out_of_the_folder(tmp_path: Path) -> None:
-    key_file = tmp_path / "keys" / "session.key"
+    key_file = key_file_for(tmp_path / "keys", tmp_path / "spool")
+    assert key_file == tmp_path / "keys" / "spool.key"
     with open_spool(tmp_path / "spool", Events(), key_file=key_file) as spool:
         spool.add(segment(Stream.SCREEN, 0))
     assert not (tmp_path / "spool" / KEY_FILE).exists()
