@@ -230,8 +230,9 @@ class VoiceActivity:
         if len(loud) < 0.2 * len(feats):
             return "silence"
         voiced = sum(1 for f in loud if f.voice_band >= 0.6 and 0.01 <= f.zcr <= 0.35)
-        levels = np.array([max(f.level, self.silence_dbfs - 20) for f in feats])
-        modulation = float(levels.std())
+        # How much the level moves while there is sound (syllables; a tone or fan is flat).
+        # Silent blocks are left out so a sound starting or stopping is not "movement".
+        modulation = float(np.std([f.level for f in loud]))
         if voiced >= 0.25 * len(feats) and modulation >= 4.0:
             return "speech"
         return "noise" if len(loud) >= 0.5 * len(feats) else "silence"
@@ -254,7 +255,8 @@ class VoiceActivity:
             return None
         return Finding(
             "voice" if label == "speech" else "noise",
-            {"dbfs": round(self.level_dbfs, 1), "onset": self._candidate[1]},
+            # The window fills half-way before it tips over: the sound began about then.
+            {"dbfs": round(self.level_dbfs, 1), "onset": self._candidate[1] - self.window / 2},
         )
 
 

@@ -1,0 +1,163 @@
+"""``lockdown record --seconds N --out DIR``: a short test recording for support and IT.
+
+Records the configured sources into a spool in DIR (with a journal of what happened,
+``journal.jsonl``), prints progress every second and a summary at the end. Without
+``--config`` it records the generated camera test pattern, the default microphone when
+there is one, and the screen when there is a display.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from lockdown import paths
+from lockdown.capture.base import State, Stream
+from lockdown.capture.operation import SWITCHES, ProctoringOperation
+from lockdown.capture.sources import SourceUnavailable, find_input_device
+from lockdown.errors import UserError
+from lockdown.events import Event, Journal
+from lockdown.lifecycle.base import Outcome
+
+MAX_SECONDS: Final = 3600.0
+JOURNAL_FILE: Final = "journal.jsonl"
+
+
+def _settings(args: argparse.Namespace) -> Mapping[str, Any]:
+    from lockdown.config.settings import layer, load_organisation
+
+    org_path = getattr(args, "organisation", None)
+    org = (
+        load_organisation(Path(org_path), required=True)
+        if org_path
+        else load_organisation(paths.organisation_file())
+    )
+    config_path = getattr(args, "config", None)
+    if not config_path:
+        return layer(org, {})
+    from lockdown.config import examfile
+
+    return layer(org, examfile.load_file(Path(config_path), org).values)
+
+
+def _streams(args: argparse.Namespace, settings: Mapping[str, Any]) -> tuple[Stream, ...]:
+    if getattr(args, "config", None):
+        configured = tuple(stream for key, stream in SWITCHES if settings[key])
+        if not configured:
+            raise UserError(
+                f"{args.config}: records no stream (proctoring.camera, .microphone and "
+                ".screen are all off); switch one on or leave out --config"
+            )
+        return configured
+    streams = [Stream.CAMERA]
+    try:
+        _, name = find_input_device(str(settings["proctoring.microphone_device"]))
+        streams.append(Stream.MICROPHONE)
+        print(f"microphone: {name}")
+    except SourceUnavailable as exc:
+        print(f"microphone: not recorded ({exc})")
+    if sys.platform != "linux" or os.environ.get("DISPLAY"):
+        streams.append(Stream.SCREEN)
+    else:
+        print("screen: not recorded (no display: DISPLAY is not set)")
+    return tuple(streams)
+
+
+class _DefaultCamera(Mapping[str, Any]):
+    """The settings with the camera source set to the test pattern."""
+
+    def __init__(self, base: Mapping[str, Any]) -> None:
+        self._base = base
+
+    def __getitem__(self, key: str) -> Any:
+        return "pattern" if key == "proctoring.camera_source" else self._base[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+
+def main_record(args: argparse.Namespace) -> int:
+    """Record for ``args.seconds`` into the spool folder ``args.out``; 0 when every stream
+    recorded, 1 when one did not (the summary says which and why)."""
+    from lockdown.upload.base import SpoolError
+    from lockdown.upload.spool import Spool
+
+    seconds = float(args.seconds)
+    if not 0 < seconds <= MAX_SECONDS:
+        raise UserError(f"--seconds must be between 0 and {MAX_SECONDS:.0f}, not {args.seconds}")
+    settings = _settings(args)
+    if not getattr(args, "config", None):
+        settings = _DefaultCamera(settings)
+    streams = _streams(args, settings)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        journal = Journal.open(out / JOURNAL_FILE)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot create the recording folder ({exc.strerror})") from None
+    hints: list[Event] = []
+
+    def report(event: Event) -> None:
+        journal.append(event)
+        if event.type.startswith(("hint.", "recorder.unavailable", "recorder.lost")):
+            hints.append(event)
+            detail = event.payload.get("reason") or event.payload.get("utc", "")
+            print(f"  {event.type} ({event.payload.get('stream')}): {detail}")
+
+    try:
+        spool = Spool.open(
+            out, report=report, max_bytes=int(settings["proctoring.spool_max_mb"]) << 20
+        )
+    except SpoolError as exc:
+        journal.close()
+        raise UserError(f"cannot record into {out}: {exc}") from None
+    operation = ProctoringOperation(settings, report, spool, streams=streams)
+    print(
+        f"recording {seconds:g} s of {', '.join(s.value for s in streams)} into {out} "
+        f"(camera: {settings['proctoring.camera_source']})"
+    )
+    try:
+        if operation.perform() is not Outcome.SUCCESS:
+            print("lockdown: the recorders could not be set up; see the log", file=sys.stderr)
+            return 1
+        started = time.monotonic()
+        next_tick = started + 1
+        while (now := time.monotonic()) < started + seconds:
+            time.sleep(max(0.0, min(next_tick, started + seconds) - now))
+            if time.monotonic() >= next_tick:
+                next_tick += 1
+                parts = [
+                    f"{r.kind.value} {r.health().state.value} {r.stats.segments} seg"
+                    for r in operation.recorders
+                ]
+                print(f"  {time.monotonic() - started:4.0f}/{seconds:g} s  " + ", ".join(parts))
+        recorders = list(operation.recorders)
+        health = {r.kind: r.health() for r in recorders}
+    finally:
+        operation.revert()
+        spool.close()
+        journal.close()
+    print("summary:")
+    ok = True
+    for recorder in recorders:
+        stats = recorder.stats
+        state = health[recorder.kind]
+        line = (
+            f"  {recorder.kind.value:<10} {stats.segments} segments, {stats.seconds:.1f} s, "
+            f"{stats.bytes / 1024:.0f} KiB ({recorder.backend or 'no source'})"
+        )
+        if state.state is not State.RUNNING or stats.segments == 0:
+            ok = False
+            line += f": {state.state.value}, {state.reason or 'nothing recorded'}"
+        print(line)
+    print(f"  hints and problems: {len(hints)} (journal: {out / JOURNAL_FILE})")
+    print(f"check it with: lockdown spool verify {out}")
+    return 0 if ok else 1
