@@ -1,0 +1,50 @@
+"""Remove what would open the exam browser to outside control before QtWebEngine starts.
+
+Chromium opens a remote debugging port when ``QTWEBENGINE_REMOTE_DEBUGGING`` is set or
+``--remote-debugging-port`` / ``--remote-debugging-pipe`` is among
+``QTWEBENGINE_CHROMIUM_FLAGS``. :func:`scrub_environment` strips them (the caller journals
+what it removed) and must run before the first web engine profile is made.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import MutableMapping
+from typing import Final
+
+_REMOTE_FLAGS: Final = (
+    "--remote-debugging-port",
+    "--remote-debugging-pipe",
+    "--remote-debugging-address",
+)
+_DANGEROUS_FLAGS: Final = (*_REMOTE_FLAGS, "--auto-open-devtools-for-tabs")
+
+
+def scrub_environment(environ: MutableMapping[str, str]) -> list[str]:
+    """Strip remote-debugging settings from ``environ``; return what was removed."""
+    removed: list[str] = []
+    if "QTWEBENGINE_REMOTE_DEBUGGING" in environ:
+        value = environ.pop("QTWEBENGINE_REMOTE_DEBUGGING")
+        removed.append(f"QTWEBENGINE_REMOTE_DEBUGGING={value}")
+    flags = environ.get("QTWEBENGINE_CHROMIUM_FLAGS")
+    if flags:
+        try:
+            parts = shlex.split(flags)
+        except ValueError:
+            parts = flags.split()
+        kept = []
+        for part in parts:
+            if part.split("=", 1)[0] in _DANGEROUS_FLAGS:
+                removed.append(part)
+            else:
+                kept.append(part)
+        if len(kept) != len(parts):
+            environ["QTWEBENGINE_CHROMIUM_FLAGS"] = " ".join(shlex.quote(p) for p in kept)
+    return removed
+
+
+def scrub_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split Chromium debugging switches off a command line (Qt passes argv to Chromium)."""
+    kept = [a for a in argv if a.split("=", 1)[0] not in _DANGEROUS_FLAGS]
+    removed = [a for a in argv if a.split("=", 1)[0] in _DANGEROUS_FLAGS]
+    return kept, removed

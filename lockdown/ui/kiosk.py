@@ -1,0 +1,360 @@
+"""The kiosk: a frameless, full-screen, always-on-top window holding the exam view.
+
+:class:`Kiosk` builds, in order: the URL filter and quit rules from the settings, the
+request interceptor, the off-the-record profile, the exam page and view, the toolbar and
+the window. :meth:`Kiosk.start` shows the window on the primary screen (geometry first,
+then full screen: without a window manager ``showFullScreen`` alone does not resize) and
+loads the start URL. The exam ends through :meth:`Kiosk.end` (quit URL, quit button,
+later the proctor's end), which emits :attr:`Kiosk.ended`; the composition root then
+reverts the operation sequence, whose kiosk step calls :meth:`Kiosk.close`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from PySide6.QtCore import QKeyCombination, QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QScreen, QShortcut
+from PySide6.QtWebEngineCore import (
+    QWebEngineDownloadRequest,
+    QWebEngineLoadingInfo,
+    QWebEnginePermission,
+)
+from PySide6.QtWidgets import QMessageBox, QStackedWidget, QVBoxLayout, QWidget
+
+from lockdown import log
+from lockdown.events import Event, EventSink
+from lockdown.ui.dialogs import QuitDialog
+from lockdown.ui.pages import NoticePage
+from lockdown.ui.quitrules import QuitRules
+from lockdown.ui.texts import text
+from lockdown.ui.toolbar import Toolbar
+from lockdown.ui.urlfilter import UrlFilter
+from lockdown.ui.webview import (
+    Blocked,
+    ExamPage,
+    ExamView,
+    KeyHasher,
+    RequestInterceptor,
+    handle_download,
+    make_profile,
+)
+
+#: Chromium error codes of loads we stopped ourselves (aborted, blocked by the interceptor).
+_OWN_ABORTS: Final = frozenset({-3, -20, -27})
+_K = Qt.Key
+_CTRL = Qt.KeyboardModifier.ControlModifier
+_SHIFT = Qt.KeyboardModifier.ShiftModifier
+#: Shortcuts refused in the kiosk: (key, modifiers) -> what they would have done.
+REFUSED_KEYS: Final[Mapping[tuple[Qt.Key, Qt.KeyboardModifier], str]] = {
+    (_K.Key_F12, Qt.KeyboardModifier.NoModifier): "devtools",
+    (_K.Key_I, _CTRL | _SHIFT): "devtools",
+    (_K.Key_J, _CTRL | _SHIFT): "devtools",
+    (_K.Key_C, _CTRL | _SHIFT): "devtools",
+    (_K.Key_U, _CTRL): "view_source",
+    (_K.Key_P, _CTRL): "print",
+    (_K.Key_P, _CTRL | _SHIFT): "print",
+    (_K.Key_S, _CTRL): "save",
+    (_K.Key_O, _CTRL): "open",
+}
+_RELOAD_KEYS: Final = {
+    (_K.Key_F5, Qt.KeyboardModifier.NoModifier),
+    (_K.Key_R, _CTRL),
+    (_K.Key_F5, _CTRL),
+}
+
+
+class KioskWindow(QWidget):
+    """The window: refuses to close until the exam has ended."""
+
+    def __init__(self, journal: EventSink) -> None:
+        super().__init__(None)
+        self.setObjectName("lockdown-kiosk")
+        self.setWindowTitle("Lockdown")
+        self.setWindowFlags(
+            Qt.WindowType.Window
+            | Qt.WindowType.FramelessWindowHint
+            | Qt.WindowType.WindowStaysOnTopHint
+        )
+        self._journal = journal
+        self._may_close = False
+        self.close_refusals = 0
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.stack = QStackedWidget(self)
+        self._layout = layout
+
+    def set_content(self, toolbar: QWidget, view: QWidget, notice: QWidget) -> None:
+        self._layout.addWidget(toolbar)
+        self.stack.addWidget(view)
+        self.stack.addWidget(notice)
+        self._layout.addWidget(self.stack, 1)
+
+    def show_on(self, screen: QScreen) -> None:
+        self.setGeometry(screen.geometry())
+        self.showFullScreen()
+        self.raise_()
+        self.activateWindow()
+
+    def allow_close(self) -> None:
+        self._may_close = True
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._may_close:
+            event.accept()
+            return
+        event.ignore()
+        self.close_refusals += 1
+        self._journal(Event("kiosk.close_refused", {"spontaneous": event.spontaneous()}))
+        log.init.info("Close request refused: the exam is running")
+
+
+def _install_shortcuts(kiosk: Kiosk) -> list[QShortcut]:
+    """Refuse devtools, view-source, print, save, open; route reload keys to the kiosk."""
+    shortcuts = []
+    for (key, mods), what in REFUSED_KEYS.items():
+        shortcut = QShortcut(QKeySequence(QKeyCombination(mods, key)), kiosk.window)
+        shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
+        shortcut.activated.connect(lambda what=what: kiosk.refused_shortcut(what))
+        shortcuts.append(shortcut)
+    for key, mods in _RELOAD_KEYS:
+        shortcut = QShortcut(QKeySequence(QKeyCombination(mods, key)), kiosk.window)
+        shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
+        shortcut.activated.connect(kiosk.reload)
+        shortcuts.append(shortcut)
+    return shortcuts
+
+
+class Kiosk(QObject):
+    """The exam browser of one session."""
+
+    #: the exam ended (the reason: "quit_url", "quit_button", "quit_password", …)
+    ended = Signal(str)
+    #: a main-frame load finished (ok, URL)
+    pageLoaded = Signal(bool, str)
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        journal: EventSink,
+        *,
+        keys: KeyHasher | None = None,
+        downloads: Path | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self._journal = journal
+        self._ended = ""
+        self._recent_blocks: dict[tuple[str, str], float] = {}
+        self.url_filter = UrlFilter.from_settings(settings)
+        self.quit_rules = QuitRules.from_settings(settings)
+        self.downloads = downloads
+        use_keys = keys if settings["browser.send_browser_exam_key"] else None
+        self.interceptor = RequestInterceptor(self.url_filter, self._request_blocked, keys=use_keys)
+        self.profile = make_profile(settings, self.interceptor, downloads)
+        self.profile.downloadRequested.connect(self._download)
+        self.page = ExamPage(
+            self.profile, settings, self.url_filter, self.quit_rules, journal, keys=use_keys
+        )
+        self.page.navigationBlocked.connect(self._navigation_blocked)
+        self.page.quitUrlReached.connect(self._quit_url)
+        self.page.notice.connect(self.show_notice)
+        self.page.permissionAsked.connect(self._ask_permission)
+        self.page.loadingChanged.connect(self._loading_changed)
+        self.window = KioskWindow(journal)
+        self.view = ExamView(self.page, self.window)
+        self.notice = NoticePage(self.window)
+        self.toolbar = Toolbar(
+            settings, on_reload=self.reload, on_zoom=self.zoom, on_quit=self.ask_quit
+        )
+        self.window.set_content(self.toolbar, self.view, self.notice)
+        self.page.setZoomFactor(settings["browser.zoom"])
+        self._shortcuts = _install_shortcuts(self)
+        self.quit_dialog: QuitDialog | None = None
+        self.blocked: list[Blocked] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, screen: QScreen | None = None) -> None:
+        """Show the kiosk on the primary screen and load the start URL."""
+        target = screen or QGuiApplication.primaryScreen()
+        self.window.show_on(target)
+        start_url = self.settings["browser.start_url"]
+        self._journal(
+            Event(
+                "kiosk.started",
+                {
+                    "url": start_url,
+                    "screen": target.name(),
+                    "geometry": [
+                        target.geometry().x(),
+                        target.geometry().y(),
+                        target.geometry().width(),
+                        target.geometry().height(),
+                    ],
+                },
+            )
+        )
+        log.init.info("Kiosk shown on %s; loading %s", target.name(), start_url)
+        self.page.load(QUrl(start_url))
+
+    @property
+    def has_ended(self) -> bool:
+        return bool(self._ended)
+
+    def end(self, reason: str) -> None:
+        """End the exam (once): journal it and tell the composition root."""
+        if self._ended:
+            return
+        self._ended = reason
+        self._journal(Event("kiosk.ended", {"reason": reason}))
+        log.init.info("Exam ended (%s)", reason)
+        self.toolbar.flash(text("quit.ending"))
+        self.ended.emit(reason)
+
+    def close(self) -> None:
+        """Close the window and release the web engine objects (page before profile)."""
+        if self.quit_dialog is not None:
+            self.quit_dialog.reject()
+        self.window.allow_close()
+        self.window.close()
+        self.view.setPage(None)  # type: ignore[arg-type]
+        self.page.deleteLater()
+        self.view.deleteLater()
+        self.window.deleteLater()
+        self.profile.deleteLater()
+
+    # -- navigation outcomes --------------------------------------------------------------
+
+    def _journal_block(self, blocked: Blocked, event_type: str) -> bool:
+        """Journal a refusal once per URL and way within two seconds; True when new."""
+        key = (blocked.url, event_type)
+        now = time.monotonic()
+        if now - self._recent_blocks.get(key, -10.0) < 2.0:
+            return False
+        self._recent_blocks[key] = now
+        self.blocked.append(blocked)
+        self._journal(
+            Event(
+                event_type,
+                {
+                    "url": blocked.url[:2048],
+                    "how": blocked.how,
+                    "reason": blocked.decision.reason,
+                    "rule": blocked.decision.rule,
+                },
+            )
+        )
+        log.web.info("Blocked %s (%s): %s", blocked.url, blocked.how, blocked.decision.reason)
+        return True
+
+    def _request_blocked(self, blocked: Blocked) -> None:
+        if blocked.how.startswith("main_frame"):
+            self._navigation_blocked(blocked)
+        else:
+            self._journal_block(blocked, "web.request_blocked")
+
+    def _navigation_blocked(self, blocked: Blocked) -> None:
+        if blocked.how == "sub_frame":
+            self._journal_block(blocked, "web.request_blocked")
+            return
+        if self._journal_block(blocked, "web.navigation_blocked") or (
+            self.window.stack.currentWidget() is not self.notice
+        ):
+            self.notice.show_blocked(blocked.url, self.back, popup=blocked.how == "popup")
+            self.window.stack.setCurrentWidget(self.notice)
+
+    def back(self) -> None:
+        """Leave the blocked or error page for the exam page."""
+        self.window.stack.setCurrentWidget(self.view)
+        self.view.setFocus()
+
+    def _quit_url(self, url: str) -> None:
+        self._journal(Event("kiosk.quit_url", {"url": url}))
+        self.end("quit_url")
+
+    def _loading_changed(self, info: QWebEngineLoadingInfo) -> None:
+        status = info.status()
+        url = info.url().toString()
+        if status == QWebEngineLoadingInfo.LoadStatus.LoadSucceededStatus:
+            log.web.info("Page loaded %s", url)
+            self.pageLoaded.emit(True, url)
+        elif status == QWebEngineLoadingInfo.LoadStatus.LoadFailedStatus:
+            code = info.errorCode()
+            if code in _OWN_ABORTS or self.url_filter.decide(url).allowed is False:
+                return
+            self._journal(
+                Event("web.load_failed", {"url": url, "error": code, "text": info.errorString()})
+            )
+            log.web.warning("Could not load %s: %s (%d)", url, info.errorString(), code)
+            self.notice.show_error(url, lambda: self.retry(url))
+            self.window.stack.setCurrentWidget(self.notice)
+            self.pageLoaded.emit(False, url)
+
+    def retry(self, url: str) -> None:
+        self.back()
+        self.page.load(QUrl(url))
+
+    # -- toolbar and keys -----------------------------------------------------------------
+
+    def reload(self) -> None:
+        if self.settings["browser.allow_reload"]:
+            self.page.triggerAction(self.page.WebAction.Reload)
+
+    def zoom(self, delta: float | None) -> None:
+        factor = 1.0 if delta is None else self.page.zoomFactor() + delta
+        self.page.setZoomFactor(min(5.0, max(0.25, round(factor, 2))))
+
+    def refused_shortcut(self, what: str) -> None:
+        self._journal(Event("kiosk.shortcut_refused", {"action": what}))
+        if what == "print":
+            self.toolbar.flash(text("notice.print_blocked"))
+
+    def ask_quit(self) -> None:
+        """The quit button: confirm, or ask for the quit password."""
+        if not self.quit_rules.allow_quit or self._ended:
+            return
+        if self.quit_dialog is None:
+            dialog = QuitDialog(self.quit_rules, self._journal, self.window)
+            reason = "quit_password" if self.quit_rules.needs_password else "quit_button"
+            dialog.accepted.connect(lambda: self.end(reason))
+            dialog.finished.connect(lambda _result: setattr(self, "quit_dialog", None))
+            self.quit_dialog = dialog
+        self.quit_dialog.open()
+
+    def show_notice(self, text_id: str) -> None:
+        """A short message in the toolbar (e.g. a second instance was refused)."""
+        self.toolbar.flash(text(text_id))
+
+    # -- downloads and permissions --------------------------------------------------------
+
+    def _download(self, request: QWebEngineDownloadRequest) -> None:
+        if not handle_download(
+            request,
+            allowed=self.settings["browser.allow_downloads"],
+            folder=self.downloads,
+            journal=self._journal,
+        ):
+            self.toolbar.flash(text("notice.download_blocked"))
+
+    def _ask_permission(self, text_id: str, permission: QWebEnginePermission) -> None:
+        box = QMessageBox(self.window)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setText(text("permission.ask", feature=text(text_id)))
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+
+        def answer(button: int) -> None:
+            granted = button == QMessageBox.StandardButton.Yes.value
+            self._journal(Event("web.permission_answer", {"feature": text_id, "granted": granted}))
+            if granted:
+                permission.grant()
+            else:
+                permission.deny()
+
+        box.finished.connect(answer)
+        box.open()

@@ -1,0 +1,99 @@
+"""In-kiosk pages shown instead of the exam: a blocked address, an unreachable page.
+
+They are widgets, not web pages: nothing the exam's web content can script or fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+from lockdown.ui.texts import text
+
+
+class NoticePage(QWidget):
+    """Title, explanation, the address concerned, a hint and one button."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("lockdown-notice")
+        self.setStyleSheet(
+            "#lockdown-notice { background: #fafafa; }"
+            "QLabel#title { font-size: 24px; font-weight: bold; color: #b71c1c; }"
+            "QLabel#body, QLabel#hint { font-size: 15px; color: #212121; }"
+            "QLabel#address { font-family: monospace; font-size: 14px; color: #37474f;"
+            " background: #eceff1; padding: 8px; }"
+            "QPushButton { font-size: 16px; padding: 8px 24px; }"
+        )
+        self.setAutoFillBackground(True)
+        layout = QVBoxLayout(self)
+        layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.setSpacing(14)
+        self.title = QLabel(self)
+        self.body = QLabel(self)
+        self.address = QLabel(self)
+        self.hint = QLabel(self)
+        for name, label in (
+            ("title", self.title),
+            ("body", self.body),
+            ("address", self.address),
+            ("hint", self.hint),
+        ):
+            label.setObjectName(name)
+            label.setWordWrap(True)
+            label.setMaximumWidth(900)
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.address.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+        self.button = QPushButton(self)
+        self.button.setObjectName("action")
+        layout.addWidget(self.button, 0, Qt.AlignmentFlag.AlignHCenter)
+        self._action: Callable[[], None] | None = None
+        self.button.clicked.connect(self._clicked)
+        self.kind = ""
+
+    def _clicked(self) -> None:
+        if self._action is not None:
+            self._action()
+
+    def show_blocked(self, url: str, action: Callable[[], None], *, popup: bool = False) -> None:
+        self._fill(
+            "blocked",
+            text("blocked.title"),
+            text("blocked.popup" if popup else "blocked.body"),
+            url,
+            text("blocked.hint"),
+            text("blocked.back"),
+            action,
+        )
+
+    def show_error(self, url: str, action: Callable[[], None]) -> None:
+        self._fill(
+            "error",
+            text("error.title"),
+            text("error.body"),
+            url,
+            text("error.hint"),
+            text("error.retry"),
+            action,
+        )
+
+    def _fill(  # noqa: PLR0917 (one argument per label)
+        self,
+        kind: str,
+        title: str,
+        body: str,
+        url: str,
+        hint: str,
+        button: str,
+        action: Callable[[], None],
+    ) -> None:
+        self.kind = kind
+        self.title.setText(title)
+        self.body.setText(body)
+        self.address.setText(url if len(url) <= 300 else url[:297] + "…")
+        self.hint.setText(hint)
+        self.button.setText(button)
+        self._action = action
