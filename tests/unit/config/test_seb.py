@@ -373,6 +373,10 @@ def _blob(data: bytes) -> bytes:
         ),
         (lambda good: gzip.compress(b"plnd" + b"not xml"), "holds no XML settings"),
         (
+            lambda good: b'<?xml version="1.0" encoding="TTF-8"?><plist><dict/></plist>',
+            "unknown encoding: TTF-8",
+        ),
+        (
             lambda good: gzip.compress(b"plnd" + gzip.compress(b"<?xml")),
             "not a valid property list",
         ),
@@ -448,3 +452,9 @@ def test_organisation_can_switch_seb_files_off() -> None:
     with pytest.raises(ConfigError) as exc:
         seb.check_allowed(Organisation(values={"config.allow_seb": False}), origin="exam.seb")
     assert str(exc.value).startswith("exam.seb: Safe Exam Browser files are switched off")
+
+
+def test_a_password_that_cannot_be_utf8_counts_as_wrong() -> None:
+    answer, asked = passwords("\udcff", PASSWORD)
+    assert load((DATA / "exam-password.seb").read_bytes(), answer).config_key == VECTOR_CK
+    assert asked == [1, 2]
