@@ -122,6 +122,11 @@ class X11Platform:
                 log.guards.warning("X11: cannot read the active window (%s)", exc)
                 return None
 
+    def _has_window_manager(self, dpy: display.Display) -> bool:
+        root = dpy.screen().root
+        value = self._property(dpy, root, "_NET_SUPPORTING_WM_CHECK", Xatom.WINDOW)
+        return value is not None and len(value) > 0 and int(value[0]) != 0
+
     def activate_window(self, window: int) -> None:
         with self._lock:
             dpy = self._dpy
@@ -137,10 +142,12 @@ class X11Platform:
                 )
                 mask = X.SubstructureRedirectMask | X.SubstructureNotifyMask
                 root.send_event(message, event_mask=mask)
-                # Without a window manager nobody answers the message: do it ourselves.
-                target.configure(stack_mode=X.Above)
-                target.set_input_focus(X.RevertToParent, X.CurrentTime)
-                dpy.flush()
+                if not self._has_window_manager(dpy):
+                    # Nobody answers the message: raise and focus the window ourselves.
+                    catch = error.CatchError()
+                    target.configure(stack_mode=X.Above, onerror=catch)
+                    target.set_input_focus(X.RevertToParent, X.CurrentTime, onerror=catch)
+                dpy.sync()
             except (error.XError, error.ConnectionClosedError) as exc:
                 log.guards.warning("X11: cannot activate window %#x (%s)", window, exc)
 
@@ -154,11 +161,11 @@ class X11Platform:
 
     # -- system keys ------------------------------------------------------------------
 
-    def _setxkbmap(self, *args: str) -> str:
+    def _setxkbmap(self, *args: str, display_name: str = "") -> str:
         binary = shutil.which("setxkbmap")
         if binary is None:
             raise OSError("setxkbmap is not installed")
-        env = {**os.environ, "DISPLAY": self._display_name}
+        env = {**os.environ, "DISPLAY": display_name or self._display_name}
         done = subprocess.run(
             [binary, *args], env=env, capture_output=True, text=True, timeout=10, check=False
         )
@@ -181,7 +188,8 @@ class X11Platform:
 
     def restore_system_keys(self, state: Mapping[str, Any]) -> None:
         options = [str(o) for o in state.get("xkb_options", [])]
-        self._setxkbmap("-option", "", "-option", ",".join(options))
+        where = str(state.get("display", ""))
+        self._setxkbmap("-option", "", "-option", ",".join(options), display_name=where)
 
     def clipboard_change_count(self) -> int | None:
         return None

@@ -1,0 +1,179 @@
+"""Restore records: every change to system state is written down before it is made.
+
+A guard that changes something outside our process (XKB options, a registry value, a
+killed process) first calls :meth:`RestoreLog.record`, which writes one JSON file under
+``paths.restore`` and fsyncs it and its folder, then makes the change; after undoing the
+change it calls :meth:`RestoreLog.done`, which removes the file. If the run dies in
+between (``kill -9``, a power cut), the file survives and :func:`undo_leftovers`, called
+at the next start, undoes it through the handler registered for its ``kind`` and
+journals ``guards.restore_undone``. Records of a still-running Lockdown are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import psutil
+
+from lockdown import log
+from lockdown.events import Event, EventSink
+from lockdown.platform.base import DesktopPlatform
+
+SUFFIX: Final = ".restore.json"
+
+#: Undoes one record's change: (platform, record data) -> None; raises OSError on failure.
+UndoHandler = Callable[[DesktopPlatform, Mapping[str, Any]], None]
+
+
+def _undo_system_keys(platform: DesktopPlatform, data: Mapping[str, Any]) -> None:
+    platform.restore_system_keys(data)
+
+
+def _nothing_to_undo(platform: DesktopPlatform, data: Mapping[str, Any]) -> None:
+    """A change that cannot be undone (a killed process): journalled, then dropped."""
+
+
+_HANDLERS: dict[str, UndoHandler] = {
+    "system_keys": _undo_system_keys,
+    "process_terminated": _nothing_to_undo,
+}
+
+
+def register_undo(kind: str, handler: UndoHandler) -> None:
+    """Teach :func:`undo_leftovers` how to undo records of ``kind``."""
+    _HANDLERS[kind] = handler
+
+
+@dataclass(frozen=True)
+class RestoreRecord:
+    """One recorded change: its file, kind, data and the process that made it."""
+
+    path: Path
+    kind: str
+    data: Mapping[str, Any]
+    pid: int
+    started: float
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # Windows cannot open a folder; the file's own fsync has to do
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _process_start(pid: int) -> float:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return 0.0
+
+
+class RestoreLog:
+    """Writes and removes restore records in one folder (``paths.restore``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def record(self, kind: str, data: Mapping[str, Any]) -> RestoreRecord:
+        """Write the record durably; call it BEFORE making the change."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pid = os.getpid()
+        started = _process_start(pid)
+        name = f"{int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}-{kind}{SUFFIX}"
+        path = self.directory / name
+        body = {"kind": kind, "pid": pid, "started": started, "data": dict(data)}
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, json.dumps(body, sort_keys=True).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(self.directory)
+        log.guards.debug("Restore record %s written", path.name)
+        return RestoreRecord(path, kind, dict(data), pid, started)
+
+    def done(self, record: RestoreRecord) -> None:
+        """The change was undone: drop its record."""
+        try:
+            record.path.unlink()
+        except FileNotFoundError:
+            return
+        _fsync_dir(self.directory)
+
+    def pending(self) -> list[RestoreRecord]:
+        """Every readable record in the folder, oldest first."""
+        records = []
+        if not self.directory.is_dir():
+            return []
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            try:
+                body = json.loads(path.read_text(encoding="utf-8"))
+                records.append(
+                    RestoreRecord(
+                        path,
+                        str(body["kind"]),
+                        dict(body.get("data", {})),
+                        int(body.get("pid", 0)),
+                        float(body.get("started", 0.0)),
+                    )
+                )
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.guards.warning("Unreadable restore record %s (%s)", path.name, exc)
+        return records
+
+
+def _owner_alive(record: RestoreRecord) -> bool:
+    """The process that wrote the record still runs (same pid AND same start time)."""
+    started = _process_start(record.pid)
+    return started != 0.0 and abs(started - record.started) < 1.0
+
+
+def undo_leftovers(
+    restore_dir: Path, report: EventSink, platform: DesktopPlatform | None = None
+) -> int:
+    """Undo the changes of a previous run that died; returns how many were undone.
+
+    Call once at startup, before any guard starts. A record whose undo fails stays for
+    the next start and is journalled as ``guards.restore_failed``.
+    """
+    restore = RestoreLog(restore_dir)
+    leftovers = [r for r in restore.pending() if not _owner_alive(r)]
+    if not leftovers:
+        return 0
+    if platform is None:
+        from lockdown.platform.factory import desktop_platform
+
+        platform = desktop_platform()
+    undone = 0
+    for record in reversed(leftovers):  # newest change first, like a revert
+        handler = _HANDLERS.get(record.kind)
+        payload: dict[str, Any] = {"kind": record.kind, "pid": record.pid}
+        if handler is None:
+            log.guards.error("No undo for restore record kind %r (%s)", record.kind, record.path)
+            report(Event("guards.restore_failed", {**payload, "error": "unknown kind"}))
+            continue
+        try:
+            handler(platform, record.data)
+        except OSError as exc:
+            log.guards.error("Cannot undo %s from a previous run: %s", record.kind, exc)
+            report(Event("guards.restore_failed", {**payload, "error": str(exc)}))
+            continue
+        restore.done(record)
+        undone += 1
+        log.guards.warning("Undid %s left by a previous run (pid %d)", record.kind, record.pid)
+        report(Event("guards.restore_undone", payload))
+    return undone
