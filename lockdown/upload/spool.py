@@ -685,6 +685,10 @@ class Spool:
             SpoolError: closed, a segment with this stream and seq exists, the disk is
                 full or the folder unwritable (journalled; earlier segments unharmed).
         """
+        if not isinstance(segment.stream, Stream) or segment.seq < 0:
+            raise SpoolError(
+                f"{self.folder}: not a valid segment ({segment.stream!r} {segment.seq})"
+            )
         record = ManifestRecord(
             stream=segment.stream,
             seq=segment.seq,

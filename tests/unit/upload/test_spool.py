@@ -379,3 +379,8 @@ def test_the_key_reaches_neither_logs_nor_journal(
     assert key not in caplog.text
     assert key not in json.dumps([dict(e.payload) for e in events.events])
     assert key not in (tmp_path / MANIFEST_FILE).read_text()
+
+
+def test_a_negative_sequence_number_is_refused(tmp_path: Path) -> None:
+    with open_spool(tmp_path, Events()) as spool, pytest.raises(SpoolError, match="not a valid"):
+        spool.add(segment(Stream.CAMERA, -1))
