@@ -286,3 +286,55 @@ def test_build_identity_is_deterministic_across_processes() -> None:
         check=True,
     ).stdout.strip()
     assert out == examkeys.build_identity()
+
+
+def _run_on_a_terminal(args: list[str], answers: list[str]) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin/stdout/stderr, typing ``answers``."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lockdown.cli", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,  # no controlling terminal: getpass reads stdin, echo off
+    )
+    os.close(slave)
+    output = b""
+    pending = list(answers)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pending and output.count(b"Password for") > len(answers) - len(pending):
+                os.write(master, pending.pop(0).encode() + b"\n")
+    finally:
+        os.close(master)
+    return proc.wait(timeout=60), output.decode(errors="replace")
+
+
+def test_cli_asks_for_the_password_on_the_terminal() -> None:
+    path = str(DATA / "exam-password.seb")
+    code, out = _run_on_a_terminal(["config", "keys", path], ["wrong", PASSWORD])
+    assert code == 0
+    assert "(try 1 of 3)" in out and "(try 2 of 3)" in out
+    assert f"Config Key: {SEB_CK}" in out
+    assert PASSWORD not in out  # not echoed
+    code, out = _run_on_a_terminal(["config", "keys", path], ["a", "b", "c"])
+    assert code == 2
+    assert "wrong password 3 times; ask your exam organiser for the right one" in out
