@@ -1,0 +1,290 @@
+"""The pre-exam system guards: VM and remote-session policy, prohibited apps, the watcher.
+
+:class:`SystemGuardsOperation` is one step of the session sequence. ``perform``:
+
+1. scores the machine for a virtual machine and judges the session for remote access;
+   each verdict meets its policy (``guards.virtual_machine`` / ``guards.remote_session``:
+   allow does nothing, warn journals and lets the exam go on, deny journals and ABORTS
+   with a message id);
+2. lists the prohibited apps running (and on macOS the apps holding Screen Recording
+   permission) and, when there are any, hands them to the prompt the UI provides (the
+   pre-exam dialog), which rescans until they are gone or the candidate cancels —
+   cancelled means ABORTED; no prompt means ABORTED too;
+3. starts the process watcher guard (journal, and terminate with the ``close`` policy).
+   A watcher that cannot start meets ``guards.unavailable``: refuse ABORTS, continue
+   journals the gap.
+
+``revert`` stops the watcher. Candidate-facing texts are in :data:`TEXTS`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from lockdown import log
+from lockdown.events import Event, EventSink
+from lockdown.guards import remote as remote_guard
+from lockdown.guards import vm as vm_guard
+from lockdown.guards.appslist import AppList, Match, OsName, current_os
+from lockdown.guards.base import GuardUnavailable
+from lockdown.guards.processes import (
+    CloseResult,
+    OwnTree,
+    ProcessWatcherGuard,
+    close_all,
+    close_payload,
+    scan_running,
+)
+from lockdown.guards.tcc import TccGrant, screen_capture_grants
+from lockdown.lifecycle.base import Outcome
+
+#: Candidate-facing texts by id (merged into lockdown/ui/texts.py by the lead).
+TEXTS: Final[Mapping[str, str]] = {
+    "guards.vm.denied": (
+        "This exam cannot be taken in a virtual machine. Start Lockdown on the computer "
+        "itself, not inside a virtual machine."
+    ),
+    "guards.vm.warned": (
+        "Lockdown is running in a virtual machine. The exam goes on; this is noted for "
+        "the reviewers."
+    ),
+    "guards.remote.denied": (
+        "This exam cannot be taken in a remote session. Sit at the computer itself and "
+        "quit remote-desktop and screen-sharing apps, then start again."
+    ),
+    "guards.remote.warned": (
+        "This computer may be used or seen remotely. The exam goes on; this is noted for "
+        "the reviewers."
+    ),
+    "guards.prohibited.title": "Close these applications",
+    "guards.prohibited.body": (
+        "These applications are not allowed during the exam. Save your work in them and "
+        "close them to continue."
+    ),
+    "guards.prohibited.close_for_me": "Close them for me",
+    "guards.prohibited.check_again": "Check again",
+    "guards.prohibited.cancel": "Leave",
+    "guards.prohibited.not_closed": (
+        "The exam did not start: prohibited applications are still running. Close them "
+        "and start again."
+    ),
+    "guards.prohibited.survived": "Lockdown could not close: {apps}. Close them yourself.",
+    "guards.tcc.granted": (
+        "These applications have access to Screen Capture (Screen Recording permission): {apps}."
+    ),
+    "guards.tcc.remedy": (
+        "Open System Settings > Privacy & Security > Screen Recording (on older macOS: "
+        "System Preferences > Security & Privacy > Screen Recording) and untick the "
+        "applications listed, then check again."
+    ),
+    "guards.unavailable.refused": (
+        "The exam did not start: a protection cannot work on this computer ({guard}: "
+        "{reason}). Ask IT staff for help."
+    ),
+}
+
+
+class Policy(enum.Enum):
+    ALLOW = "allow"
+    WARN = "warn"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    outcome: Outcome
+    #: the text to show the candidate (a key of :data:`TEXTS`), if any
+    message_id: str | None = None
+
+
+def apply_policy(
+    kind: str, policy: str, detected: bool, details: Mapping[str, Any], sink: EventSink
+) -> PolicyResult:
+    """allow: nothing; warn: journal, go on; deny: journal, ABORTED."""
+    rule = Policy(policy)
+    if not detected or rule is Policy.ALLOW:
+        return PolicyResult(Outcome.SUCCESS)
+    short = {"virtual_machine": "vm", "remote_session": "remote"}.get(kind, kind)
+    sink(Event(f"guards.{kind}", {"policy": rule.value, **details}))
+    if rule is Policy.WARN:
+        log.guards.warning("%s detected; policy warn: the exam goes on", kind)
+        return PolicyResult(Outcome.SUCCESS, f"guards.{short}.warned")
+    log.guards.warning("%s detected; policy deny: the exam does not start", kind)
+    return PolicyResult(Outcome.ABORTED, f"guards.{short}.denied")
+
+
+@dataclass(frozen=True)
+class PrecheckFindings:
+    running: tuple[Match, ...] = ()
+    #: macOS: apps holding Screen Recording permission (reported like a running capture app)
+    capture_permitted: tuple[TccGrant, ...] = ()
+
+    @property
+    def clear(self) -> bool:
+        return not self.running and not self.capture_permitted
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "apps": [m.as_payload() for m in self.running],
+            "screen_recording_permission": [g.as_dict() for g in self.capture_permitted],
+        }
+
+
+@dataclass
+class ProhibitedAppsPrecheck:
+    """What the pre-exam dialog drives: scan, and (when the policy allows) close."""
+
+    apps: AppList
+    sink: EventSink
+    can_close: bool
+    tcc: Callable[[], tuple[TccGrant, ...]] = lambda: ()
+    own: OwnTree = field(default_factory=OwnTree)
+    grace: float = 2.0
+
+    def scan(self) -> PrecheckFindings:
+        return PrecheckFindings(
+            tuple(scan_running(self.apps.matcher(), self.own)), tuple(self.tcc())
+        )
+
+    def close(self, matches: tuple[Match, ...] | list[Match]) -> list[CloseResult]:
+        """Close these processes (only with the ``close`` policy); journal each result."""
+        if not self.can_close:
+            raise PermissionError("the exam's policy does not allow closing apps")
+        results = close_all(matches, self.grace)
+        for result in results:
+            kind = "closed" if result.closed else "survived"
+            self.sink(Event(f"guards.prohibited_app_{kind}", close_payload(result)))
+        return results
+
+
+#: The UI's side: show the findings, let the candidate close apps / rescan; True once
+#: everything is clear, False when the candidate cancels.
+ProhibitedAppsPrompt = Callable[[ProhibitedAppsPrecheck, PrecheckFindings], bool]
+
+
+def default_tcc(os_name: OsName, exclude: tuple[str, ...]) -> Callable[[], tuple[TccGrant, ...]]:
+    if os_name != "macos":
+        return lambda: ()
+    return lambda: screen_capture_grants(exclude=exclude).grants
+
+
+class SystemGuardsOperation:
+    """VM and remote-session policy, prohibited-apps pre-check, process watcher."""
+
+    name = "system_guards"
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        sink: EventSink,
+        *,
+        prompt: ProhibitedAppsPrompt | None = None,
+        apps: AppList | None = None,
+        os_name: OsName | None = None,
+        vm_detector: Callable[[], vm_guard.VmVerdict] = vm_guard.detect,
+        remote_detector: Callable[[], remote_guard.RemoteVerdict] | None = None,
+        tcc: Callable[[], tuple[TccGrant, ...]] | None = None,
+        watcher_factory: Callable[[AppList, bool], ProcessWatcherGuard] | None = None,
+        own_bundle_ids: tuple[str, ...] = ("org.lockdown.Lockdown",),
+    ) -> None:
+        self._settings = settings
+        self._sink = sink
+        self._prompt = prompt
+        os_name = os_name or current_os()
+        self._apps = (apps or AppList.load(os_name=os_name)).for_settings(settings)
+        self._vm = vm_detector
+        self._remote = remote_detector or (lambda: remote_guard.detect(self._apps))
+        self._tcc = tcc or default_tcc(os_name, own_bundle_ids)
+        self._watcher_factory = watcher_factory or (
+            lambda apps, terminate: ProcessWatcherGuard(apps, terminate=terminate)
+        )
+        self.watcher: ProcessWatcherGuard | None = None
+        #: the text id to show when perform() did not succeed
+        self.message_id: str | None = None
+        #: text ids to show although the exam goes on (policy warn)
+        self.warnings: list[str] = []
+
+    def perform(self) -> Outcome:
+        vm = self._vm()
+        result = apply_policy(
+            "virtual_machine",
+            self._settings["guards.virtual_machine"],
+            vm.virtual,
+            vm.as_dict(),
+            self._sink,
+        )
+        if not self._note(result):
+            return result.outcome
+        remote = self._remote()
+        result = apply_policy(
+            "remote_session",
+            self._settings["guards.remote_session"],
+            remote.remote,
+            remote.as_dict(),
+            self._sink,
+        )
+        if not self._note(result):
+            return result.outcome
+        policy = self._settings["guards.prohibited_apps"]
+        if policy == "allow":
+            return Outcome.SUCCESS
+        outcome = self._precheck(can_close=policy == "close")
+        if outcome is not Outcome.SUCCESS:
+            return outcome
+        return self._start_watcher(terminate=policy == "close")
+
+    def _note(self, result: PolicyResult) -> bool:
+        if result.outcome is not Outcome.SUCCESS:
+            self.message_id = result.message_id
+            return False
+        if result.message_id:
+            self.warnings.append(result.message_id)
+        return True
+
+    def _precheck(self, *, can_close: bool) -> Outcome:
+        check = ProhibitedAppsPrecheck(self._apps, self._sink, can_close, self._tcc)
+        findings = check.scan()
+        if findings.clear:
+            return Outcome.SUCCESS
+        self._sink(Event("guards.prohibited_apps_running", findings.as_dict()))
+        cleared = self._prompt(check, findings) if self._prompt is not None else False
+        final = check.scan() if cleared else findings
+        self._sink(
+            Event(
+                "guards.prohibited_apps_precheck",
+                {"cleared": final.clear, "cancelled": not cleared, **final.as_dict()},
+            )
+        )
+        if final.clear:
+            return Outcome.SUCCESS
+        self.message_id = "guards.prohibited.not_closed"
+        return Outcome.ABORTED
+
+    def _start_watcher(self, *, terminate: bool) -> Outcome:
+        guard = self._watcher_factory(self._apps, terminate)
+        try:
+            guard.start(self._sink)
+        except GuardUnavailable as exc:
+            choice = self._settings["guards.unavailable"]
+            self._sink(
+                Event(
+                    "guards.unavailable",
+                    {"guard": guard.name, "reason": str(exc), "policy": choice},
+                )
+            )
+            log.guards.error("Process watcher cannot start: %s (policy %s)", exc, choice)
+            if choice == "refuse":
+                self.message_id = "guards.unavailable.refused"
+                return Outcome.ABORTED
+            return Outcome.SUCCESS
+        self.watcher = guard
+        return Outcome.SUCCESS
+
+    def revert(self) -> Outcome:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        return Outcome.SUCCESS
