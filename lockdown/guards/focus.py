@@ -1,0 +1,156 @@
+"""Focus guard: notice when the kiosk loses focus, journal how long, and bring it back.
+
+The platform says which window is active system-wide (X11: ``_NET_ACTIVE_WINDOW`` or the
+input focus; Windows: the foreground window; macOS: the frontmost application). A timer
+asks every ``POLL_MS`` and Qt's ``focusWindowChanged`` asks at once. When a window of
+another process becomes active the guard journals ``guards.focus_lost`` (with that
+window), raises and activates the kiosk again, and journals ``guards.focus_regained`` with
+the duration once the kiosk is back. Without a platform answer it falls back to Qt's own
+application state (it then only knows that *some* other program is active).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Final
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QWidget
+
+from lockdown import log
+from lockdown.config.settings import Settings
+from lockdown.events import Event, EventSink
+from lockdown.guards.base import Availability, GuardInfo
+from lockdown.platform.base import Capability, DesktopPlatform, WindowRef
+
+POLL_MS: Final = 200
+
+
+class FocusGuard:
+    """Keeps the kiosk in front; journals every loss of focus with its duration."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        window: QWidget,
+        platform: DesktopPlatform,
+        poll_ms: int = POLL_MS,
+    ) -> None:
+        self._enabled: bool = settings["guards.focus"]
+        self._window = window
+        self._platform = platform
+        self._poll_ms = poll_ms
+        self._report: EventSink | None = None
+        self._timer: QTimer | None = None
+        self._lost_at: float | None = None
+        self._losses = 0
+        self._running = False
+
+    @property
+    def name(self) -> str:
+        return "focus"
+
+    @property
+    def losses(self) -> int:
+        return self._losses
+
+    def info(self) -> GuardInfo:
+        if not self._enabled:
+            return GuardInfo(self.name, "none", Availability.FULL, "focus guard is off")
+        support = self._platform.support(Capability.ACTIVE_WINDOW)
+        if support.available:
+            return GuardInfo(self.name, support.backend, Availability.FULL)
+        return GuardInfo(
+            self.name,
+            "qt application state",
+            Availability.PARTIAL,
+            f"the other window is not named: {support.reason}",
+        )
+
+    def start(self, report: EventSink) -> None:
+        if self._running or not self._enabled:
+            return
+        self._report = report
+        self._running = True
+        self._timer = QTimer()
+        self._timer.setInterval(self._poll_ms)
+        self._timer.timeout.connect(self.check)
+        self._timer.start()
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication):
+            app.focusWindowChanged.connect(self._focus_changed)
+        log.guards.info("Focus guard started (%s)", self.info().backend)
+
+    def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication):
+            app.focusWindowChanged.disconnect(self._focus_changed)
+        if self._lost_at is not None:
+            self._regained(at_stop=True)
+        log.guards.info("Focus guard stopped (%d losses of focus)", self._losses)
+
+    # -- the work ---------------------------------------------------------------------
+
+    def _focus_changed(self, _window: object) -> None:
+        # Let the window system settle before asking it.
+        QTimer.singleShot(0, self.check)
+
+    def _our_window_ids(self) -> set[int]:
+        ids = {int(self._window.winId())}
+        ids.update(int(w.winId()) for w in QGuiApplication.topLevelWindows() if w.isVisible())
+        return ids
+
+    def _is_ours(self, active: WindowRef) -> bool:
+        return active.pid == os.getpid() or active.id in self._our_window_ids()
+
+    def check(self) -> None:
+        """Compare the active window with ours; journal and react to a change."""
+        if not self._running:
+            return
+        ours: bool
+        other: dict[str, Any] = {}
+        if self._platform.support(Capability.ACTIVE_WINDOW).available:
+            active = self._platform.active_window()
+            if active is None:
+                ours = False
+            else:
+                ours = self._is_ours(active)
+                other = active.describe()
+        else:
+            ours = QGuiApplication.focusWindow() is not None
+        if ours:
+            if self._lost_at is not None:
+                self._regained(at_stop=False)
+            return
+        if self._lost_at is None:
+            self._lost_at = time.monotonic()
+            self._losses += 1
+            log.guards.warning("The exam lost the focus to %s", other or "another program")
+            if self._report is not None:
+                self._report(Event("guards.focus_lost", {"window": other}))
+        self.bring_back()
+
+    def _regained(self, *, at_stop: bool) -> None:
+        assert self._lost_at is not None
+        duration = round(time.monotonic() - self._lost_at, 3)
+        self._lost_at = None
+        log.guards.info("The exam has the focus again after %.3f s", duration)
+        if self._report is not None:
+            payload: dict[str, Any] = {"duration": duration}
+            if at_stop:
+                payload["at_stop"] = True
+            self._report(Event("guards.focus_regained", payload))
+
+    def bring_back(self) -> None:
+        """Raise and activate the kiosk window."""
+        self._window.raise_()
+        self._window.activateWindow()
+        self._platform.activate_window(int(self._window.winId()))
