@@ -1,0 +1,203 @@
+"""``lockdown environment``: what the guards see on this machine, for support staff.
+
+Prints each guard's backend and whether it fully works here, the screens, the
+virtual-machine score with its reasons, the remote-session verdict, the prohibited apps
+running now and (macOS) the apps holding Screen Recording permission. ``--json`` prints
+one JSON object for machines. Nothing is changed on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from lockdown import log
+from lockdown.guards import remote, vm
+from lockdown.guards.appslist import AppList, current_os
+from lockdown.guards.base import Availability, GuardInfo
+from lockdown.guards.processes import probe, scan_running
+
+_XRANDR_OUTPUT = re.compile(
+    r"^(?P<name>\S+) connected(?: primary)? (?P<w>\d+)x(?P<h>\d+)\+(?P<x>\d+)\+(?P<y>\d+)"
+)
+
+
+def screens() -> dict[str, Any]:
+    """Attached screens: xrandr on X11, Qt elsewhere; never needs a display to answer."""
+    if sys.platform.startswith("linux"):
+        display = os.environ.get("DISPLAY", "")
+        if not display:
+            return {
+                "available": False,
+                "backend": "xrandr",
+                "reason": "no X display (DISPLAY unset)",
+                "screens": [],
+            }
+        if shutil.which("xrandr") is None:
+            return {
+                "available": False,
+                "backend": "xrandr",
+                "reason": "xrandr not installed",
+                "screens": [],
+            }
+        try:
+            done = subprocess.run(
+                ["xrandr", "--query"], capture_output=True, text=True, timeout=5, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return {"available": False, "backend": "xrandr", "reason": str(exc), "screens": []}
+        if done.returncode != 0:
+            reason = done.stderr.strip().splitlines()[0] if done.stderr.strip() else "failed"
+            return {"available": False, "backend": "xrandr", "reason": reason, "screens": []}
+        found = [
+            {
+                "name": m["name"],
+                "width": int(m["w"]),
+                "height": int(m["h"]),
+                "x": int(m["x"]),
+                "y": int(m["y"]),
+            }
+            for line in done.stdout.splitlines()
+            if (m := _XRANDR_OUTPUT.match(line))
+        ]
+        return {
+            "available": True,
+            "backend": "xrandr",
+            "display": display,
+            "count": len(found),
+            "screens": found,
+        }
+    from PySide6.QtGui import QGuiApplication
+
+    app = QGuiApplication.instance() or QGuiApplication([])
+    found = [
+        {
+            "name": s.name(),
+            "width": s.geometry().width(),
+            "height": s.geometry().height(),
+            "x": s.geometry().x(),
+            "y": s.geometry().y(),
+        }
+        for s in QGuiApplication.screens()
+    ]
+    del app
+    return {"available": True, "backend": "qt", "count": len(found), "screens": found}
+
+
+def _desktop_infos() -> list[GuardInfo]:
+    try:
+        from lockdown.guards.desktop import (  # type: ignore[import-not-found,unused-ignore]
+            desktop_guard_infos,
+        )
+    except ImportError:
+        return []
+    infos: list[GuardInfo] = desktop_guard_infos()
+    return infos
+
+
+def guard_infos() -> list[GuardInfo]:
+    infos = [*_desktop_infos(), probe()]
+    os_name = current_os()
+    vm_backend = {"linux": "sysfs+cpuinfo", "windows": "registry+mac", "macos": "sysctl+mac"}[
+        os_name
+    ]
+    infos.append(GuardInfo("virtual_machine", vm_backend, Availability.FULL))
+    remote_backend = {
+        "linux": "logind+env+processes",
+        "windows": "GetSystemMetrics+processes",
+        "macos": "processes",
+    }[os_name]
+    infos.append(GuardInfo("remote_session", remote_backend, Availability.FULL))
+    if os_name == "macos":
+        infos.append(
+            GuardInfo(
+                "screen_recording_permission",
+                "tcc-sqlite",
+                Availability.PARTIAL,
+                "needs Full Disk Access; unverified on real macOS",
+            )
+        )
+    return infos
+
+
+def report() -> dict[str, Any]:
+    """Everything the command prints, as one JSON-able object."""
+    os_name = current_os()
+    apps = AppList.load(os_name=os_name)
+    running = scan_running(apps.matcher())
+    out: dict[str, Any] = {
+        "os": os_name,
+        "guards": [
+            {
+                "name": i.name,
+                "backend": i.backend,
+                "availability": i.availability.value,
+                "reason": i.reason,
+            }
+            for i in guard_infos()
+        ],
+        "screens": screens(),
+        "virtual_machine": vm.detect().as_dict(),
+        "remote_session": remote.detect(apps, os_name).as_dict(),
+        "prohibited_apps_running": [m.as_payload() for m in running],
+    }
+    if os_name == "macos":
+        from lockdown.guards.tcc import screen_capture_grants
+
+        out["screen_recording_permission"] = screen_capture_grants().as_dict()
+    return out
+
+
+def _text(data: dict[str, Any]) -> str:
+    lines = [f"Lockdown environment ({data['os']})", "", "Guards:"]
+    for g in data["guards"]:
+        why = f" — {g['reason']}" if g["reason"] else ""
+        lines.append(f"  {g['name']:<28} {g['availability']:<11} {g['backend']}{why}")
+    s = data["screens"]
+    lines += ["", "Screens:"]
+    if s["available"]:
+        lines.append(f"  {s['count']} screen(s) via {s['backend']}")
+        lines += [
+            f"  {x['name']}: {x['width']}x{x['height']} at +{x['x']}+{x['y']}" for x in s["screens"]
+        ]
+    else:
+        lines.append(f"  unknown: {s['reason']}")
+    v = data["virtual_machine"]
+    verdict = "YES" if v["virtual_machine"] else "no"
+    lines += [
+        "",
+        f"Virtual machine: {verdict} (score {v['score']}/100, threshold {v['threshold']})",
+    ]
+    lines += [f"  + {r['weight']:>3} {r['detail']}" for r in v["reasons"]]
+    lines += [f"  note: {n}" for n in v["notes"]]
+    r = data["remote_session"]
+    lines += ["", f"Remote session: {'YES' if r['remote_session'] else 'no'}"]
+    lines += [f"  - {x['detail']}" for x in r["reasons"]]
+    lines += [f"  note: {n}" for n in r["notes"]]
+    apps = data["prohibited_apps_running"]
+    lines += ["", f"Prohibited apps running: {len(apps) or 'none'}"]
+    lines += [
+        f"  {a['app_name']} (pid {a['pid']}, {a['matched_on']} {a['matched_name']!r})" for a in apps
+    ]
+    if "screen_recording_permission" in data:
+        tcc = data["screen_recording_permission"]
+        lines += ["", "Screen Recording permission:"]
+        lines += [f"  {a['client']}" for a in tcc["apps"]] or ["  none"]
+        lines += [f"  note: {n}" for n in tcc["notes"]]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    log.guards.info("Collecting the environment report")
+    data = report()
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(_text(data))
+    return 0
