@@ -358,8 +358,7 @@ class _VideoRecorder(SegmentingRecorder):
 
     def _units_duration(self, segment: _OpenSegment, end: float) -> tuple[int, float]:
         frames = segment.encoder.frames if isinstance(segment.encoder, VideoSegmentEncoder) else 0
-        duration = max(end - segment.start, frames / self.fps if frames else 0.0)
-        return frames, round(duration, 3)
+        return frames, round(max(0.0, end - segment.start), 3)
 
     def _encode(self, frame: Frame, mono: float) -> None:
         segment = self._current(mono)
@@ -587,7 +586,11 @@ class ScreenRecorder(_VideoRecorder):
                 and last_thumb.shape == thumb.shape
                 and np.count_nonzero(np.abs(thumb - last_thumb) > 8) > thumb.size // 1000
             )
-            due = mono - last_frame >= period - 0.01
+            segment = self._segment
+            due = mono - last_frame >= period - 0.01 or (
+                # a frame at the segment boundary keeps segments at their length
+                segment is not None and mono - segment.start >= self.segment_length
+            )
             if due or (changed and mono - last_frame >= busy_period - 0.01):
                 self._encode(source.scale(bgra), mono)
                 last_frame = mono
