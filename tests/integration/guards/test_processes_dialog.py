@@ -1,0 +1,79 @@
+"""The pre-exam prohibited-apps dialog with a real process and real Qt widgets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog
+from pytestqt.qtbot import QtBot
+
+from lockdown.guards.policy import ProhibitedAppsPrecheck
+from lockdown.ui.prohibited_dialog import ProhibitedAppsDialog
+from tests.integration.guards.test_processes import (
+    TEST_APPS,
+    Recorder,
+    launch_detached,
+    renamed_copy,
+)
+
+pytestmark = pytest.mark.x11
+
+
+@pytest.fixture
+def anydesk(tmp_path: Path) -> Iterator[int]:
+    pid, _ = launch_detached(renamed_copy(tmp_path, "anydesk"), "30")
+    yield pid
+    try:
+        psutil.Process(pid).kill()
+    except psutil.Error:
+        pass
+
+
+def _dialog(qtbot: QtBot, can_close: bool, journal: Recorder) -> ProhibitedAppsDialog:
+    check = ProhibitedAppsPrecheck(TEST_APPS, journal, can_close=can_close, grace=1.0)
+    dialog = ProhibitedAppsDialog(check, check.scan())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    return dialog
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_close_them_for_me_closes_the_app_and_lets_the_exam_start(
+    qtbot: QtBot, anydesk: int
+) -> None:
+    journal = Recorder()
+    dialog = _dialog(qtbot, True, journal)
+    items = [dialog.apps.item(i).text() for i in range(dialog.apps.count())]
+    assert any(text.startswith("AnyDesk") for text in items)
+    assert dialog.close_button.isVisible()
+    qtbot.mouseClick(dialog.close_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.result() == QDialog.DialogCode.Accepted.value, timeout=5000)
+    assert _gone(anydesk)
+    assert journal.of("guards.prohibited_app_closed", anydesk)
+
+
+def test_without_the_close_policy_the_dialog_waits_for_the_candidate(
+    qtbot: QtBot, anydesk: int
+) -> None:
+    dialog = _dialog(qtbot, False, Recorder())
+    assert not dialog.close_button.isVisible()
+    assert dialog.result() != QDialog.DialogCode.Accepted.value
+    psutil.Process(anydesk).terminate()  # the candidate closes it
+    qtbot.waitUntil(lambda: dialog.result() == QDialog.DialogCode.Accepted.value, timeout=5000)
+
+
+def test_leave_rejects(qtbot: QtBot, anydesk: int) -> None:
+    dialog = _dialog(qtbot, True, Recorder())
+    qtbot.mouseClick(dialog.leave_button, Qt.MouseButton.LeftButton)
+    assert dialog.result() == QDialog.DialogCode.Rejected.value
+    assert not _gone(anydesk)
