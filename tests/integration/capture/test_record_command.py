@@ -1,0 +1,62 @@
+"""`lockdown record` as a real process: a test recording that `lockdown spool verify` accepts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.pulse import VirtualMicrophone
+from tests.support.xserver import Xvfb
+
+
+def _lockdown(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lockdown.cli", "--temp-basedir", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+
+
+@pytest.mark.x11
+@pytest.mark.audio
+@pytest.mark.slow
+def test_record_makes_a_verifiable_spool_of_every_source(
+    tmp_path: Path, xserver: Xvfb, virtual_microphone: VirtualMicrophone
+) -> None:
+    org = tmp_path / "org.toml"
+    org.write_text("[settings]\nproctoring.segment_length = 2.0\n")
+    env = {**os.environ, **xserver.env, **virtual_microphone.env}
+    out = tmp_path / "rec"
+    result = _lockdown(
+        "--organisation", str(org), "record", "--seconds", "3", "--out", str(out), env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "recording 3 s of camera, microphone, screen" in result.stdout
+    assert "   1/3 s  camera running" in result.stdout
+    for stream in ("camera", "microphone", "screen"):
+        assert f"  {stream} " in result.stdout.split("summary:")[1]
+    verify = _lockdown("spool", "verify", str(out), env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "3 stream(s)" in verify.stdout
+
+
+def test_record_rejects_bad_input_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    result = _lockdown("record", "--seconds", "0", "--out", str(tmp_path / "x"), env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("lockdown: --seconds must be")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = _lockdown("record", "--seconds", "1", "--out", str(blocker / "rec"), env=env)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"lockdown: {blocker / 'rec'}: cannot create the recording folder")
+    assert "Traceback" not in result.stderr

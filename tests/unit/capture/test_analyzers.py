@@ -1,0 +1,116 @@
+"""Analyzers on synthetic and photo input: the brightness rule, faces, voice activity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lockdown.capture.analyzers import (
+    FaceCheck,
+    Finding,
+    HintReporter,
+    TooDarkCheck,
+    VoiceActivity,
+    dbfs,
+    downscale_gray,
+    is_dark,
+    luma_stats,
+)
+from lockdown.capture.base import Stream
+from lockdown.capture.clock import CaptureClock
+from lockdown.capture.recorders import Backoff
+from lockdown.events import Event
+from tests.integration.capture.media import scene
+
+RATE = 16000
+
+
+def test_brightness_rule_tells_dark_from_lit_and_from_a_dark_but_contrasty_scene() -> None:
+    assert is_dark(luma_stats(downscale_gray(scene("dark"))))
+    assert not is_dark(luma_stats(downscale_gray(scene("one"))))
+    contrast = np.zeros((120, 160), np.uint8)
+    contrast[:, 80:] = 255  # half black, half white: a wide spread is not "too dark"
+    assert not is_dark(luma_stats(contrast))
+    assert is_dark(luma_stats(np.full((120, 160), 30, np.uint8)))
+
+
+def test_too_dark_needs_consecutive_frames_and_flags_once() -> None:
+    check = TooDarkCheck(consecutive=3)
+    dark, lit = downscale_gray(scene("dark")), downscale_gray(scene("one"))
+    assert check.feed(dark, 0.0) is None
+    assert check.feed(dark, 0.5) is None
+    assert check.feed(lit, 1.0) is None  # the run is broken
+    results = [check.feed(dark, t) for t in (1.5, 2.0, 2.5, 3.0)]
+    assert results[:2] == [None, None]
+    assert results[2] is not None and results[2].kind == "too_dark"
+    assert results[2].details["onset"] == 1.5
+    assert results[3] is None  # still dark: no second finding
+
+
+def test_faces_flag_only_after_the_persistence_window() -> None:
+    check = FaceCheck(persistence=2.0)
+    one, two, none = (downscale_gray(scene(k)) for k in ("one", "two", "none"))
+    assert check.feed(one, 0.0) is None
+    assert check.feed(none, 1.0) is None
+    assert check.feed(one, 2.0) is None  # a glance away for 1 s is not a flag
+    assert check.feed(none, 3.0) is None
+    finding = check.feed(none, 5.0)
+    assert finding == Finding("no_face", {"onset": 3.0})
+    assert check.feed(two, 6.0) is None
+    finding = check.feed(two, 8.5)
+    assert finding is not None and finding.kind == "several_faces"
+    assert finding.details["faces"] == 2
+
+
+def _feed(va: VoiceActivity, signal: np.ndarray, start: float = 0.0) -> list[Finding]:
+    out = []
+    block = RATE // 50
+    for i in range(0, len(signal) - block + 1, block):
+        finding = va.feed(signal[i : i + block].astype(np.float32), start + i / RATE)
+        if finding is not None:
+            out.append(finding)
+    return out
+
+
+def test_voice_activity_separates_speechlike_sound_from_tone_noise_and_silence() -> None:
+    t = np.arange(3 * RATE) / RATE
+    silence = np.zeros_like(t)
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    rng = np.random.default_rng(1)
+    noise = 0.3 * rng.standard_normal(len(t))
+    # voiced "syllables": a 150 Hz voice with its formants, 4 per second, level moving
+    voiced = sum(
+        a * np.sin(2 * np.pi * f * t) for a, f in ((0.3, 150), (1.0, 600), (0.8, 1200), (0.5, 2400))
+    )
+    syllables = (np.sin(2 * np.pi * 4 * t) > 0) * (0.1 + np.abs(np.sin(2 * np.pi * 2 * t)))
+    speechlike = 0.2 * voiced * syllables
+    assert _feed(VoiceActivity(RATE), silence) == []
+    assert [f.kind for f in _feed(VoiceActivity(RATE), tone)] == ["noise"]
+    assert [f.kind for f in _feed(VoiceActivity(RATE), noise)] == ["noise"]
+    assert [f.kind for f in _feed(VoiceActivity(RATE), speechlike)] == ["voice"]
+
+
+def test_level_in_dbfs() -> None:
+    assert dbfs(np.ones(100, np.float32)) == pytest.approx(0.0)
+    assert dbfs(np.full(100, 0.1, np.float32)) == pytest.approx(-20.0)
+    assert dbfs(np.zeros(100, np.float32)) == -120.0
+
+
+def test_hints_are_rate_limited_per_kind_and_count_what_was_held_back() -> None:
+    events: list[Event] = []
+    hints = HintReporter(events.append, Stream.CAMERA, CaptureClock(), interval=10.0)
+    assert hints(Finding("no_face"), mono=100.0, segment=3, offset=1.25)
+    assert not hints(Finding("no_face"), mono=105.0, segment=3, offset=6.25)
+    assert hints(Finding("too_dark"), mono=105.0, segment=3, offset=6.25)
+    assert hints(Finding("no_face"), mono=111.0, segment=4, offset=2.0)
+    assert [e.type for e in events] == ["hint.no_face", "hint.too_dark", "hint.no_face"]
+    assert events[0].payload["segment"] == 3
+    assert events[0].payload["offset"] == 1.25
+    assert events[0].payload["stream"] == "camera"
+    assert "suppressed" not in events[0].payload
+    assert events[2].payload["suppressed"] == 1
+
+
+def test_backoff_doubles_up_to_its_maximum() -> None:
+    backoff = Backoff(1.0, 30.0)
+    assert [backoff.delay(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
