@@ -1,0 +1,170 @@
+"""The desktop guards as one operation: displays, keyboard, clipboard, screenshots, focus.
+
+:class:`DesktopGuardsOperation` is the step of the session that locks the desktop. Its
+``perform`` first counts the screens (more than ``guards.max_displays`` -> ABORTED with
+the message id ``guards.displays.too_many``), then starts each guard in order and
+journals each start with its backend and availability. A guard that cannot work here
+(unavailable, or :class:`GuardUnavailable` from ``start``) is handled by
+``guards.unavailable``: ``refuse`` -> ABORTED with message id ``guards.unavailable`` and the
+reason; ``continue`` -> the gap is journalled and the next guard starts. ``revert`` stops
+the started guards in reverse order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from PySide6.QtWidgets import QWidget
+
+from lockdown import log
+from lockdown.config.settings import Settings
+from lockdown.events import Event, EventSink
+from lockdown.guards.base import Availability, Guard, GuardInfo, GuardUnavailable
+from lockdown.guards.clipboard import ClipboardGuard
+from lockdown.guards.displays import TEXTS as DISPLAY_TEXTS
+from lockdown.guards.displays import DisplaysGuard, display_problem
+from lockdown.guards.focus import FocusGuard
+from lockdown.guards.keyboard import KeyboardGuard
+from lockdown.guards.restore import RestoreLog
+from lockdown.guards.screenshots import ScreenshotGuard
+from lockdown.lifecycle.base import Outcome
+from lockdown.platform.base import DesktopPlatform
+
+#: Candidate-facing texts of the desktop guards, by id (merged into lockdown/ui/texts.py).
+TEXTS: Final = {
+    **DISPLAY_TEXTS,
+    "guards.unavailable": (
+        "The exam cannot be locked down on this computer ({guard}: {reason}). "
+        "Ask your exam support for help."
+    ),
+}
+
+
+def build_desktop_guards(
+    settings: Settings,
+    window: QWidget,
+    platform: DesktopPlatform,
+    restore: RestoreLog | None = None,
+) -> list[Guard]:
+    """The desktop guards, in start order."""
+    return [
+        DisplaysGuard(settings, window, platform),
+        KeyboardGuard(settings, window, platform, restore),
+        ClipboardGuard(settings, window, platform),
+        ScreenshotGuard(settings, window, platform),
+        FocusGuard(settings, window, platform),
+    ]
+
+
+def desktop_guard_infos(
+    settings: Settings | None = None, platform: DesktopPlatform | None = None
+) -> list[GuardInfo]:
+    """What each desktop guard can do on this machine (for ``lockdown environment``).
+
+    Needs a QGuiApplication (the guards ask Qt about screens and the clipboard).
+    """
+    if settings is None:
+        settings = Settings.defaults()
+    if platform is None:
+        from lockdown.platform.factory import desktop_platform
+
+        platform = desktop_platform()
+    window = QWidget()
+    try:
+        return [guard.info() for guard in build_desktop_guards(settings, window, platform)]
+    finally:
+        window.deleteLater()
+
+
+class DesktopGuardsOperation:
+    """Starts the desktop guards in order; stops them in reverse."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        guards: list[Guard],
+        report: EventSink,
+    ) -> None:
+        self._settings = settings
+        self._guards = guards
+        self._report = report
+        self._started: list[Guard] = []
+        #: why perform() did not succeed: (message id, values), for the UI
+        self.message: tuple[str, dict[str, Any]] | None = None
+
+    @property
+    def name(self) -> str:
+        return "desktop guards"
+
+    def _unavailable(self, info: GuardInfo, reason: str) -> bool:
+        """Handle a guard that cannot work; True when the exam may go on."""
+        policy: str = self._settings["guards.unavailable"]
+        self._report(
+            Event(
+                "guards.unavailable",
+                {"guard": info.name, "backend": info.backend, "reason": reason, "policy": policy},
+            )
+        )
+        if policy == "refuse":
+            log.guards.error("Guard %s cannot work here (%s); refusing", info.name, reason)
+            self.message = ("guards.unavailable", {"guard": info.name, "reason": reason})
+            return False
+        log.guards.warning("Guard %s cannot work here (%s); continuing", info.name, reason)
+        return True
+
+    def perform(self) -> Outcome:
+        problem = display_problem(self._settings)
+        if problem is not None:
+            self.message = (
+                problem.message_id,
+                {"count": problem.count, "allowed": problem.allowed},
+            )
+            self._report(
+                Event(
+                    "guards.refused",
+                    {"guard": "displays", "message_id": problem.message_id, **self.message[1]},
+                )
+            )
+            return Outcome.ABORTED
+        for guard in self._guards:
+            info = guard.info()
+            if info.availability is Availability.UNAVAILABLE:
+                if self._unavailable(info, info.reason):
+                    continue
+                return Outcome.ABORTED
+            try:
+                guard.start(self._report)
+            except GuardUnavailable as exc:
+                if self._unavailable(info, str(exc)):
+                    continue
+                return Outcome.ABORTED
+            except Exception:
+                log.guards.exception("Guard %s failed to start", guard.name)
+                self._report(Event("guards.start_failed", {"guard": guard.name}))
+                return Outcome.FAILED
+            self._started.append(guard)
+            self._report(
+                Event(
+                    "guards.started",
+                    {
+                        "guard": info.name,
+                        "backend": info.backend,
+                        "availability": info.availability.value,
+                        "reason": info.reason,
+                    },
+                )
+            )
+        return Outcome.SUCCESS
+
+    def revert(self) -> Outcome:
+        outcome = Outcome.SUCCESS
+        while self._started:
+            guard = self._started.pop()
+            try:
+                guard.stop()
+            except Exception:
+                log.guards.exception("Guard %s failed to stop", guard.name)
+                outcome = Outcome.FAILED
+                continue
+            self._report(Event("guards.stopped", {"guard": guard.name}))
+        return outcome
