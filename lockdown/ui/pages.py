@@ -27,7 +27,7 @@ class NoticePage(QWidget):
             " background: #eceff1; padding: 8px; }"
             "QPushButton { font-size: 16px; padding: 8px 24px; }"
         )
-        self.setAutoFillBackground(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         layout = QVBoxLayout(self)
         layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout.setSpacing(14)
@@ -43,7 +43,8 @@ class NoticePage(QWidget):
         ):
             label.setObjectName(name)
             label.setWordWrap(True)
-            label.setMaximumWidth(900)
+            label.setFixedWidth(820)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             label.setTextFormat(Qt.TextFormat.PlainText)
             layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
         self.address.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)

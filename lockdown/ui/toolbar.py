@@ -51,7 +51,7 @@ class Toolbar(QWidget):
         super().__init__(parent)
         self.setObjectName("lockdown-toolbar")
         self.setFixedHeight(HEIGHT)
-        self.setAutoFillBackground(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setStyleSheet(
             "#lockdown-toolbar { background: #263238; }"
             "QLabel { color: #eceff1; padding: 0 8px; }"
