@@ -49,6 +49,10 @@ class X11Platform:
     def is_null(self) -> bool:
         return False
 
+    def __del__(self) -> None:
+        if getattr(self, "_dpy", None) is not None:
+            self.close()
+
     def close(self) -> None:
         with self._lock:
             if self._dpy is not None:

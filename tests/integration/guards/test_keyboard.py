@@ -62,15 +62,25 @@ def other_client(window_manager: Xvfb, tmp_path: Path) -> Iterator[tuple[int, Pa
         proc.wait(5)
 
 
+@pytest.fixture
+def platform(xserver: Xvfb) -> Iterator[X11Platform]:
+    p = X11Platform()
+    yield p
+    p.close()
+
+
 def _key_presses(path: Path) -> int:
     return path.read_text(errors="replace").count("KeyPress event")
 
 
 def test_alt_tab_and_super_stay_in_the_kiosk_and_no_other_client_gets_keys(
-    qtbot: QtBot, window_manager: Xvfb, other_client: tuple[int, Path], tmp_path: Path
+    qtbot: QtBot,
+    window_manager: Xvfb,
+    other_client: tuple[int, Path],
+    tmp_path: Path,
+    platform: X11Platform,
 ) -> None:
     xev_window, xev_out = other_client
-    platform = X11Platform()
     # The other client works: focused, it receives typed keys (so the test can fail).
     window_manager.run("xdotool", "windowactivate", "--sync", str(xev_window))
     window_manager.run("xdotool", "key", "a")
@@ -85,8 +95,12 @@ def test_alt_tab_and_super_stay_in_the_kiosk_and_no_other_client_gets_keys(
     kiosk.show()
     qtbot.waitExposed(kiosk)
     wid = int(kiosk.winId())
-    platform.activate_window(wid)
-    qtbot.waitUntil(lambda: (platform.active_window() or _none()).id == wid, timeout=5000)
+
+    def activated() -> bool:
+        platform.activate_window(wid)  # again until the window manager has taken the window
+        return (platform.active_window() or _none()).id == wid
+
+    qtbot.waitUntil(activated, timeout=5000)
 
     settings = layer(
         Organisation(), flatten({"guards": {"keyboard_allow": ["Insert"]}}, origin="t")
@@ -116,7 +130,6 @@ def test_alt_tab_and_super_stay_in_the_kiosk_and_no_other_client_gets_keys(
     # Released: Alt+Tab switches windows again.
     window_manager.run("xdotool", "key", "alt+Tab")
     qtbot.waitUntil(lambda: (platform.active_window() or _none()).id != wid, timeout=5000)
-    platform.close()
 
 
 def _none() -> Any:

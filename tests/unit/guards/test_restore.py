@@ -56,7 +56,9 @@ def test_a_change_left_by_a_killed_run_is_undone_at_the_next_start(
         assert any(line.strip() == "changed" for line in lines)  # python-xlib may chat first
         assert "srvrkeys:none" in _options(fresh_xserver)
         # While the run is alive its record is not touched.
-        assert undo_leftovers(restore_dir, lambda e: None, X11Platform(fresh_xserver.display)) == 0
+        alive = X11Platform(fresh_xserver.display)
+        assert undo_leftovers(restore_dir, lambda e: None, alive) == 0
+        alive.close()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
