@@ -90,14 +90,32 @@ def screens() -> dict[str, Any]:
     return {"available": True, "backend": "qt", "count": len(found), "screens": found}
 
 
+def _qt_application() -> object:
+    """The QApplication the desktop guards need; offscreen when there is no display."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        no_display = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        if sys.platform.startswith("linux") and no_display:
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        app = QApplication([])
+    return app
+
+
 def _desktop_infos() -> list[GuardInfo]:
     try:
-        from lockdown.guards.desktop import (  # type: ignore[import-not-found,unused-ignore]
-            desktop_guard_infos,
-        )
+        from lockdown.guards.desktop import desktop_guard_infos
     except ImportError:
         return []
-    infos: list[GuardInfo] = desktop_guard_infos()
+    app = _qt_application()
+    try:
+        infos: list[GuardInfo] = desktop_guard_infos()
+    except Exception as exc:
+        log.guards.exception("Desktop guards could not describe themselves")
+        return [GuardInfo("desktop", "unknown", Availability.UNAVAILABLE, str(exc))]
+    finally:
+        del app
     return infos
 
 
@@ -195,7 +213,16 @@ def _text(data: dict[str, Any]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     log.guards.info("Collecting the environment report")
-    data = report()
+    # Native libraries and tools may write to stdout; keep it clean for the report.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        data = report()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
     if getattr(args, "json", False):
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
