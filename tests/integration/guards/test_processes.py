@@ -34,7 +34,10 @@ from lockdown.guards.processes import (
 # Double fork: the grandchild waits until it is orphaned, prints its pid and the
 # monotonic time, then execs the program, so it is not part of our process tree.
 LAUNCHER = r"""
-import os, sys, time
+import os, signal, sys, time
+if sys.argv[1] == "--ignore-sigterm":  # inherited across exec: no race with the watcher
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    del sys.argv[1]
 r, w = os.pipe()
 child = os.fork()
 if child == 0:
@@ -57,10 +60,11 @@ sys.stdout.write(os.read(r, 100).decode())
 """
 
 
-def launch_detached(program: Path, *args: str) -> tuple[int, float]:
+def launch_detached(program: Path, *args: str, ignore_sigterm: bool = False) -> tuple[int, float]:
     """Start ``program`` outside our process tree; its pid and the time just before exec."""
+    flag = ["--ignore-sigterm"] if ignore_sigterm else []
     out = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, str(program), *args],
+        [sys.executable, "-c", LAUNCHER, *flag, str(program), *args],
         capture_output=True,
         text=True,
         check=True,
@@ -184,12 +188,12 @@ def test_ask_policy_journals_but_leaves_the_app_running(tmp_path: Path, cleanup:
 def test_an_app_ignoring_sigterm_is_killed_after_the_grace_period(
     tmp_path: Path, cleanup: list[int]
 ) -> None:
-    stubborn = renamed_copy(tmp_path, "anydesk", binary="/bin/bash")
+    stubborn = renamed_copy(tmp_path, "anydesk")
     journal = Recorder()
     guard = _guard(terminate=True, grace=0.3)
     guard.start(journal)
     try:
-        pid, _ = launch_detached(stubborn, "-c", "trap '' TERM; while :; do sleep 0.05; done")
+        pid, _ = launch_detached(stubborn, "30", ignore_sigterm=True)
         cleanup.append(pid)
         closed = journal.wait_for(EVENT_CLOSED, pid)
         assert closed.payload["how"] == "killed"
