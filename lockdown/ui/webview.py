@@ -292,6 +292,7 @@ class ExamPage(QWebEnginePage):
         self._seb_template = (
             resources.read_text("js", "seb_api.js") if self._keys is not None else ""
         )
+        self._install_seb_api(self._settings["browser.start_url"])
 
     def _install_seb_api(self, url: str) -> None:
         """(Re)inject ``window.SafeExamBrowser`` carrying the hashes for ``url``."""
@@ -391,7 +392,10 @@ class ExamPage(QWebEnginePage):
             else:
                 self.navigationBlocked.emit(Blocked(argument, "scheme", decision))
         elif command == "seb-update" and self._keys is not None:
-            values = self._seb_values(self.url().toString())
+            # the page's own URL (pushState may be ahead of page.url()); same origin only
+            current = self.url().toString()
+            url = argument if origin(argument) and origin(argument) == origin(current) else current
+            values = self._seb_values(url)
             self.runJavaScript(
                 f"window.__lockdownSebUpdate && window.__lockdownSebUpdate({values});",
                 QWebEngineScript.ScriptWorldId.MainWorld,

@@ -18,7 +18,7 @@
   Object.defineProperty(security, "updateKeys", {
     value: function (callback) {
       if (typeof callback === "function") waiting.push(callback);
-      console.log(prefix + "seb-update");
+      console.log(prefix + "seb-update " + location.href);
     },
     enumerable: true,
   });
