@@ -378,7 +378,8 @@ class CameraRecorder(_VideoRecorder):
 
     Args:
         source: ``proctoring.camera_source`` (index, name, video file or "pattern").
-        analysis_interval: seconds between two looks by the analysers.
+        analysis_interval: seconds between two looks for darkness.
+        face_interval: seconds between two looks for faces (the costlier analyser).
         face_persistence: seconds a face count must hold before it is a hint.
         dark_frames: consecutive dark looks before a too-dark hint.
     """
@@ -394,6 +395,7 @@ class CameraRecorder(_VideoRecorder):
         fps: float = 15.0,
         max_kbps: int = 96,
         analysis_interval: float = 0.5,
+        face_interval: float = 1.0,
         face_persistence: float = 3.0,
         dark_frames: int = 3,
         **kwargs: Any,
@@ -405,6 +407,8 @@ class CameraRecorder(_VideoRecorder):
         self.fps = fps
         self._max_kbps = max_kbps
         self._analysis_interval = analysis_interval
+        self._face_interval = face_interval
+        self._next_face = 0.0
         self._source: FrameSource | None = None
         self.dark = TooDarkCheck(dark_frames)
         self.faces = FaceCheck(face_persistence)
@@ -448,8 +452,9 @@ class CameraRecorder(_VideoRecorder):
     def _analyse(self, frame: Frame, mono: float) -> None:
         gray = downscale_gray(frame)
         self._hint(self.dark.feed(gray, mono), mono)
-        if self.dark.dark_frames:
+        if self.dark.dark_frames or mono < self._next_face:
             return  # faces cannot be seen in the dark; the dark hint says it
+        self._next_face = mono + self._face_interval
         self._hint(self.faces.feed(gray, mono), mono)
 
 
@@ -521,7 +526,10 @@ class MicrophoneRecorder(SegmentingRecorder):
                     part, samples = samples[:room], samples[room:]
                     encoder.add(part)
                     mono += len(part) / self.rate
-                self._hint(self.voice.feed(block.samples, block.mono), block.mono)
+                step = max(1, self.rate // 20)  # voice activity looks at 50 ms pieces
+                for i in range(0, len(block.samples), step):
+                    at = block.mono + i / self.rate
+                    self._hint(self.voice.feed(block.samples[i : i + step], at), at)
 
 
 class ScreenRecorder(_VideoRecorder):

@@ -39,6 +39,7 @@ def test_file_camera_segments_decode_and_hints_land_at_their_times(tmp_path: Pat
         report=events.append,
         segment_length=2.0,
         analysis_interval=0.25,
+        face_interval=0.25,
         face_persistence=1.0,
         dark_frames=3,
     )
