@@ -174,8 +174,16 @@ def test_isolated_copy_paste_works_in_page_and_never_reaches_the_system(
         _xclip_in("clipboard", "from outside")
         qtbot.waitUntil(lambda: _xclip_out(qtbot, "clipboard") == "", timeout=3000)
         page = view.page()
+        # Editing commands act on the focused frame: make sure the page has the focus.
+        view.raise_()
+        view.activateWindow()
+        view.setFocus()
+        qtbot.waitUntil(lambda: _js(qtbot, page, "document.hasFocus()") is True, timeout=5000)
         _js(qtbot, page, "const a = document.getElementById('a'); a.focus(); a.select(); 1")
         page.triggerAction(QWebEnginePage.WebAction.Copy)
+        # Editing commands and scripts travel on different channels: wait for the copy.
+        store = "window[Symbol.for('lockdown.clipboard.store')].text"
+        qtbot.waitUntil(lambda: _js(qtbot, page, store) == "secret answer 42", timeout=5000)
         _js(qtbot, page, "document.getElementById('b').focus(); 1")
         page.triggerAction(QWebEnginePage.WebAction.Paste)
         qtbot.waitUntil(
