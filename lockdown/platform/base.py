@@ -130,3 +130,45 @@ class DesktopPlatform(Protocol):
     def clipboard_change_count(self) -> int | None:
         """A counter that grows on every clipboard change, where the toolkit cannot signal it."""
         ...
+
+
+class PlatformDefaults:
+    """What a backend does for a capability it lacks: nothing, and it says so in ``support``.
+
+    Each backend inherits this and overrides only what its system offers, so "not
+    available here" has one meaning on every platform.
+    """
+
+    @property
+    def is_null(self) -> bool:
+        return False
+
+    def hook_keyboard(self, window: int, decide: KeyDecider) -> bool:
+        return False
+
+    def unhook_keyboard(self) -> None:
+        return None
+
+    def active_window(self) -> WindowRef | None:
+        return None
+
+    def activate_window(self, window: int) -> None:
+        return None
+
+    def set_capture_excluded(self, window: int, excluded: bool) -> bool:
+        return False
+
+    def capture_excluded_windows(self) -> list[WindowRef]:
+        return []
+
+    def system_keys_state(self) -> Mapping[str, Any] | None:
+        return None
+
+    def disable_system_keys(self) -> None:
+        return None
+
+    def restore_system_keys(self, state: Mapping[str, Any]) -> None:
+        return None
+
+    def clipboard_change_count(self) -> int | None:
+        return None

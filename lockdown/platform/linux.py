@@ -21,13 +21,13 @@ from Xlib import X, Xatom, display, error
 from Xlib.protocol import event as xevent
 
 from lockdown import log
-from lockdown.platform.base import Capability, KeyDecider, Support, WindowRef
+from lockdown.platform.base import Capability, PlatformDefaults, Support, WindowRef
 
 SERVER_KEYS_OPTION: Final = "srvrkeys:none"
 _SOURCE_PAGER: Final = 2  # _NET_ACTIVE_WINDOW source indication: a pager, obeyed by WMs
 
 
-class X11Platform:
+class X11Platform(PlatformDefaults):
     """X11 through its own python-xlib connection (separate from Qt's)."""
 
     def __init__(self, display_name: str | None = None) -> None:
@@ -44,10 +44,6 @@ class X11Platform:
     @property
     def name(self) -> str:
         return "x11"
-
-    @property
-    def is_null(self) -> bool:
-        return False
 
     def __del__(self) -> None:
         if getattr(self, "_dpy", None) is not None:
@@ -73,14 +69,6 @@ class X11Platform:
         if capability in (Capability.CAPTURE_EXCLUSION, Capability.CAPTURE_EXCLUDED_WINDOWS):
             return Support(False, "x11", "X11 cannot hide a window from other clients' capture")
         return Support(False, "x11", "the toolkit watches the clipboard (XFixes) on X11")
-
-    # -- keyboard ---------------------------------------------------------------------
-
-    def hook_keyboard(self, window: int, decide: KeyDecider) -> bool:
-        return False
-
-    def unhook_keyboard(self) -> None:
-        return None
 
     # -- windows ----------------------------------------------------------------------
 
@@ -155,14 +143,6 @@ class X11Platform:
             except (error.XError, error.ConnectionClosedError) as exc:
                 log.guards.warning("X11: cannot activate window %#x (%s)", window, exc)
 
-    # -- capture exclusion ------------------------------------------------------------
-
-    def set_capture_excluded(self, window: int, excluded: bool) -> bool:
-        return False
-
-    def capture_excluded_windows(self) -> list[WindowRef]:
-        return []
-
     # -- system keys ------------------------------------------------------------------
 
     def _setxkbmap(self, *args: str, display_name: str = "") -> str:
@@ -194,6 +174,3 @@ class X11Platform:
         options = [str(o) for o in state.get("xkb_options", [])]
         where = str(state.get("display", ""))
         self._setxkbmap("-option", "", "-option", ",".join(options), display_name=where)
-
-    def clipboard_change_count(self) -> int | None:
-        return None

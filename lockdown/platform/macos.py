@@ -13,11 +13,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from collections.abc import Mapping
 from typing import Any, Final
 
 from lockdown import log
-from lockdown.platform.base import Capability, KeyDecider, Support, WindowRef
+from lockdown.platform.base import Capability, KeyDecider, PlatformDefaults, Support, WindowRef
 
 # NSApplicationPresentationOptions
 HIDE_DOCK: Final = 1 << 1
@@ -175,7 +174,7 @@ class CocoaApi:  # pragma: no cover - needs macOS
         return windows
 
 
-class MacPlatform:
+class MacPlatform(PlatformDefaults):
     """macOS logic over a :class:`CocoaApi` (or a test's spec_set fake of it)."""
 
     def __init__(self, api: CocoaApi) -> None:
@@ -185,10 +184,6 @@ class MacPlatform:
     @property
     def name(self) -> str:
         return "cocoa"
-
-    @property
-    def is_null(self) -> bool:
-        return False
 
     def support(self, capability: Capability) -> Support:
         backends = {
@@ -232,15 +227,6 @@ class MacPlatform:
             if w["sharing"] == NS_WINDOW_SHARING_NONE and w["pid"] != own and w["layer"] == 0:
                 hidden.append(WindowRef(w["number"], w["pid"], w["name"], w["owner"]))
         return hidden
-
-    def system_keys_state(self) -> Mapping[str, Any] | None:
-        return None
-
-    def disable_system_keys(self) -> None:
-        return None
-
-    def restore_system_keys(self, state: Mapping[str, Any]) -> None:
-        return None
 
     def clipboard_change_count(self) -> int | None:
         try:

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final
 
 from lockdown import log
-from lockdown.platform.base import Capability, KeyDecider, KeyStroke, Support, WindowRef
+from lockdown.platform.base import (
+    Capability,
+    KeyDecider,
+    KeyStroke,
+    PlatformDefaults,
+    Support,
+    WindowRef,
+)
 
 WDA_NONE: Final = 0x00
 WDA_MONITOR: Final = 0x01
@@ -152,7 +159,7 @@ class Win32Api:  # pragma: no cover - needs Windows
         self._proc = None
 
 
-class WindowsPlatform:
+class WindowsPlatform(PlatformDefaults):
     """Windows logic over a :class:`Win32Api` (or a test's spec_set fake of it)."""
 
     def __init__(self, api: Win32Api) -> None:
@@ -163,10 +170,6 @@ class WindowsPlatform:
     @property
     def name(self) -> str:
         return "win32"
-
-    @property
-    def is_null(self) -> bool:
-        return False
 
     def support(self, capability: Capability) -> Support:
         if capability is Capability.KEYBOARD_HOOK:
@@ -256,17 +259,3 @@ class WindowsPlatform:
                 if ref.pid != own:
                     hidden.append(ref)
         return hidden
-
-    # -- rest -------------------------------------------------------------------------
-
-    def system_keys_state(self) -> Mapping[str, Any] | None:
-        return None
-
-    def disable_system_keys(self) -> None:
-        return None
-
-    def restore_system_keys(self, state: Mapping[str, Any]) -> None:
-        return None
-
-    def clipboard_change_count(self) -> int | None:
-        return None
