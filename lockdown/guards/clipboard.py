@@ -25,6 +25,7 @@ from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo
 from lockdown.guards.ratelimit import RateLimitedSink
+from lockdown.guards.timers import repeating_timer, stop_timer
 from lockdown.platform.base import Capability, DesktopPlatform
 from lockdown.ui.resources import read_text
 
@@ -130,10 +131,7 @@ class ClipboardGuard:
             handle.installEventFilter(self._filter)
         if self._platform.support(Capability.CLIPBOARD_COUNTER).available:
             self._last_count = self._platform.clipboard_change_count()
-            self._timer = QTimer()
-            self._timer.setInterval(POLL_MS)
-            self._timer.timeout.connect(self._poll)
-            self._timer.start()
+            self._timer = repeating_timer(POLL_MS, self._poll)
         self._running = True
         log.guards.info("Clipboard guard started (policy %s)", self._policy)
 
@@ -143,9 +141,8 @@ class ClipboardGuard:
         self._running = False
         clipboard = QGuiApplication.clipboard()
         clipboard.changed.disconnect(self._on_changed)
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        stop_timer(self._timer)
+        self._timer = None
         handle = self._window.windowHandle()
         if handle is not None and self._filter is not None:
             handle.removeEventFilter(self._filter)

@@ -23,6 +23,7 @@ from lockdown import log
 from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo
+from lockdown.guards.timers import repeating_timer, stop_timer
 from lockdown.platform.base import Capability, DesktopPlatform, WindowRef
 
 POLL_MS: Final = 200
@@ -74,10 +75,7 @@ class FocusGuard:
             return
         self._report = report
         self._running = True
-        self._timer = QTimer()
-        self._timer.setInterval(self._poll_ms)
-        self._timer.timeout.connect(self.check)
-        self._timer.start()
+        self._timer = repeating_timer(self._poll_ms, self.check)
         app = QGuiApplication.instance()
         if isinstance(app, QGuiApplication):
             app.focusWindowChanged.connect(self._focus_changed)
@@ -87,9 +85,8 @@ class FocusGuard:
         if not self._running:
             return
         self._running = False
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        stop_timer(self._timer)
+        self._timer = None
         app = QGuiApplication.instance()
         if isinstance(app, QGuiApplication):
             app.focusWindowChanged.disconnect(self._focus_changed)

@@ -26,6 +26,7 @@ from lockdown import log
 from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo
+from lockdown.guards.timers import repeating_timer, stop_timer
 from lockdown.platform.base import Capability, DesktopPlatform
 
 SCAN_MS: Final = 2000
@@ -81,10 +82,7 @@ class ScreenshotGuard:
         QGuiApplication.clipboard().changed.connect(self._clipboard_changed)
         self._clipboard_changed(QClipboard.Mode.Clipboard)
         if self._platform.support(Capability.CAPTURE_EXCLUDED_WINDOWS).available:
-            self._timer = QTimer()
-            self._timer.setInterval(self._scan_ms)
-            self._timer.timeout.connect(self.scan)
-            self._timer.start()
+            self._timer = repeating_timer(self._scan_ms, self.scan)
             self.scan()
         self._running = True
         log.guards.info("Screenshot guard started (%s)", self.info().backend)
@@ -93,9 +91,8 @@ class ScreenshotGuard:
         if not self._running:
             return
         self._running = False
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        stop_timer(self._timer)
+        self._timer = None
         QGuiApplication.clipboard().changed.disconnect(self._clipboard_changed)
         if self._excluded:
             self._platform.set_capture_excluded(int(self._window.winId()), False)
