@@ -124,7 +124,7 @@ def _install_shortcuts(kiosk: Kiosk) -> list[QShortcut]:
     for key, mods in _RELOAD_KEYS:
         shortcut = QShortcut(QKeySequence(QKeyCombination(mods, key)), kiosk.window)
         shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
-        shortcut.activated.connect(kiosk.reload)
+        shortcut.activated.connect(kiosk.reload_key)
         shortcuts.append(shortcut)
     return shortcuts
 
@@ -305,6 +305,13 @@ class Kiosk(QObject):
     def reload(self) -> None:
         if self.settings["browser.allow_reload"]:
             self.page.triggerAction(self.page.WebAction.Reload)
+
+    def reload_key(self) -> None:
+        """F5 / Ctrl+R: reload when the exam allows it, else refuse and journal."""
+        if self.settings["browser.allow_reload"]:
+            self.reload()
+        else:
+            self.refused_shortcut("reload")
 
     def zoom(self, delta: float | None) -> None:
         factor = 1.0 if delta is None else self.page.zoomFactor() + delta

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtWebEngineCore import (
     QWebEngineDownloadRequest,
     QWebEnginePage,
@@ -39,6 +39,8 @@ from lockdown.ui.urlfilter import Decision, UrlFilter, origin, strip_fragment
 #: Prefix of the console messages the injected scripts send to Python.
 BRIDGE_PREFIX: Final = "\u2063lockdown:"
 SEB_VERSION: Final = f"Lockdown_{__version__}"
+#: How long ``updateKeys`` waits for the page URL to catch up with ``location.href``.
+UPDATE_KEYS_WAIT_MS: Final = 1000
 
 Permission = QWebEnginePermission.PermissionType
 #: One policy table: page feature -> (governing setting, text id of the phrase shown).
@@ -247,6 +249,11 @@ class ExamPage(QWebEnginePage):
         self._journal = journal
         self._keys = keys
         self._popups: list[_PopupCatcher] = []
+        self._pending_update: str | None = None
+        self._update_timer = QTimer(self)
+        self._update_timer.setSingleShot(True)
+        self._update_timer.setInterval(UPDATE_KEYS_WAIT_MS)
+        self._update_timer.timeout.connect(self._answer_update)
         self._configure()
         self.printRequested.connect(self._print_blocked)
         self.printRequestedByFrame.connect(lambda _frame: self._print_blocked())
@@ -358,6 +365,22 @@ class ExamPage(QWebEnginePage):
         """Same-document navigations (pushState) change the URL without a navigation request."""
         if self._keys is not None:
             self._install_seb_api(url.toString())
+            pending = self._pending_update
+            if pending is not None and strip_fragment(pending) == strip_fragment(url.toString()):
+                self._update_timer.stop()
+                self._answer_update()
+
+    def _answer_update(self) -> None:
+        """Answer ``updateKeys`` with the hashes of the page's current URL."""
+        current = self.url().toString()
+        pending, self._pending_update = self._pending_update, None
+        if pending is not None and strip_fragment(pending) != strip_fragment(current):
+            log.web.info("updateKeys for %s answered for the current URL %s", pending, current)
+        values = self._seb_values(current)
+        self.runJavaScript(
+            f"window.__lockdownSebUpdate && window.__lockdownSebUpdate({values});",
+            QWebEngineScript.ScriptWorldId.MainWorld,
+        )
 
     # -- console bridge -----------------------------------------------------------------
 
@@ -392,14 +415,14 @@ class ExamPage(QWebEnginePage):
             else:
                 self.navigationBlocked.emit(Blocked(argument, "scheme", decision))
         elif command == "seb-update" and self._keys is not None:
-            # the page's own URL (pushState may be ahead of page.url()); same origin only
-            current = self.url().toString()
-            url = argument if origin(argument) and origin(argument) == origin(current) else current
-            values = self._seb_values(url)
-            self.runJavaScript(
-                f"window.__lockdownSebUpdate && window.__lockdownSebUpdate({values});",
-                QWebEngineScript.ScriptWorldId.MainWorld,
-            )
+            # Only ever the hashes of the page's current URL: a page can write this message
+            # itself and must not learn the hashes of other URLs. After pushState the
+            # message may arrive before urlChanged: wait for it a moment, then answer.
+            if strip_fragment(argument) == strip_fragment(self.url().toString()):
+                self._answer_update()
+            else:
+                self._pending_update = argument
+                self._update_timer.start()
         elif command == "print":
             self._print_blocked()
         else:

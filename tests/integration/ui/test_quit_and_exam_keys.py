@@ -166,3 +166,30 @@ def test_each_page_gets_the_hashes_of_its_own_url(
     )
     qtbot.waitUntil(lambda: bool(values), timeout=5000)
     assert values == [sha256hex(http_server.url("/next?q=1") + EXAM_KEY)]
+
+
+def test_update_keys_answers_only_for_the_current_url(
+    make_kiosk: KioskFactory, http_server: LocalServer, qtbot: Any
+) -> None:
+    """A page writing the bridge message itself cannot learn the hashes of another URL."""
+    http_server.page("/", "<p>exam</p>")
+    start = http_server.url("/")
+    kiosk = make_kiosk(keys=Keys(), browser__start_url=start, browser__send_browser_exam_key=True)
+    other = http_server.url("/admin/grades")
+    kiosk.page.runJavaScript(
+        "window.__done = false; const log = console.log.bind(console);"
+        f"console.log = (m) => log(String(m).replace(location.href, '{other}'));"
+        "SafeExamBrowser.security.updateKeys(() => { window.__done = true; }); true",
+        0,
+    )
+    seen: list[Any] = []
+
+    def answered() -> bool:
+        kiosk.page.runJavaScript(
+            "window.__done && SafeExamBrowser.security.configKey", 0, seen.append
+        )
+        return bool(seen) and bool(seen[-1])
+
+    qtbot.waitUntil(answered, timeout=5000)
+    assert seen[-1] == sha256hex(start + CONFIG_KEY)
+    assert seen[-1] != sha256hex(other + CONFIG_KEY)
