@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,39 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lockdown.events import Event
 from lockdown.guards.appslist import AppList
 from lockdown.guards.processes import EVENT_DETECTED, ProcessWatcherGuard, choose_exec_source
-
-LAUNCHER = r"""
-import os, sys, time
-r, w = os.pipe()
-child = os.fork()
-if child == 0:
-    os.setsid()
-    middle = os.getpid()
-    if os.fork() == 0:
-        os.close(r)
-        while os.getppid() == middle:
-            time.sleep(0.0005)
-        os.write(w, f"{os.getpid()} {time.monotonic()}\n".encode())
-        os.close(w)
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        os.execv(sys.argv[1], sys.argv[1:])
-    os._exit(0)
-os.close(w)
-os.waitpid(child, 0)
-sys.stdout.write(os.read(r, 100).decode())
-"""
-
-
-def launch(program: Path) -> tuple[int, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, str(program), "30"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return int(out[0]), float(out[1])
+from tests.support.processes import launch_detached, renamed_copy
 
 
 class Times:
@@ -103,7 +70,7 @@ def bench(netlink: bool, launches: int, idle: float, program: Path) -> None:
     missed = 0
     try:
         for _ in range(launches):
-            pid, t_exec = launch(program)
+            pid, t_exec = launch_detached(program, "30")
             seen = times.wait(pid)
             if seen is None:
                 missed += 1
@@ -135,8 +102,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.getLogger("lockdown").setLevel(logging.ERROR)
     folder = Path(tempfile.mkdtemp(prefix="bench-guards-"))
-    program = folder / "obs"
-    shutil.copy2("/bin/sleep", program)
+    program = renamed_copy(folder, "obs")
     print(f"{os.cpu_count()} cores; launches of a renamed /bin/sleep ('obs'), detached")
     try:
         if args.backend in ("netlink", "both"):

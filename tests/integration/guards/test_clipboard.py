@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from lockdown.events import Event
 from lockdown.guards.clipboard import ClipboardGuard, install_clipboard_isolation
 from lockdown.platform.linux import X11Platform
 from tests.support.httpserver import LocalServer
-from tests.support.xserver import Xvfb
 
 pytestmark = pytest.mark.x11
 
@@ -49,23 +47,6 @@ def _xclip_out(qtbot: QtBot, selection: str) -> str:
     out = proc.stdout.read().decode()
     proc.stdout.close()
     return out if proc.returncode == 0 else ""
-
-
-@pytest.fixture
-def kiosk(qtbot: QtBot, xserver: Xvfb) -> QWidget:
-    window = QWidget()
-    qtbot.addWidget(window)
-    window.setGeometry(0, 0, 400, 300)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
-@pytest.fixture
-def platform(xserver: Xvfb) -> Iterator[X11Platform]:
-    p = X11Platform()
-    yield p
-    p.close()
 
 
 def test_block_clears_text_put_before_and_during_the_exam(

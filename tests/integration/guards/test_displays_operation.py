@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
@@ -19,7 +17,6 @@ from lockdown.guards.desktop import (
 )
 from lockdown.lifecycle.base import Outcome
 from lockdown.platform.linux import X11Platform
-from tests.support.xserver import Xvfb
 
 pytestmark = pytest.mark.x11
 
@@ -37,23 +34,6 @@ class BrokenGuard:
 
     def stop(self) -> None:
         raise AssertionError("never started, never stopped")
-
-
-@pytest.fixture
-def kiosk(qtbot: QtBot, xserver: Xvfb) -> QWidget:
-    window = QWidget()
-    qtbot.addWidget(window)
-    window.setGeometry(0, 0, 640, 480)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
-@pytest.fixture
-def platform(xserver: Xvfb) -> Iterator[X11Platform]:
-    p = X11Platform()
-    yield p
-    p.close()
 
 
 def test_guards_start_in_order_are_journalled_and_stop_in_reverse(

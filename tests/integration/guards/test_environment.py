@@ -8,10 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.integration.guards.test_processes import launch_detached, renamed_copy
+from tests.support.processes import Detached, renamed_copy
 from tests.support.xserver import Xvfb
 
 
@@ -28,13 +27,10 @@ def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.x11
 def test_environment_json_reports_this_vm_the_screen_and_a_running_app(
-    xserver: Xvfb, tmp_path: Path
+    xserver: Xvfb, tmp_path: Path, detached: Detached
 ) -> None:
-    pid, _ = launch_detached(renamed_copy(tmp_path, "obs"), "30")
-    try:
-        done = run("--json", env={**os.environ, **xserver.env})
-    finally:
-        psutil.Process(pid).kill()
+    pid = detached.start(renamed_copy(tmp_path, "obs"), "30")
+    done = run("--json", env={**os.environ, **xserver.env})
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     machine = data["virtual_machine"]

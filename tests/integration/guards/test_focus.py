@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -16,6 +15,7 @@ from lockdown.guards.focus import FocusGuard
 from lockdown.platform.base import Capability
 from lockdown.platform.linux import X11Platform
 from lockdown.platform.null import NullPlatform
+from tests.support.xclients import xev_window
 from tests.support.xserver import Xvfb
 
 pytestmark = pytest.mark.x11
@@ -23,28 +23,8 @@ pytestmark = pytest.mark.x11
 
 @pytest.fixture
 def other_window(window_manager: Xvfb) -> Iterator[int]:
-    proc = subprocess.Popen(
-        ["xev", "-name", "focus-thief"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            found = window_manager.run("xdotool", "search", "--name", "^focus-thief$", check=False)
-            if found.stdout.strip():
-                yield int(found.stdout.split()[0])
-                return
-            time.sleep(0.05)
-        pytest.fail("xev window did not appear")
-    finally:
-        proc.terminate()
-        proc.wait(5)
-
-
-@pytest.fixture
-def platform(xserver: Xvfb) -> Iterator[X11Platform]:
-    p = X11Platform()
-    yield p
-    p.close()
+    with xev_window(window_manager, "focus-thief") as wid:
+        yield wid
 
 
 def _active(platform: X11Platform) -> int:

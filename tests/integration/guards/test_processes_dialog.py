@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -13,24 +12,14 @@ from pytestqt.qtbot import QtBot
 
 from lockdown.guards.policy import ProhibitedAppsPrecheck
 from lockdown.ui.prohibited_dialog import ProhibitedAppsDialog
-from tests.integration.guards.test_processes import (
-    TEST_APPS,
-    Recorder,
-    launch_detached,
-    renamed_copy,
-)
+from tests.support.processes import TEST_APPS, Detached, Recorder, alive, renamed_copy
 
 pytestmark = pytest.mark.x11
 
 
 @pytest.fixture
-def anydesk(tmp_path: Path) -> Iterator[int]:
-    pid, _ = launch_detached(renamed_copy(tmp_path, "anydesk"), "30")
-    yield pid
-    try:
-        psutil.Process(pid).kill()
-    except psutil.Error:
-        pass
+def anydesk(tmp_path: Path, detached: Detached) -> int:
+    return detached.start(renamed_copy(tmp_path, "anydesk"), "30")
 
 
 def _dialog(qtbot: QtBot, can_close: bool, journal: Recorder) -> ProhibitedAppsDialog:
@@ -39,13 +28,6 @@ def _dialog(qtbot: QtBot, can_close: bool, journal: Recorder) -> ProhibitedAppsD
     qtbot.addWidget(dialog)
     dialog.show()
     return dialog
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_close_them_for_me_closes_the_app_and_lets_the_exam_start(
@@ -58,7 +40,7 @@ def test_close_them_for_me_closes_the_app_and_lets_the_exam_start(
     assert dialog.close_button.isVisible()
     qtbot.mouseClick(dialog.close_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.result() == QDialog.DialogCode.Accepted.value, timeout=5000)
-    assert _gone(anydesk)
+    assert not alive(anydesk)
     assert journal.of("guards.prohibited_app_closed", anydesk)
 
 
@@ -76,4 +58,4 @@ def test_leave_rejects(qtbot: QtBot, anydesk: int) -> None:
     dialog = _dialog(qtbot, True, Recorder())
     qtbot.mouseClick(dialog.leave_button, Qt.MouseButton.LeftButton)
     assert dialog.result() == QDialog.DialogCode.Rejected.value
-    assert not _gone(anydesk)
+    assert alive(anydesk)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -20,12 +19,7 @@ from lockdown.guards.policy import (
 )
 from lockdown.guards.processes import EVENT_CLOSED, ProcessWatcherGuard
 from lockdown.lifecycle.base import Outcome
-from tests.integration.guards.test_processes import (
-    TEST_APPS,
-    Recorder,
-    launch_detached,
-    renamed_copy,
-)
+from tests.support.processes import TEST_APPS, Detached, Recorder, renamed_copy
 
 VM = vm.VmVerdict(90, (vm.Reason("cpu_hypervisor_flag", 50, "flag"), vm.Reason("dmi", 40, "x")))
 NOT_REMOTE = remote.RemoteVerdict(())
@@ -34,17 +28,6 @@ REMOTE = remote.RemoteVerdict((vm.Reason("ssh", 100, "over SSH"),))
 
 def settings(**guards: object) -> Settings:
     return layer(Organisation(), flatten({"guards": guards}, origin="test"))
-
-
-@pytest.fixture
-def detached(tmp_path: Path) -> Iterator[list[int]]:
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
-        try:
-            psutil.Process(pid).kill()
-        except psutil.Error:
-            pass
 
 
 def operation(s: Settings, journal: Recorder, **kw: object) -> SystemGuardsOperation:
@@ -83,10 +66,9 @@ def test_remote_session_denied_aborts_with_a_message() -> None:
 
 
 def test_running_apps_block_the_start_until_the_prompt_closes_them(
-    tmp_path: Path, detached: list[int]
+    tmp_path: Path, detached: Detached
 ) -> None:
-    pid, _ = launch_detached(renamed_copy(tmp_path, "anydesk"), "30")
-    detached.append(pid)
+    pid = detached.start(renamed_copy(tmp_path, "anydesk"), "30")
     journal = Recorder()
     seen: list[PrecheckFindings] = []
 
@@ -109,10 +91,9 @@ def test_running_apps_block_the_start_until_the_prompt_closes_them(
 
 
 def test_a_cancelled_prompt_aborts_and_ask_policy_cannot_close(
-    tmp_path: Path, detached: list[int]
+    tmp_path: Path, detached: Detached
 ) -> None:
-    pid, _ = launch_detached(renamed_copy(tmp_path, "obs"), "30")
-    detached.append(pid)
+    pid = detached.start(renamed_copy(tmp_path, "obs"), "30")
     journal = Recorder()
 
     def prompt(check: ProhibitedAppsPrecheck, findings: PrecheckFindings) -> bool:
@@ -129,13 +110,12 @@ def test_a_cancelled_prompt_aborts_and_ask_policy_cannot_close(
     op.revert()
 
 
-def test_the_watcher_runs_between_perform_and_revert(tmp_path: Path, detached: list[int]) -> None:
+def test_the_watcher_runs_between_perform_and_revert(tmp_path: Path, detached: Detached) -> None:
     journal = Recorder()
     op = operation(settings(prohibited_apps="close"), journal)
     assert op.perform() is Outcome.SUCCESS
     try:
-        pid, _ = launch_detached(renamed_copy(tmp_path, "obs"), "30")
-        detached.append(pid)
+        pid = detached.start(renamed_copy(tmp_path, "obs"), "30")
         journal.wait_for(EVENT_CLOSED, pid)
     finally:
         op.revert()
@@ -165,9 +145,8 @@ def test_a_watcher_that_cannot_start_meets_the_unavailable_policy(
     op.revert()
 
 
-def test_settings_extend_the_list_for_the_precheck(tmp_path: Path, detached: list[int]) -> None:
-    pid, _ = launch_detached(renamed_copy(tmp_path, "calc-helper"), "30")
-    detached.append(pid)
+def test_settings_extend_the_list_for_the_precheck(tmp_path: Path, detached: Detached) -> None:
+    pid = detached.start(renamed_copy(tmp_path, "calc-helper"), "30")
     journal = Recorder()
     found: list[str] = []
 
