@@ -45,6 +45,8 @@ NAME: Final = "prohibited_apps"
 POLL_INTERVAL: Final = 0.1
 #: Polling only: how often every process is re-matched (catches exec without a new pid).
 RESCAN_INTERVAL: Final = 2.0
+#: Polling only: how long a new pid is watched for an ``exec`` (fork first, exec later).
+SETTLE_SECONDS: Final = 2.0
 GRACE_SECONDS: Final = 2.0
 RATE_INTERVAL: Final = 10.0
 EVENT_DETECTED: Final = "guards.prohibited_app"
@@ -168,8 +170,20 @@ def _psutil_pids() -> set[int]:
     return set(psutil.pids())
 
 
+def _psutil_name(pid: int) -> str | None:
+    try:
+        return psutil.Process(pid).name()
+    except psutil.Error:
+        return None
+
+
 class PollingExecSource:
-    """Diffs the pid list every ``interval`` seconds; re-matches everything now and then."""
+    """Diffs the pid list every ``interval`` seconds; re-matches everything now and then.
+
+    A program is usually started by a fork (a new pid still running the parent's
+    program) followed by an ``exec``; a poll can fall between the two. So a new pid is
+    watched for ``settle`` seconds and reported again when its name changes (an exec).
+    """
 
     def __init__(
         self,
@@ -177,15 +191,19 @@ class PollingExecSource:
         interval: float = POLL_INTERVAL,
         list_pids: Callable[[], set[int]] | None = None,
         rescan_interval: float = RESCAN_INTERVAL,
+        settle: float = SETTLE_SECONDS,
     ) -> None:
         self.reason = reason
         self.interval = interval
         self.rescan_interval = rescan_interval
+        self.settle = settle
+        self._name_of: Callable[[int], str | None] = _psutil_name
         if list_pids is None:
             if current_os() == "linux":
-                from lockdown.platform.proc_linux import proc_pids
+                from lockdown.platform.proc_linux import proc_comm, proc_pids
 
                 list_pids = proc_pids
+                self._name_of = proc_comm
                 self.backend = "poll-proc"
             else:
                 list_pids = _psutil_pids
@@ -206,11 +224,21 @@ class PollingExecSource:
 
     def _run(self, known: set[int], on_exec: ExecCallback, on_overflow: OverflowCallback) -> None:
         next_rescan = time.monotonic() + self.rescan_interval
+        young: dict[int, tuple[float, str | None]] = {}  # pid -> (first seen, name then)
         while not self._stop.wait(self.interval):
             try:
                 now_pids = self._list_pids()
                 now = time.monotonic()
+                for pid, (born, name) in list(young.items()):
+                    if pid not in now_pids or now - born > self.settle:
+                        del young[pid]
+                        continue
+                    current = self._name_of(pid)
+                    if current != name:  # it exec'd since we looked
+                        young[pid] = (born, current)
+                        on_exec(pid, now)
                 for pid in sorted(now_pids - known):
+                    young[pid] = (now, self._name_of(pid))
                     on_exec(pid, now)
                 known = now_pids
                 if now >= next_rescan:

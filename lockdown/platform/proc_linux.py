@@ -166,6 +166,15 @@ class NetlinkExecSource:
         self._wake_r = self._wake_w = -1
 
 
+def proc_comm(pid: int, root: str = "/proc") -> str | None:
+    """The kernel's name of ``pid`` (world-readable; it changes on ``exec``); None if gone."""
+    try:
+        with open(f"{root}/{pid}/comm", "rb") as fh:
+            return fh.read().decode("utf-8", "replace").rstrip("\n")
+    except OSError:
+        return None
+
+
 def proc_pids(root: str = "/proc") -> set[int]:
     """The pids listed under /proc (a few hundred µs for a few hundred processes)."""
     return {int(e.name) for e in os.scandir(root) if e.name.isdigit()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from lockdown.guards import processes
 from lockdown.guards.processes import (
     EVENT_CLOSED,
     EVENT_DETECTED,
+    PollingExecSource,
     ProcessWatcherGuard,
     choose_exec_source,
     scan_running,
@@ -132,3 +134,23 @@ def test_scan_running_lists_a_prohibited_app_started_before(
     found = [m for m in scan_running(TEST_APPS.matcher()) if m.process.pid == pid]
     assert [m.app.id for m in found] == ["anydesk"]
     assert os.getpid() not in {m.process.pid for m in scan_running(TEST_APPS.matcher())}
+
+
+def test_polling_sees_a_process_that_execs_a_listed_app_after_it_appeared(
+    tmp_path: Path, detached: Detached
+) -> None:
+    # The pid shows up as a harmless python first and becomes ``obs`` 0.3 s later (a
+    # launcher that forks, then execs): polling must look at young pids again, not wait
+    # for the slow full rescan.
+    obs = renamed_copy(tmp_path, "obs")
+    code = f"import os, time; time.sleep(0.3); os.execv({str(obs)!r}, ['obs', '30'])"
+    source = PollingExecSource("test", rescan_interval=3600)
+    guard = ProcessWatcherGuard(TEST_APPS, terminate=False, source_factory=lambda: source)
+    journal = Recorder()
+    guard.start(journal)
+    try:
+        pid = detached.start(Path(sys.executable), "-c", code)
+        detected = journal.wait_for(EVENT_DETECTED, pid, timeout=3.0)
+        assert detected.payload["app"] == "obs"
+    finally:
+        guard.stop()
