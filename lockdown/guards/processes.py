@@ -443,10 +443,19 @@ class ProcessWatcherGuard:
         log.guards.info("Process watcher: %s (%s)", source.backend, source.reason)
         try:
             source.start(self._on_exec, self._rescan)
+            self._rescan()  # apps already running when the exam starts
         except Exception as exc:
             self._running = False
+            self._release(source)
             raise GuardUnavailable(f"cannot start the process watcher: {exc}") from exc
-        self._rescan()  # apps already running when the exam starts
+
+    def _release(self, source: ExecSource) -> None:
+        """Stop a source that failed half-way (its thread, socket and pipe)."""
+        self._source = None
+        try:
+            source.stop()
+        except Exception:
+            log.guards.exception("Could not release the process watcher's source")
 
     def _on_exec(self, pid: int, seen_at: float) -> None:
         facts = inspect(pid, self.matcher.os)

@@ -11,14 +11,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lockdown.guards import processes
+from lockdown.guards.base import GuardUnavailable
 from lockdown.guards.processes import (
     EVENT_CLOSED,
     EVENT_DETECTED,
@@ -27,6 +30,7 @@ from lockdown.guards.processes import (
     choose_exec_source,
     scan_running,
 )
+from lockdown.platform.proc_linux import NetlinkExecSource
 from tests.support.processes import TEST_APPS, Detached, Recorder, alive, renamed_copy
 
 
@@ -154,3 +158,22 @@ def test_polling_sees_a_process_that_execs_a_listed_app_after_it_appeared(
         assert detected.payload["app"] == "obs"
     finally:
         guard.stop()
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_a_watcher_whose_source_fails_to_start_releases_it(tmp_path: Path) -> None:
+    class FailsAfterStarting(NetlinkExecSource):
+        def start(self, on_exec: Any, on_overflow: Any, *more: Any) -> None:
+            super().start(on_exec, on_overflow, *more)
+            raise OSError("no more threads")
+
+    before = _open_fds()
+    guard = ProcessWatcherGuard(TEST_APPS, terminate=False, source_factory=FailsAfterStarting)
+    with pytest.raises(GuardUnavailable, match="no more threads"):
+        guard.start(Recorder())
+    assert _open_fds() == before, "the netlink socket or its wake-up pipe leaked"
+    assert not any(t.name == "proc-connector" for t in threading.enumerate())
+    guard.stop()  # nothing started: a no-op
