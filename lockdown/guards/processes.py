@@ -54,8 +54,12 @@ EVENT_CLOSED: Final = "guards.prohibited_app_closed"
 EVENT_SURVIVED: Final = "guards.prohibited_app_survived"
 EVENT_BACKEND: Final = "guards.process_watcher"
 
+EVENT_FAILED: Final = "guards.process_watcher_failed"
+
 ExecCallback = Callable[[int, float], None]
 OverflowCallback = Callable[[], None]
+#: Called once, with the reason, when a source stops working for good.
+FailureCallback = Callable[[str], None]
 
 
 class ExecSource(Protocol):
@@ -64,7 +68,9 @@ class ExecSource(Protocol):
     backend: str
     reason: str
 
-    def start(self, on_exec: ExecCallback, on_overflow: OverflowCallback) -> None: ...
+    def start(
+        self, on_exec: ExecCallback, on_overflow: OverflowCallback, on_failure: FailureCallback
+    ) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -214,7 +220,10 @@ class PollingExecSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, on_exec: ExecCallback, on_overflow: OverflowCallback) -> None:
+    def start(
+        self, on_exec: ExecCallback, on_overflow: OverflowCallback, on_failure: FailureCallback
+    ) -> None:
+        """Poll in a thread; a failed poll is logged and retried, so ``on_failure`` is unused."""
         self._stop.clear()
         known = self._list_pids()
         self._thread = threading.Thread(
@@ -419,6 +428,7 @@ class ProcessWatcherGuard:
         self._lock = threading.Lock()
         self._handled: set[tuple[int, float, str]] = set()
         self._closers: list[threading.Thread] = []
+        self._failed: list[ExecSource] = []
         self._running = False
 
     def info(self) -> GuardInfo:
@@ -442,7 +452,7 @@ class ProcessWatcherGuard:
         report(Event(EVENT_BACKEND, {"backend": source.backend, "reason": source.reason}))
         log.guards.info("Process watcher: %s (%s)", source.backend, source.reason)
         try:
-            source.start(self._on_exec, self._rescan)
+            source.start(self._on_exec, self._rescan, self._source_failed)
             self._rescan()  # apps already running when the exam starts
         except Exception as exc:
             self._running = False
@@ -456,6 +466,35 @@ class ProcessWatcherGuard:
             source.stop()
         except Exception:
             log.guards.exception("Could not release the process watcher's source")
+
+    def _source_failed(self, reason: str) -> None:
+        """The source died (from its own thread): journal the gap and poll instead."""
+        with self._lock:
+            failed = self._source
+            if not self._running or failed is None:
+                return
+            self._failed.append(failed)
+            fallback = PollingExecSource(f"{reason}; polling every 100 ms instead")
+            self._source = fallback
+            # Started under the lock, so a concurrent stop() cannot miss the new thread.
+            try:
+                fallback.start(self._on_exec, self._rescan, self._source_failed)
+                started = ""
+            except Exception as exc:
+                self._source = None
+                started = str(exc) or type(exc).__name__
+        log.guards.error("Process watcher %s failed (%s); polling", failed.backend, reason)
+        sink = self._sink
+        if sink is not None:
+            sink(Event(EVENT_FAILED, {"backend": failed.backend, "reason": reason}))
+        if started:
+            log.guards.error("The polling fallback did not start either: %s", started)
+            if sink is not None:
+                sink(Event(EVENT_FAILED, {"backend": fallback.backend, "reason": started}))
+            return
+        if sink is not None:
+            sink(Event(EVENT_BACKEND, {"backend": fallback.backend, "reason": fallback.reason}))
+        self._rescan()  # whatever started while nobody was watching
 
     def _on_exec(self, pid: int, seen_at: float) -> None:
         facts = inspect(pid, self.matcher.os)
@@ -524,11 +563,13 @@ class ProcessWatcherGuard:
     def stop(self) -> None:
         if not self._running:
             return
-        self._running = False
-        if self._source is not None:
-            self._source.stop()
         with self._lock:
+            self._running = False
+            sources = [*self._failed, *([self._source] if self._source is not None else [])]
+            self._failed = []
             closers, self._closers = self._closers, []
+        for source in sources:
+            source.stop()
         for t in closers:
             t.join(timeout=self.grace + 5)
         if self._sink is not None:

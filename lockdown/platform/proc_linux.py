@@ -44,6 +44,8 @@ _RECV_BUFFER: Final = 1 << 20
 ExecCallback = Callable[[int, float], None]
 #: Called when events were lost (socket buffer overflow): rescan everything.
 OverflowCallback = Callable[[], None]
+#: Called once, with the reason, when the source stops working for good.
+FailureCallback = Callable[[str], None]
 
 
 class ExecSourceUnavailable(Exception):
@@ -107,16 +109,23 @@ class NetlinkExecSource:
             raise ExecSourceUnavailable(f"process connector refused: {why}") from None
         self._sock = sock
 
-    def start(self, on_exec: ExecCallback, on_overflow: OverflowCallback) -> None:
+    def start(
+        self, on_exec: ExecCallback, on_overflow: OverflowCallback, on_failure: FailureCallback
+    ) -> None:
         if self._sock is None:
             self.open()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(
-            target=self._run, args=(on_exec, on_overflow), name="proc-connector", daemon=True
+            target=self._run,
+            args=(on_exec, on_overflow, on_failure),
+            name="proc-connector",
+            daemon=True,
         )
         self._thread.start()
 
-    def _run(self, on_exec: ExecCallback, on_overflow: OverflowCallback) -> None:
+    def _run(
+        self, on_exec: ExecCallback, on_overflow: OverflowCallback, on_failure: FailureCallback
+    ) -> None:
         sock = self._sock
         assert sock is not None
         while True:
@@ -131,6 +140,7 @@ class NetlinkExecSource:
                     self._safe(on_overflow)
                     continue
                 log.guards.error("Process connector failed: %s", exc)
+                self._safe(on_failure, f"the process connector failed: {exc}")
                 return
             now = time.monotonic()
             for pid in parse_exec_pids(data):
@@ -140,9 +150,9 @@ class NetlinkExecSource:
                     log.guards.exception("Process event handler failed")
 
     @staticmethod
-    def _safe(fn: Callable[[], None]) -> None:
+    def _safe(fn: Callable[..., None], *args: object) -> None:
         try:
-            fn()
+            fn(*args)
         except Exception:
             log.guards.exception("Process event handler failed")
 

@@ -131,10 +131,11 @@ class Recorder:
                 if e.type == kind and (pid is None or e.payload.get("pid") == pid)
             ]
 
-    def wait_for(self, kind: str, pid: int, timeout: float = 5.0) -> Event:
+    def wait_for(self, kind: str, pid: int | None = None, timeout: float = 5.0) -> Event:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if found := self.of(kind, pid):
                 return found[0]
             time.sleep(0.01)
-        raise AssertionError(f"no {kind} event for pid {pid} within {timeout} s: {self.events}")
+        about = f" for pid {pid}" if pid is not None else ""
+        raise AssertionError(f"no {kind} event{about} within {timeout} s: {self.events}")

@@ -177,3 +177,22 @@ def test_a_watcher_whose_source_fails_to_start_releases_it(tmp_path: Path) -> No
     assert _open_fds() == before, "the netlink socket or its wake-up pipe leaked"
     assert not any(t.name == "proc-connector" for t in threading.enumerate())
     guard.stop()  # nothing started: a no-op
+
+
+def test_a_failing_netlink_source_is_journalled_and_polling_takes_over(
+    tmp_path: Path, detached: Detached
+) -> None:
+    with watching(terminate=False) as (guard, journal):
+        guard_source = guard._source
+        assert isinstance(guard_source, NetlinkExecSource)
+        sock = guard_source._sock
+        assert sock is not None
+        # Put a regular file where the socket was: select() says readable, recv() fails.
+        with open(tmp_path / "not-a-socket", "wb+") as junk:
+            os.dup2(junk.fileno(), sock.fileno())
+        failed = journal.wait_for("guards.process_watcher_failed")
+        assert "Socket operation on non-socket" in failed.payload["reason"]
+        backends = [e.payload["backend"] for e in journal.of("guards.process_watcher")]
+        assert backends == ["netlink-proc-connector", "poll-proc"]
+        pid = detached.start(renamed_copy(tmp_path, "obs"), "30")
+        assert journal.wait_for(EVENT_DETECTED, pid).payload["backend"] == "poll-proc"
