@@ -116,11 +116,19 @@ def seb_password_prompt(parent: QWidget | None = None) -> Callable[[int], str | 
             if attempt <= 1
             else text("seb.password_retry", attempt=attempt)
         )
-        value, ok = QInputDialog.getText(
-            parent, text("seb.password_title"), label, QLineEdit.EchoMode.Password
-        )
-        if not ok:
-            return None
+        dialog = QInputDialog(parent)
+        dialog.setObjectName("lockdown-seb-password")
+        dialog.setWindowTitle(text("seb.password_title"))
+        dialog.setLabelText(label)
+        dialog.setInputMode(QInputDialog.InputMode.TextInput)
+        dialog.setTextEchoMode(QLineEdit.EchoMode.Password)
+        dialog.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, True)
+        try:
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return None
+            value = dialog.textValue()
+        finally:
+            dialog.deleteLater()
         log.register_secret(value)
         return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,8 +61,10 @@ KioskFactory = Callable[..., Kiosk]
 def make_kiosk(qtbot: Any, journal: Recorder) -> Iterator[KioskFactory]:
     made: list[Kiosk] = []
 
-    def make(*, keys: Any = None, start: bool = True, **values: Any) -> Kiosk:
-        kiosk = Kiosk(settings_for(**values), journal, keys=keys)
+    def make(
+        *, keys: Any = None, start: bool = True, downloads: Path | None = None, **values: Any
+    ) -> Kiosk:
+        kiosk = Kiosk(settings_for(**values), journal, keys=keys, downloads=downloads)
         made.append(kiosk)
         if start:
             with qtbot.waitSignal(kiosk.pageLoaded, timeout=20000):
