@@ -23,10 +23,15 @@ from lockdown import log
 from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo
+from lockdown.guards.ratelimit import RateLimitedSink
 from lockdown.guards.timers import repeating_timer, stop_timer
 from lockdown.platform.base import Capability, DesktopPlatform, WindowRef
 
 POLL_MS: Final = 200
+#: A program that steals the focus in a loop: the first FLOOD_BURST losses in
+#: FLOOD_INTERVAL seconds are journalled one by one, the rest as a count (never lost).
+FLOOD_INTERVAL: Final = 10.0
+FLOOD_BURST: Final = 5
 
 
 class FocusGuard:
@@ -43,7 +48,7 @@ class FocusGuard:
         self._window = window
         self._platform = platform
         self._poll_ms = poll_ms
-        self._report: EventSink | None = None
+        self._report: RateLimitedSink | None = None
         self._timer: QTimer | None = None
         self._lost_at: float | None = None
         self._losses = 0
@@ -73,7 +78,7 @@ class FocusGuard:
     def start(self, report: EventSink) -> None:
         if self._running or not self._enabled:
             return
-        self._report = report
+        self._report = RateLimitedSink(report, FLOOD_INTERVAL, burst=FLOOD_BURST)
         self._running = True
         self._timer = repeating_timer(self._poll_ms, self.check)
         app = QGuiApplication.instance()
@@ -92,6 +97,8 @@ class FocusGuard:
             app.focusWindowChanged.disconnect(self._focus_changed)
         if self._lost_at is not None:
             self._regained(at_stop=True)
+        if self._report is not None:
+            self._report.flush()
         log.guards.info("Focus guard stopped (%d losses of focus)", self._losses)
 
     # -- the work ---------------------------------------------------------------------
@@ -112,6 +119,8 @@ class FocusGuard:
         """Compare the active window with ours; journal and react to a change."""
         if not self._running:
             return
+        if self._report is not None:
+            self._report.poll()
         ours: bool
         other: dict[str, Any] = {}
         if self._platform.support(Capability.ACTIVE_WINDOW).available:

@@ -22,6 +22,7 @@ Clock = Callable[[], float]
 @dataclass
 class _KeyState:
     window_start: float
+    passed: int = 1
     suppressed: int = 0
     last: Event | None = None
 
@@ -35,6 +36,8 @@ class RateLimitedSink:
         key_field: payload field that, with the event type, names the key (e.g. ``combo``,
             ``exe``); without it the event type alone is the key.
         clock: monotonic clock (tests pass their own).
+        burst: how many events of a key pass straight through in one interval before the
+            repeats are held and counted.
     """
 
     def __init__(
@@ -43,9 +46,13 @@ class RateLimitedSink:
         per_key_interval: float,
         key_field: str | None = None,
         clock: Clock = time.monotonic,
+        burst: int = 1,
     ) -> None:
         if per_key_interval < 0:
             raise ValueError("per_key_interval must be >= 0")
+        if burst < 1:
+            raise ValueError("burst must be >= 1")
+        self._burst = burst
         self._sink = sink
         self._interval = per_key_interval
         self._key_field = key_field
@@ -74,6 +81,9 @@ class RateLimitedSink:
             state = self._keys.get(key)
             if state is None:
                 self._keys[key] = _KeyState(window_start=now)
+                out.append(event)
+            elif state.passed < self._burst and state.suppressed == 0:
+                state.passed += 1
                 out.append(event)
             else:
                 state.suppressed += 1

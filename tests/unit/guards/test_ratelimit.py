@@ -57,3 +57,17 @@ def test_total_count_is_never_lost() -> None:
     sink.flush()
     # a plain event stands for itself, a summary for the repeats it counts
     assert sum(e.payload.get("suppressed", 1) for e in out) == 1000
+
+
+def test_burst_lets_the_first_events_through_then_counts() -> None:
+    from lockdown.events import Event as _Event
+    from lockdown.guards.ratelimit import RateLimitedSink as _Sink
+
+    out: list[_Event] = []
+    now = [0.0]
+    sink = _Sink(out.append, 10.0, clock=lambda: now[0], burst=3)
+    for i in range(10):
+        sink(_Event("guards.focus_lost", {"i": i}))
+    assert [e.payload["i"] for e in out] == [0, 1, 2]
+    sink.flush()
+    assert out[-1].payload == {"i": 9, "suppressed": 7}
