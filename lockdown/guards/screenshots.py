@@ -62,6 +62,7 @@ class ScreenshotGuard:
         self._timer: QTimer | None = None
         self._excluded = False
         self._seen: set[int] = set()
+        self._scan_failed = False
         self._running = False
 
     @property
@@ -101,7 +102,17 @@ class ScreenshotGuard:
 
     def scan(self) -> None:
         """Journal each newly seen window of another process that hides from capture."""
-        for window in self._platform.capture_excluded_windows():
+        try:
+            windows = self._platform.capture_excluded_windows()
+        except Exception as exc:
+            # The native query failed: say so once (a gap, journalled), keep the exam going.
+            if not self._scan_failed:
+                self._scan_failed = True
+                log.guards.exception("Cannot list windows hidden from capture")
+                if self._report is not None:
+                    self._report(Event("guards.capture_scan_failed", {"error": str(exc)[:300]}))
+            return
+        for window in windows:
             if window.id in self._seen:
                 continue
             self._seen.add(window.id)
@@ -113,6 +124,8 @@ class ScreenshotGuard:
         QTimer.singleShot(0, lambda: self._clear_image(mode))
 
     def _clear_image(self, mode: QClipboard.Mode) -> None:
+        if not self._running:
+            return
         data = QGuiApplication.clipboard().mimeData(mode)
         if data is None or not data.hasImage():
             return
