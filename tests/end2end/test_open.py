@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,10 +14,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from lockdown.events import read_records, verify
-from tests.support.httpserver import LocalServer
+from tests.integration.ui.tls import https_url, make_certificate, tls_server
+from tests.support.httpserver import LocalServer, Response
 from tests.support.xserver import Xvfb
 
 pytestmark = [pytest.mark.x11, pytest.mark.webengine, pytest.mark.slow]
@@ -36,10 +39,16 @@ def _reap() -> Any:
         proc.communicate(timeout=30)
 
 
-def lockdown(tmp_path: Path, x: Xvfb | None, *argv: str, instance: str) -> subprocess.Popen[str]:
+def lockdown(
+    tmp_path: Path,
+    x: Xvfb | None,
+    *argv: str,
+    instance: str,
+    env_extra: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
     org = tmp_path / "organisation.toml"
     org.write_text("[settings]\nconfig.allow_unsigned = true\n", encoding="utf-8")
-    env = {**os.environ, "LOCKDOWN_INSTANCE_NAME": instance}
+    env = {**os.environ, "LOCKDOWN_INSTANCE_NAME": instance, **(env_extra or {})}
     if x is not None:
         env.update(x.env)
     env["QT_QPA_PLATFORM"] = "xcb"
@@ -63,13 +72,16 @@ def lockdown(tmp_path: Path, x: Xvfb | None, *argv: str, instance: str) -> subpr
     return proc
 
 
-def config(tmp_path: Path, start: str, quit_url: str = "") -> Path:
-    path = tmp_path / "exam.toml"
-    path.write_text(
-        f'format = 1\n[exam]\ntitle = "E2E"\n[browser]\nstart_url = "{start}"\n'
-        f'[quit]\nurl = "{quit_url}"\n',
-        encoding="utf-8",
+def config_text(start: str, quit_url: str = "", browser: str = "") -> str:
+    return (
+        f'format = 1\n[exam]\ntitle = "E2E"\n[browser]\nstart_url = "{start}"\n{browser}'
+        f'[quit]\nurl = "{quit_url}"\n'
     )
+
+
+def config(tmp_path: Path, start: str, quit_url: str = "", browser: str = "") -> Path:
+    path = tmp_path / "exam.toml"
+    path.write_text(config_text(start, quit_url, browser), encoding="utf-8")
     return path
 
 
@@ -171,3 +183,192 @@ def test_corrupt_seb_file_exits_2_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("lockdown: ")]) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+BARE = """
+import sys
+from PySide6.QtWebEngineWidgets import QWebEngineView
+from PySide6.QtWidgets import QApplication
+app = QApplication(sys.argv[:1])
+view = QWebEngineView()
+view.loadFinished.connect(lambda ok: print("loaded", flush=True))
+view.setHtml("<p>bare</p>")
+view.show()
+app.exec()
+"""
+
+
+def test_remote_debugging_port_would_open_without_lockdown(fresh_xserver: Xvfb) -> None:
+    """The control for the test below: plain QtWebEngine opens the port it is told to."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **fresh_xserver.env,
+        "QT_QPA_PLATFORM": "xcb",
+        "QTWEBENGINE_REMOTE_DEBUGGING": f"127.0.0.1:{port}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BARE],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    _started.append(proc)
+    deadline = time.monotonic() + 30
+    while not listening(port) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert listening(port)
+
+
+def test_remote_debugging_is_refused_and_journalled(
+    tmp_path: Path, fresh_xserver: Xvfb, http_server: LocalServer
+) -> None:
+    env_port, flag_port = free_port(), free_port()
+    http_server.page("/", "<p>exam</p>")
+    cfg = config(tmp_path, http_server.url("/"))
+    proc = lockdown(
+        tmp_path,
+        fresh_xserver,
+        "open",
+        str(cfg),
+        instance=f"e2e-{uuid.uuid4().hex}",
+        env_extra={
+            "QTWEBENGINE_REMOTE_DEBUGGING": f"127.0.0.1:{env_port}",
+            "QTWEBENGINE_CHROMIUM_FLAGS": "--disable-background-networking "
+            f"--remote-debugging-port={flag_port} --auto-open-devtools-for-tabs",
+        },
+    )
+    lines = wait_for_line(proc, "Page loaded")
+    assert not listening(env_port)
+    assert not listening(flag_port)
+    listeners = [
+        c
+        for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        for c in p.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN
+    ]
+    assert listeners == []
+    proc.send_signal(signal.SIGTERM)
+    lines += wait_for_line(proc, "Session finished")
+    assert proc.wait(30) == 0
+    refused = [
+        r["payload"]["removed"]
+        for r in read_records(journal_of(lines))
+        if r["type"] == "kiosk.remote_debugging_refused"
+    ]
+    assert sorted(refused) == sorted(
+        [
+            f"QTWEBENGINE_REMOTE_DEBUGGING=127.0.0.1:{env_port}",
+            f"--remote-debugging-port={flag_port}",
+            "--auto-open-devtools-for-tabs",
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.mark.parametrize("form", ["https", "lockdowns"])
+def test_configuration_over_https_opens_the_exam(
+    form: str,
+    tmp_path: Path,
+    fresh_xserver: Xvfb,
+    http_server: LocalServer,
+    certificate: tuple[Path, Path],
+) -> None:
+    http_server.page(
+        "/", "<p>exam</p><script>setTimeout(() => location.href = '/done', 300)</script>"
+    )
+    tls = tls_server(*certificate)
+    try:
+        tls.routes["/exam.toml"] = Response(
+            body=config_text(http_server.url("/"), http_server.url("/done")).encode(),
+            content_type="application/toml",
+        )
+        url = https_url(tls, "/exam.toml")
+        target = url.replace("https://", f"{form}://", 1)
+        proc = lockdown(
+            tmp_path,
+            fresh_xserver,
+            "open",
+            target,
+            instance=f"e2e-{uuid.uuid4().hex}",
+            env_extra={"REQUESTS_CA_BUNDLE": str(certificate[0])},
+        )
+        lines = wait_for_line(proc, "Session finished")
+        assert proc.wait(30) == 0
+    finally:
+        tls.stop()
+    assert [r.method for r in tls.seen("/exam.toml")] == ["GET"]
+    records = read_records(journal_of(lines))
+    assert records[0]["payload"]["origin"] == url
+    assert records[-1]["payload"]["reason"] == "quit_url"
+
+
+CAMERA_PAGE = """<p>exam</p><script>
+async function media(constraints) {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia(constraints);
+    stream.getTracks().forEach(t => t.stop());
+    return 'stream';
+  } catch (e) { return e.name; }
+}
+(async () => {
+  const camera = await media({video: true});
+  const microphone = await media({audio: true});
+  await fetch('/report?camera=' + camera + '&microphone=' + microphone);
+  location.href = '/done';
+})();
+</script>"""
+
+
+def test_camera_allowed_by_the_exam_and_microphone_denied_by_default(
+    tmp_path: Path, fresh_xserver: Xvfb, http_server: LocalServer
+) -> None:
+    """Chromium's built-in fake capture devices stand in for a camera (none exists here)."""
+    http_server.page("/", CAMERA_PAGE)
+    http_server.page("/report", "ok")
+    cfg = config(
+        tmp_path,
+        http_server.url("/"),
+        http_server.url("/done"),
+        browser='permission.camera = "allow"\n',
+    )
+    proc = lockdown(
+        tmp_path,
+        fresh_xserver,
+        "open",
+        str(cfg),
+        instance=f"e2e-{uuid.uuid4().hex}",
+        env_extra={
+            "QTWEBENGINE_CHROMIUM_FLAGS": "--disable-background-networking "
+            "--use-fake-device-for-media-stream"
+        },
+    )
+    lines = wait_for_line(proc, "Session finished")
+    assert proc.wait(30) == 0
+    (report,) = http_server.seen("/report")
+    query = dict(part.split("=") for part in report.path.split("?", 1)[1].split("&"))
+    assert query["camera"] == "stream"
+    assert query["microphone"] != "stream"
+    decisions = {
+        r["payload"]["feature"]: r["payload"]["decision"]
+        for r in read_records(journal_of(lines))
+        if r["type"] == "web.permission"
+    }
+    assert decisions == {"MediaVideoCapture": "allow", "MediaAudioCapture": "deny"}

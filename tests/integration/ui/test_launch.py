@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,8 @@ from lockdown.config.settings import ConfigError, Organisation
 from lockdown.launch import LaunchError, fetch, load_exam
 from lockdown.ui.dialogs import seb_password_prompt
 from lockdown.ui.texts import text
+from tests.integration.ui.tls import https_url, make_certificate, tls_server
 from tests.support.httpserver import LocalServer, Response
-from tests.support.xserver import need
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "seb"
 SEB_PASSWORD = "Prüfung-2026!"
@@ -26,52 +24,14 @@ SEB_PASSWORD = "Prüfung-2026!"
 
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (made with the openssl tool)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            need("openssl"),
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return cert, key
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
 def https_server(certificate: tuple[Path, Path]) -> Iterator[LocalServer]:
-    """The local HTTP server speaking TLS with the self-signed certificate."""
-    cert, key = certificate
-    server = LocalServer()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server._httpd.socket = context.wrap_socket(server._httpd.socket, server_side=True)
-    server.start()
+    server = tls_server(*certificate)
     yield server
     server.stop()
-
-
-def https_url(server: LocalServer, path: str) -> str:
-    return server.url(path).replace("http://", "https://")
 
 
 def test_fetch_downloads_a_configuration_over_tls(
