@@ -1,4 +1,5 @@
-"""Start and stop a private Xvfb (optionally with openbox) for tests and the headless demo."""
+"""A private Xvfb for tests (started by the package's own :mod:`lockdown.ui.headless`), with
+openbox on demand, X clients run on it, and screenshots."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from lockdown.ui import headless
 
 
 class ToolMissing(RuntimeError):
@@ -22,52 +25,15 @@ def need(tool: str) -> str:
 
 
 @dataclass
-class Xvfb:
-    """A private X server. ``screens`` is a list of WxH for RandR outputs (default one)."""
+class Xvfb(headless.Xvfb):
+    """A private X server (started by :class:`lockdown.ui.headless.Xvfb`), with openbox on
+    demand, X clients run on it and full-screen screenshots."""
 
-    width: int = 1280
-    height: int = 800
-    depth: int = 24
-    display: str = ""
-    proc: subprocess.Popen[bytes] | None = None
     wm: subprocess.Popen[bytes] | None = None
-    env: dict[str, str] = field(default_factory=dict)
 
-    def start(self) -> Xvfb:
-        binary = need("Xvfb")
-        read_fd, write_fd = os.pipe()
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "-displayfd",
-                str(write_fd),
-                "-screen",
-                "0",
-                f"{self.width}x{self.height}x{self.depth}",
-                "-nolisten",
-                "tcp",
-                "+extension",
-                "RANDR",
-                "-noreset",
-            ],
-            pass_fds=(write_fd,),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(write_fd)
-        number = b""
-        deadline = time.monotonic() + 20
-        with os.fdopen(read_fd, "rb") as fh:
-            while time.monotonic() < deadline and not number.endswith(b"\n"):
-                chunk = fh.read(1)
-                if not chunk:
-                    break
-                number += chunk
-        if not number.strip():
-            self.stop()
-            raise RuntimeError("Xvfb did not start (no display number)")
-        self.display = ":" + number.decode().strip()
-        self.env = {"DISPLAY": self.display, "XAUTHORITY": "/dev/null"}
+    def start(self, timeout: float = 20.0) -> Xvfb:
+        need("Xvfb")
+        super().start(timeout)
         return self
 
     def start_wm(self) -> None:
@@ -107,13 +73,7 @@ class Xvfb:
 
     def stop(self) -> None:
         self.stop_wm()
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
+        super().stop()
 
     def run(
         self, *argv: str, check: bool = True, timeout: float = 10
