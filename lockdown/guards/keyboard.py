@@ -11,10 +11,19 @@ While the exam runs no key reaches the window manager or another program:
 - macOS: the platform sets presentation options (no dock, menu bar, process switching
   or force quit).
 
-An event filter on the kiosk's QWindow swallows the blocked combinations that reach the
-application (Alt+Tab, Super, Ctrl+Alt+T, Ctrl+Esc, PrintScreen, Alt+F4…) unless
-``guards.keyboard_allow`` keeps them (assistive technology), and journals each one as
-``guards.key_blocked`` (rate-limited per combination).
+An event filter swallows the blocked combinations that reach the application (Alt+Tab,
+Super, Ctrl+Alt+T, Ctrl+Esc, PrintScreen, Alt+F4…) unless ``guards.keyboard_allow`` keeps
+them (assistive technology), and journals each one as ``guards.key_blocked`` (rate-limited
+per combination).
+
+Our own dialogs: the grab and the filter follow the keyboard to our own top-level windows
+(:meth:`KeyboardGuard.follow`). When a modal dialog of ours opens (the quit password, a
+permission question) it gets them — and the focus, if the window manager did not give it —
+and when it closes they go back to the kiosk; the grab is moved, never released in between.
+Qt only knows our own windows, so another program's window never gets the grab. Closing a
+Qt popup (a menu, a combo box list, a web page's select list) releases every keyboard grab
+of the process: the guard takes it back when the popup hides, and re-asserts it every
+:data:`REGRAB_INTERVAL_MS` for popups it did not see open.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from PySide6.QtCore import QEvent, QKeyCombination, QObject, Qt
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
+import shiboken6
+from PySide6.QtCore import QEvent, QKeyCombination, QObject, Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence, QWindow
 from PySide6.QtWidgets import QWidget
 
 from lockdown import log
@@ -81,6 +91,9 @@ BLOCKED_COMBOS: Final = frozenset(
 )
 #: Keys blocked with any modifiers (screenshots, system request).
 BLOCKED_KEYS: Final = frozenset({"Print", "SysReq", "Meta"})
+#: How often the X grab is re-asserted (a closing Qt popup releases it), in milliseconds.
+REGRAB_INTERVAL_MS: Final = 200
+_POPUP_TYPES: Final = frozenset({Qt.WindowType.Popup})
 
 
 def combo_name(key: int, modifiers: Qt.KeyboardModifier) -> str:
@@ -136,21 +149,36 @@ def stroke_combo(stroke: KeyStroke) -> str:
 
 
 class _KeyFilter(QObject):
-    """Swallows blocked key presses and releases on the kiosk's QWindow."""
+    """On each of our windows that may have the keyboard: swallows blocked key presses and
+    releases, and tells the guard when the window is shown, hidden or blocked by a modal."""
+
+    _WATCHED: Final = frozenset(
+        {
+            QEvent.Type.Expose,
+            QEvent.Type.Show,
+            QEvent.Type.Hide,
+            QEvent.Type.WindowBlocked,
+            QEvent.Type.WindowUnblocked,
+        }
+    )
 
     def __init__(self, guard: KeyboardGuard) -> None:
         super().__init__()
         self._guard = guard
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+        kind = event.type()
+        if kind in self._WATCHED:
+            self._guard.follow()
+            return False
+        if kind not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
             return False
         if not isinstance(event, QKeyEvent):
             return False
         combo = combo_name(event.key(), event.modifiers())
         if not self._guard.blocks(combo):
             return False
-        if event.type() == QEvent.Type.KeyPress and not event.isAutoRepeat():
+        if kind == QEvent.Type.KeyPress and not event.isAutoRepeat():
             self._guard.journal_blocked(combo, injected=False)
         return True
 
@@ -177,6 +205,13 @@ class KeyboardGuard:
         self._system_keys: RestoreRecord | None = None
         self._saved_state: Mapping[str, Any] | None = None
         self._running = False
+        self._kiosk_handle: QWindow | None = None
+        self._holder: QWindow | None = None
+        self._adopted: list[QWindow] = []
+        self._activated: list[QWindow] = []
+        self._timer: QTimer | None = None
+        self._following = False
+        self._focus: QWindow | None = None
 
     @property
     def name(self) -> str:
@@ -233,6 +268,91 @@ class KeyboardGuard:
             return True
         return False
 
+    # -- which of our windows holds the keyboard -------------------------------------
+
+    def holder(self) -> QWindow | None:
+        """The window of ours the keyboard grab was last put on (None when not grabbing)."""
+        return self._holder if self._x_grab else None
+
+    def _adopt(self, window: QWindow) -> None:
+        """Put the key filter on one of our windows (once)."""
+        if self._filter is None or any(w is window for w in self._adopted):
+            return
+        window.installEventFilter(self._filter)
+        self._adopted.append(window)
+        window.destroyed.connect(self._forget)
+
+    def _forget(self, obj: QObject | None = None) -> None:
+        self._adopted = [w for w in self._adopted if shiboken6.isValid(w) and w is not obj]
+        if self._holder is not None and (
+            self._holder is obj or not shiboken6.isValid(self._holder)
+        ):
+            self._holder = None
+
+    def _target(self) -> QWindow | None:
+        """Which window should hold the keyboard now (None: a popup of ours holds it).
+
+        Works from ``topLevelWindows()`` and the focus window the signal gave us: in
+        PySide6 6.12 on CPython 3.11 each call that returns a null ``QObject*``
+        (``QGuiApplication.modalWindow()``, ``focusWindow()``…) takes a reference from
+        ``None``, and a few thousand of them abort the process; this runs 5 times a second.
+        """
+        windows = [w for w in QGuiApplication.topLevelWindows() if shiboken6.isValid(w)]
+        visible = [w for w in windows if w.isVisible()]
+        popups = [w for w in visible if w.type() in _POPUP_TYPES]
+        if popups:
+            for popup in popups:  # Qt grabs for its popups; we re-grab when they hide
+                self._adopt(popup)
+            return None
+        focus = self._focus if self._focus is not None and shiboken6.isValid(self._focus) else None
+        modals = [w for w in visible if w.modality() != Qt.WindowModality.NonModal]
+        modal = focus if focus is not None and any(w is focus for w in modals) else None
+        if modal is None and modals:
+            modal = modals[-1]
+        for window in (modal, focus, self._holder):
+            if window is not None and shiboken6.isValid(window) and _can_hold(window):
+                return window
+        return self._kiosk_handle
+
+    def follow(self) -> None:
+        """Move the grab and the key filter to the window of ours that should have the keys.
+
+        Our modal dialog (the quit password) or another window of ours that has the focus
+        gets them; when it closes they go back to the kiosk. Windows of other programs never
+        appear here: Qt only knows our own. The grab is moved, never released in between
+        (an X ungrab is global); a window not mapped yet keeps the grab where it was.
+        """
+        if not self._running or self._following:
+            return
+        self._following = True
+        try:
+            target = self._target()
+            if target is None:
+                return
+            self._adopt(target)
+            # Grab even when the target holds it already: closing a Qt popup released it.
+            if self._x_grab and target.setKeyboardGrabEnabled(True):
+                if target is not self._holder:
+                    log.guards.debug("Keyboard held by %r", target.title())
+                self._holder = target
+            if (
+                target.modality() != Qt.WindowModality.NonModal
+                and target.isExposed()
+                and self._focus is not target
+                and not any(w is target for w in self._activated)
+            ):
+                # Keys of a modal-blocked window are dropped: give the dialog the focus.
+                self._activated.append(target)
+                target.requestActivate()
+        finally:
+            self._following = False
+
+    def _tick(self) -> None:
+        """Re-assert the grab: closing a Qt popup (menu, combo box, web page select list)
+        releases every keyboard grab of the process; a popup that takes no focus (a web
+        page's select list) is only seen here."""
+        self.follow()
+
     # -- start / stop -----------------------------------------------------------------
 
     def start(self, report: EventSink) -> None:
@@ -243,6 +363,7 @@ class KeyboardGuard:
         handle = self._window.windowHandle()
         if handle is None:
             raise GuardUnavailable("the exam window has no native window to hold the keyboard")
+        self._kiosk_handle = handle
         self._native_hook = self._platform.hook_keyboard(wid, self.decide)
         if not self._native_hook:
             if not handle.setKeyboardGrabEnabled(True):
@@ -251,15 +372,36 @@ class KeyboardGuard:
                     "close it and start again"
                 )
             self._x_grab = True
+            self._holder = handle
         self._filter = _KeyFilter(self)
-        handle.installEventFilter(self._filter)
+        self._adopt(handle)
         self._running = True
+        self._focus = QGuiApplication.focusWindow()  # once; then from the signal
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication):
+            app.focusWindowChanged.connect(self._on_focus_window)
+            app.focusObjectChanged.connect(self._on_focus_object)
+        if self._x_grab:
+            self._timer = QTimer()
+            self._timer.setInterval(REGRAB_INTERVAL_MS)
+            self._timer.timeout.connect(self._tick)
+            self._timer.start()
+        self.follow()  # a dialog of ours may already be open
         self._disable_system_keys()
         log.guards.info(
             "Keyboard guard started (%s; allowed: %s)",
             "native hook" if self._native_hook else "keyboard grab",
             ", ".join(sorted(self._allow)) or "none",
         )
+
+    def _on_focus_window(self, window: QWindow | None) -> None:
+        self._focus = window
+        self.follow()
+
+    def _on_focus_object(self, focus: QObject | None) -> None:
+        # A popup that takes the focus (combo box list) is adopted as it opens, so its
+        # closing (which releases the grab) hands the keyboard back at once.
+        self.follow()
 
     def _disable_system_keys(self) -> None:
         if not self._platform.support(Capability.SYSTEM_KEYS).available:
@@ -283,17 +425,32 @@ class KeyboardGuard:
         if not self._running:
             return
         self._running = False
-        handle = self._window.windowHandle()
-        if handle is not None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication):
+            app.focusWindowChanged.disconnect(self._on_focus_window)
+            app.focusObjectChanged.disconnect(self._on_focus_object)
+        self._forget()
+        for window in self._adopted:
             if self._filter is not None:
-                handle.removeEventFilter(self._filter)
-            if self._x_grab:
-                handle.setKeyboardGrabEnabled(False)
+                window.removeEventFilter(self._filter)
+            window.destroyed.disconnect(self._forget)
+        self._adopted = []
+        self._activated = []
+        if self._x_grab:
+            ungrab = self._holder or self._window.windowHandle()
+            if ungrab is not None:
+                ungrab.setKeyboardGrabEnabled(False)  # releases the grab on any window of ours
                 # The ungrab request has no reply: push it to the server now, not at the
                 # next turn of the event loop.
                 QGuiApplication.sync()
         self._filter = None
         self._x_grab = False
+        self._holder = None
+        self._kiosk_handle = None
+        self._focus = None
         if self._native_hook:
             self._platform.unhook_keyboard()
             self._native_hook = False
@@ -311,3 +468,13 @@ class KeyboardGuard:
         if self._report is not None:
             self._report.flush()
         log.guards.info("Keyboard guard stopped")
+
+
+def _can_hold(window: QWindow) -> bool:
+    """A visible top-level window of ours that may take the keyboard (not a popup/tooltip)."""
+    return (
+        window.isVisible()
+        and window.isTopLevel()
+        and window.type() not in _POPUP_TYPES
+        and window.type() != Qt.WindowType.ToolTip
+    )
