@@ -52,6 +52,7 @@ class FocusGuard:
         self._timer: QTimer | None = None
         self._lost_at: float | None = None
         self._losses = 0
+        self._qt_focused = True
         self._running = False
 
     @property
@@ -79,6 +80,7 @@ class FocusGuard:
         if self._running or not self._enabled:
             return
         self._report = RateLimitedSink(report, FLOOD_INTERVAL, burst=FLOOD_BURST)
+        self._qt_focused = QGuiApplication.focusWindow() is not None  # once, not polled
         self._running = True
         self._timer = repeating_timer(self._poll_ms, self.check)
         app = QGuiApplication.instance()
@@ -103,7 +105,12 @@ class FocusGuard:
 
     # -- the work ---------------------------------------------------------------------
 
-    def _focus_changed(self, _window: object) -> None:
+    def _focus_changed(self, window: object) -> None:
+        # WORKAROUND(PySide6 6.12 on CPython 3.11): every call of a Qt getter that returns
+        # a null QObject* (focusWindow(), parent(), …) takes a reference from None, and a
+        # timer polling one aborts the process within minutes. Remember what the signal
+        # says instead of asking focusWindow() on each check.
+        self._qt_focused = window is not None
         # Let the window system settle before asking it.
         QTimer.singleShot(0, self.check)
 
@@ -131,7 +138,7 @@ class FocusGuard:
                 ours = self._is_ours(active)
                 other = active.describe()
         else:
-            ours = QGuiApplication.focusWindow() is not None
+            ours = self._qt_focused
         if ours:
             if self._lost_at is not None:
                 self._regained(at_stop=False)
