@@ -12,8 +12,8 @@ from typing import Any
 
 import psutil
 import pytest
-from PySide6.QtCore import QPoint
-from PySide6.QtWidgets import QApplication, QLabel, QPushButton
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton
 
 from lockdown.ui.kiosk import Kiosk
 from lockdown.ui.texts import text
@@ -363,3 +363,38 @@ def test_zoom_buttons_change_the_page_zoom(
     for _ in range(3):
         buttons["zoom_out"].click()
     assert kiosk.page.zoomFactor() == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("yes", [True, False])
+def test_permission_set_to_ask_is_put_to_the_candidate(
+    yes: bool,
+    make_kiosk: KioskFactory,
+    http_server: LocalServer,
+    journal: Recorder,
+    qtbot: Any,
+) -> None:
+    page = (
+        "<script>function ask() {"
+        " Notification.requestPermission().then(r => window.answer = r); return true; }</script>"
+    )
+    kiosk = make_kiosk(
+        browser__start_url=http_server.page("/", page), browser__permission__notifications="ask"
+    )
+    js(kiosk, qtbot, "ask()")
+    boxes: list[QMessageBox] = []
+
+    def asked() -> bool:
+        boxes[:] = [b for b in kiosk.window.findChildren(QMessageBox) if b.isVisible()]
+        return bool(boxes)
+
+    qtbot.waitUntil(asked, timeout=5000)
+    (box,) = boxes
+    assert box.text() == text("permission.ask", feature=text("permission.notifications"))
+    button = QMessageBox.StandardButton.Yes if yes else QMessageBox.StandardButton.No
+    qtbot.mouseClick(box.button(button), Qt.MouseButton.LeftButton)
+    expected = "granted" if yes else "denied"
+    qtbot.waitUntil(lambda: js(kiosk, qtbot, "window.answer") == expected, timeout=5000)
+    assert journal.of("web.permission")[0]["decision"] == "ask"
+    assert journal.of("web.permission_answer") == [
+        {"feature": "permission.notifications", "granted": yes}
+    ]
