@@ -171,8 +171,8 @@ def run_session(
 def main_open(args: argparse.Namespace) -> int:
     """``lockdown open TARGET``."""
     from lockdown.launch import hand_over, load_exam
+    from lockdown.texts import text
     from lockdown.ui.dialogs import seb_password_prompt
-    from lockdown.ui.texts import text
 
     removed = scrub_environment(os.environ)
     app = qt_application()

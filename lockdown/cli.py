@@ -243,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = spool.add_parser("verify", help="check every segment of a spool and summarise it")
     p.add_argument("dir")
-    p.add_argument("--key", metavar="FILE", help="the spool's key file, when it is not where spool.json says")
+    p.add_argument(
+        "--key", metavar="FILE", help="the spool's key file, when it is not where spool.json says"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_dispatch("lockdown.upload.cli", "main_spool_verify", "spool verify"))
 

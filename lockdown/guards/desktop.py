@@ -12,7 +12,7 @@ the started guards in reverse order.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from PySide6.QtWidgets import QWidget
 
@@ -21,7 +21,6 @@ from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, Guard, GuardInfo, GuardUnavailable
 from lockdown.guards.clipboard import ClipboardGuard
-from lockdown.guards.displays import TEXTS as DISPLAY_TEXTS
 from lockdown.guards.displays import DisplaysGuard, display_problem
 from lockdown.guards.focus import FocusGuard
 from lockdown.guards.keyboard import KeyboardGuard
@@ -29,15 +28,6 @@ from lockdown.guards.restore import RestoreLog
 from lockdown.guards.screenshots import ScreenshotGuard
 from lockdown.lifecycle.base import Outcome
 from lockdown.platform.base import DesktopPlatform
-
-#: Candidate-facing texts of the desktop guards, by id (merged into lockdown/ui/texts.py).
-TEXTS: Final = {
-    **DISPLAY_TEXTS,
-    "guards.unavailable": (
-        "The exam cannot be locked down on this computer ({guard}: {reason}). "
-        "Ask your exam support for help."
-    ),
-}
 
 
 def build_desktop_guards(

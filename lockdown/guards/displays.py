@@ -21,16 +21,9 @@ from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo
 from lockdown.platform.base import DesktopPlatform
+from lockdown.texts import text
 
 COVER_TITLE: Final = "lockdown-cover"
-
-#: Candidate-facing texts of this module, by id (merged into lockdown/ui/texts.py).
-TEXTS: Final = {
-    "guards.displays.too_many": (
-        "{count} screens are connected, but this exam allows {allowed}. "
-        "Disconnect the extra screens (or switch them off), then start the exam again."
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -59,7 +52,7 @@ class DisplayProblem:
     allowed: int
 
     def text(self) -> str:
-        return TEXTS[self.message_id].format(count=self.count, allowed=self.allowed)
+        return text(self.message_id, count=self.count, allowed=self.allowed)
 
 
 def screens() -> list[ScreenInfo]:

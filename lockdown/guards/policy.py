@@ -14,7 +14,7 @@
    A watcher that cannot start meets ``guards.unavailable``: refuse ABORTS, continue
    journals the gap.
 
-``revert`` stops the watcher. Candidate-facing texts are in :data:`TEXTS`.
+``revert`` stops the watcher. Candidate-facing texts are in :mod:`lockdown.texts`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from lockdown import log
 from lockdown.events import Event, EventSink
@@ -41,51 +41,6 @@ from lockdown.guards.processes import (
 from lockdown.guards.tcc import TccGrant, screen_capture_grants
 from lockdown.lifecycle.base import Outcome
 
-#: Candidate-facing texts by id (merged into lockdown/ui/texts.py by the lead).
-TEXTS: Final[Mapping[str, str]] = {
-    "guards.vm.denied": (
-        "This exam cannot be taken in a virtual machine. Start Lockdown on the computer "
-        "itself, not inside a virtual machine."
-    ),
-    "guards.vm.warned": (
-        "Lockdown is running in a virtual machine. The exam goes on; this is noted for "
-        "the reviewers."
-    ),
-    "guards.remote.denied": (
-        "This exam cannot be taken in a remote session. Sit at the computer itself and "
-        "quit remote-desktop and screen-sharing apps, then start again."
-    ),
-    "guards.remote.warned": (
-        "This computer may be used or seen remotely. The exam goes on; this is noted for "
-        "the reviewers."
-    ),
-    "guards.prohibited.title": "Close these applications",
-    "guards.prohibited.body": (
-        "These applications are not allowed during the exam. Save your work in them and "
-        "close them to continue."
-    ),
-    "guards.prohibited.close_for_me": "Close them for me",
-    "guards.prohibited.check_again": "Check again",
-    "guards.prohibited.cancel": "Leave",
-    "guards.prohibited.not_closed": (
-        "The exam did not start: prohibited applications are still running. Close them "
-        "and start again."
-    ),
-    "guards.prohibited.survived": "Lockdown could not close: {apps}. Close them yourself.",
-    "guards.tcc.granted": (
-        "These applications have access to Screen Capture (Screen Recording permission): {apps}."
-    ),
-    "guards.tcc.remedy": (
-        "Open System Settings > Privacy & Security > Screen Recording (on older macOS: "
-        "System Preferences > Security & Privacy > Screen Recording) and untick the "
-        "applications listed, then check again."
-    ),
-    "guards.unavailable.refused": (
-        "The exam did not start: a protection cannot work on this computer ({guard}: "
-        "{reason}). Ask IT staff for help."
-    ),
-}
-
 
 class Policy(enum.Enum):
     ALLOW = "allow"
@@ -96,7 +51,7 @@ class Policy(enum.Enum):
 @dataclass(frozen=True)
 class PolicyResult:
     outcome: Outcome
-    #: the text to show the candidate (a key of :data:`TEXTS`), if any
+    #: the text to show the candidate (an id of :mod:`lockdown.texts`), if any
     message_id: str | None = None
 
 
@@ -204,6 +159,8 @@ class SystemGuardsOperation:
         self.watcher: ProcessWatcherGuard | None = None
         #: the text id to show when perform() did not succeed
         self.message_id: str | None = None
+        #: the values of that text's placeholders
+        self.message_values: dict[str, Any] = {}
         #: text ids to show although the exam goes on (policy warn)
         self.warnings: list[str] = []
 
@@ -277,7 +234,8 @@ class SystemGuardsOperation:
             )
             log.guards.error("Process watcher cannot start: %s (policy %s)", exc, choice)
             if choice == "refuse":
-                self.message_id = "guards.unavailable.refused"
+                self.message_id = "guards.unavailable"
+                self.message_values = {"guard": guard.name, "reason": str(exc)}
                 return Outcome.ABORTED
             return Outcome.SUCCESS
         self.watcher = guard

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
 
 from lockdown import log
 from lockdown.events import Event, EventSink
+from lockdown.texts import text
 from lockdown.ui.quitrules import QuitRules, delay_after
-from lockdown.ui.texts import text
 
 
 class QuitDialog(QDialog):

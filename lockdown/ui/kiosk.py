@@ -27,10 +27,10 @@ from PySide6.QtWidgets import QMessageBox, QStackedWidget, QVBoxLayout, QWidget
 
 from lockdown import log
 from lockdown.events import Event, EventSink
+from lockdown.texts import text
 from lockdown.ui.dialogs import QuitDialog
 from lockdown.ui.pages import NoticePage
 from lockdown.ui.quitrules import QuitRules
-from lockdown.ui.texts import text
 from lockdown.ui.toolbar import Toolbar
 from lockdown.ui.urlfilter import UrlFilter
 from lockdown.ui.webview import (

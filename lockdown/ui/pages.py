@@ -10,7 +10,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from lockdown.ui.texts import text
+from lockdown.texts import text
 
 
 class NoticePage(QWidget):

@@ -25,8 +25,9 @@ from PySide6.QtWidgets import (
 
 from lockdown import log
 from lockdown.guards.appslist import names_of
-from lockdown.guards.policy import TEXTS, PrecheckFindings, ProhibitedAppsPrecheck
+from lockdown.guards.policy import PrecheckFindings, ProhibitedAppsPrecheck
 from lockdown.guards.processes import CloseResult
+from lockdown.texts import TEXTS
 
 RESCAN_MS = 1000
 

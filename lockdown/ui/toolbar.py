@@ -14,7 +14,7 @@ import psutil
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-from lockdown.ui.texts import text
+from lockdown.texts import text
 
 HEIGHT = 34
 

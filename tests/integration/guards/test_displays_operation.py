@@ -10,13 +10,13 @@ from lockdown.config.settings import Organisation, flatten, layer
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo, GuardUnavailable
 from lockdown.guards.desktop import (
-    TEXTS,
     DesktopGuardsOperation,
     build_desktop_guards,
     desktop_guard_infos,
 )
 from lockdown.lifecycle.base import Outcome
 from lockdown.platform.linux import X11Platform
+from lockdown.texts import TEXTS
 
 pytestmark = pytest.mark.x11
 

@@ -12,13 +12,13 @@ from lockdown.guards import remote, vm
 from lockdown.guards.appslist import AppList
 from lockdown.guards.base import GuardUnavailable
 from lockdown.guards.policy import (
-    TEXTS,
     PrecheckFindings,
     ProhibitedAppsPrecheck,
     SystemGuardsOperation,
 )
 from lockdown.guards.processes import EVENT_CLOSED, ProcessWatcherGuard
 from lockdown.lifecycle.base import Outcome
+from lockdown.texts import TEXTS
 from tests.support.processes import TEST_APPS, Detached, Recorder, renamed_copy
 
 VM = vm.VmVerdict(90, (vm.Reason("cpu_hypervisor_flag", 50, "flag"), vm.Reason("dmi", 40, "x")))
@@ -141,7 +141,7 @@ def test_a_watcher_that_cannot_start_meets_the_unavailable_policy(
     assert op.perform() is outcome
     event = journal.of("guards.unavailable")[0]
     assert event.payload["reason"] == "no permission to watch processes"
-    assert (op.message_id == "guards.unavailable.refused") == (choice == "refuse")
+    assert (op.message_id == "guards.unavailable") == (choice == "refuse")
     op.revert()
 
 

@@ -15,8 +15,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QPushButton
 
+from lockdown.texts import text
 from lockdown.ui.kiosk import Kiosk
-from lockdown.ui.texts import text
 from lockdown.ui.toolbar import network_up
 from tests.integration.ui.conftest import KioskFactory, Recorder
 from tests.support.httpserver import LocalServer, Response, SeenRequest

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox, QInputDialog, QLin
 
 from lockdown.config.settings import ConfigError, Organisation
 from lockdown.launch import LaunchError, fetch, load_exam
+from lockdown.texts import text
 from lockdown.ui.dialogs import seb_password_prompt
-from lockdown.ui.texts import text
 from tests.integration.ui.tls import https_url, make_certificate, tls_server
 from tests.support.httpserver import LocalServer, Response
 

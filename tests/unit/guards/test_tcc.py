@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lockdown.guards.policy import TEXTS
 from lockdown.guards.tcc import SERVICE, TccUnreadable, read_grants, screen_capture_grants
+from lockdown.texts import TEXTS
 
 SCHEMA = Path(__file__).resolve().parents[2] / "data" / "tcc" / "schema.sql"
 

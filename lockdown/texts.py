@@ -1,7 +1,8 @@
-"""Every text the candidate sees in the kiosk, by id (one place, ready for translation).
+"""Every text the candidate sees, by id: one place, ready for translation.
 
-Other packages keep their candidate-facing texts in their own ``TEXTS`` mapping keyed by
-id; the lead merges them here. Use :func:`text` to look one up with its placeholders.
+Qt-free, so guards and operations name the message they want shown (an id) and the UI
+looks it up. Use :func:`text` to fill in the placeholders. A test checks that every id
+the code uses is defined here and every text here is used.
 """
 
 from __future__ import annotations
@@ -63,6 +64,52 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "seb.password_title": "Exam settings are protected",
         "seb.password_prompt": "Enter the password for these exam settings:",
         "seb.password_retry": "Wrong password, try again ({attempt} of 3):",
+        # guards: machine policies, prohibited apps, displays, unavailable protections
+        "guards.vm.denied": (
+            "This exam cannot be taken in a virtual machine. Start Lockdown on the computer "
+            "itself, not inside a virtual machine."
+        ),
+        "guards.vm.warned": (
+            "Lockdown is running in a virtual machine. The exam goes on; this is noted for "
+            "the reviewers."
+        ),
+        "guards.remote.denied": (
+            "This exam cannot be taken in a remote session. Sit at the computer itself and "
+            "quit remote-desktop and screen-sharing apps, then start again."
+        ),
+        "guards.remote.warned": (
+            "This computer may be used or seen remotely. The exam goes on; this is noted for "
+            "the reviewers."
+        ),
+        "guards.prohibited.title": "Close these applications",
+        "guards.prohibited.body": (
+            "These applications are not allowed during the exam. Save your work in them and "
+            "close them to continue."
+        ),
+        "guards.prohibited.close_for_me": "Close them for me",
+        "guards.prohibited.check_again": "Check again",
+        "guards.prohibited.cancel": "Leave",
+        "guards.prohibited.not_closed": (
+            "The exam did not start: prohibited applications are still running. Close them "
+            "and start again."
+        ),
+        "guards.prohibited.survived": "Lockdown could not close: {apps}. Close them yourself.",
+        "guards.tcc.granted": (
+            "These applications have access to Screen Capture (Screen Recording permission): {apps}."
+        ),
+        "guards.tcc.remedy": (
+            "Open System Settings > Privacy & Security > Screen Recording (on older macOS: "
+            "System Preferences > Security & Privacy > Screen Recording) and untick the "
+            "applications listed, then check again."
+        ),
+        "guards.displays.too_many": (
+            "{count} screens are connected, but this exam allows {allowed}. "
+            "Disconnect the extra screens (or switch them off), then start the exam again."
+        ),
+        "guards.unavailable": (
+            "The exam cannot be locked down on this computer ({guard}: {reason}). "
+            "Ask your exam support for help."
+        ),
         # single instance (printed by the second process)
         "instance.refused": "an exam is already running on this computer and only one session "
         "can run at a time; finish it first",
