@@ -380,6 +380,9 @@ class KeyboardGuard:
         app = QGuiApplication.instance()
         if isinstance(app, QGuiApplication):
             app.focusWindowChanged.connect(self._on_focus_window)
+            # WORKAROUND(PySide6 6.12 segfault): a slot taking focusObjectChanged's QObject
+            # makes PySide wrap the web engine's internal focus item and crash in
+            # findDerivedType; a slot without arguments is not handed the object.
             app.focusObjectChanged.connect(self._on_focus_object)
         if self._x_grab:
             self._timer = QTimer()
@@ -398,7 +401,7 @@ class KeyboardGuard:
         self._focus = window
         self.follow()
 
-    def _on_focus_object(self, focus: QObject | None) -> None:
+    def _on_focus_object(self) -> None:
         # A popup that takes the focus (combo box list) is adopted as it opens, so its
         # closing (which releases the grab) hands the keyboard back at once.
         self.follow()
