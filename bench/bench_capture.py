@@ -19,15 +19,17 @@ Run: ``.venv/bin/python bench/bench_capture.py [--seconds 60]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,8 @@ CRF = 38
 CAMERA_KBPS = 96
 SCREEN = (1920, 1080)
 SCREEN_OUT = (1280, 720)
+#: seconds after a recorder process starts before its steady CPU rate is measured
+WARM_UP = 10.0
 
 
 def make_camera_video(path: Path, seconds: float = 20.0) -> Path:
@@ -88,17 +92,51 @@ def _screen_changer(display: str, stop: threading.Event) -> None:
         )
 
 
-def run_child(cmd: list[str], env: dict[str, str], seconds: float) -> tuple[float, str]:
-    """Run ``cmd``; return (user+system CPU seconds, stdout)."""
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.PIPE)
+def _proc_cpu(pid: int) -> float:
+    """User+system CPU seconds of the running process ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ChildRun:
+    """CPU figures of one recording process."""
+
+    #: user+system CPU seconds of the whole process (start-up and imports included)
+    total: float
+    #: CPU seconds per second of wall time from ``WARM_UP`` after the start to the end
+    steady_rate: float
+    stdout: str
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> ChildRun:
+    """Run ``cmd`` to its end; the same measurement for ours and ffmpeg."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        marks: list[tuple[float, float]] = []
+
+        def mark() -> None:
+            time.sleep(WARM_UP)
+            with contextlib.suppress(OSError, IndexError):
+                marks.append((time.monotonic(), _proc_cpu(proc.pid)))
+
+        marker = threading.Thread(target=mark, daemon=True)
+        marker.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        ended = time.monotonic()
         proc.returncode = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode() if proc.stderr else ""
+        marker.join()
         if proc.returncode:
-            raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
+            err.seek(0)
+            raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+        if not marks:
+            raise SystemExit(
+                f"{cmd[0]} ended before the {WARM_UP:.0f} s warm-up; use more --seconds"
+            )
+        total = usage.ru_utime + usage.ru_stime
+        at, cpu_at = marks[0]
         out.seek(0)
-        return usage.ru_utime + usage.ru_stime, out.read().decode()
+        return ChildRun(total, (total - cpu_at) / (ended - at), out.read().decode())
 
 
 def child_ours(args: argparse.Namespace) -> None:
@@ -110,9 +148,9 @@ def child_ours(args: argparse.Namespace) -> None:
     settings: dict[str, Any] = dict(Settings.defaults())
     settings.update(
         {
-            "proctoring.camera": True,
-            "proctoring.microphone": True,
-            "proctoring.screen": True,
+            "proctoring.camera": "camera" in args.streams,
+            "proctoring.microphone": "microphone" in args.streams,
+            "proctoring.screen": "screen" in args.streams,
             "proctoring.camera_source": args.camera,
             "proctoring.camera_fps": float(CAMERA_FPS),
             "proctoring.segment_length": SEGMENT,
@@ -140,29 +178,58 @@ def child_ours(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def ffmpeg_cmd(camera: Path, display: str, seconds: float, out: Path) -> list[str]:
+STREAMS = ("camera", "microphone", "screen")
+
+
+def ffmpeg_cmd(
+    camera: Path, display: str, seconds: float, out: Path, streams: tuple[str, ...] = STREAMS
+) -> list[str]:
+    """ffmpeg recording ``streams`` with the settings our recorders use."""
     vp9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]
-    vp9 += ["-lag-in-frames", "0", "-threads", "2", "-crf", str(CRF)]
+    vp9 += ["-lag-in-frames", "0", "-crf", str(CRF)]
     seg = ["-f", "segment", "-segment_time", str(SEGMENT), "-segment_format", "webm"]
     t = ["-t", str(seconds)]
-    return [
-        "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-        "-re", "-stream_loop", "-1", "-i", str(camera),
-        "-f", "pulse", "-sample_rate", "16000", "-channels", "1", "-i", "default",
-        "-f", "x11grab", "-framerate", "1", "-video_size", f"{SCREEN[0]}x{SCREEN[1]}",
-        "-i", display,
-        *t, "-map", "0:v", "-r", str(CAMERA_FPS), *vp9, "-b:v", f"{CAMERA_KBPS}k",
-        "-g", str(int(SEGMENT * CAMERA_FPS)), *seg, str(out / "camera_%03d.webm"),
-        *t, "-map", "1:a", "-c:a", "libopus", "-b:a", "16k", "-ac", "1", "-ar", "16000",
-        *seg, str(out / "microphone_%03d.webm"),
-        *t, "-map", "2:v", "-vf", f"scale={SCREEN_OUT[0]}:{SCREEN_OUT[1]}", *vp9,
-        "-b:v", "0", "-g", str(int(SEGMENT)), *seg, str(out / "screen_%03d.webm"),
-    ]  # fmt: skip
+    inputs = {
+        "camera": ["-re", "-stream_loop", "-1", "-i", str(camera)],
+        "microphone": ["-f", "pulse", "-sample_rate", "16000", "-channels", "1", "-i", "default"],
+        "screen": ["-f", "x11grab", "-framerate", "1", "-video_size", f"{SCREEN[0]}x{SCREEN[1]}",
+                   "-i", display],
+    }  # fmt: skip
+    outputs = {
+        "camera": ["-r", str(CAMERA_FPS), *vp9, "-threads", "1", "-b:v", f"{CAMERA_KBPS}k",
+                   "-g", str(int(SEGMENT * CAMERA_FPS))],
+        "microphone": ["-c:a", "libopus", "-b:a", "16k", "-ac", "1", "-ar", "16000"],
+        "screen": ["-vf", f"scale={SCREEN_OUT[0]}:{SCREEN_OUT[1]}", *vp9, "-threads", "2",
+                   "-b:v", "0", "-g", str(int(SEGMENT))],
+    }  # fmt: skip
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
+    for stream in streams:
+        cmd += inputs[stream]
+    for index, stream in enumerate(streams):
+        kind = "a" if stream == "microphone" else "v"
+        cmd += [*t, "-map", f"{index}:{kind}", *outputs[stream], *seg]
+        cmd.append(str(out / f"{stream}_%03d.webm"))
+    return cmd
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def _bytes_per_hour(folder: Path, stream: str, seconds: float) -> float:
+    return sum(p.stat().st_size for p in folder.glob(f"{stream}_*.webm")) * 3600.0 / seconds / 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--runs", type=int, default=1, help="ours/ffmpeg pairs (medians shown)")
+    parser.add_argument(
+        "--streams",
+        type=lambda text: tuple(text.split(",")),
+        default=STREAMS,
+        help="record only these (comma-separated; both sides), to see where CPU goes",
+    )
     parser.add_argument("--child", choices=["ours"])
     parser.add_argument("--camera")
     parser.add_argument("--out")
@@ -170,6 +237,8 @@ def main() -> None:
     if args.child:
         child_ours(args)
         return
+    if args.seconds <= WARM_UP + 5:
+        parser.error(f"--seconds must be over {WARM_UP + 5:.0f}")
 
     from tests.support.pulse import VirtualMicrophone
     from tests.support.xserver import Xvfb
@@ -180,6 +249,8 @@ def main() -> None:
     stop = threading.Event()
     changer = threading.Thread(target=_screen_changer, args=(x.display, stop), daemon=True)
     player: subprocess.Popen[bytes] | None = None
+    runs: list[tuple[ChildRun, dict[str, Any], ChildRun, Path]] = []
+    loads: list[float] = []
     try:
         env = {**os.environ, **x.env, **mic.env}
         camera = make_camera_video(work / "camera.avi")
@@ -188,21 +259,28 @@ def main() -> None:
             ["paplay", "--device=vsink", str(speech)], env=env, stderr=subprocess.DEVNULL
         )
         changer.start()
-        load_before = os.getloadavg()
-        ours_out = work / "ours"
-        ours_cpu, ours_json = run_child(
-            [sys.executable, __file__, "--child", "ours", "--camera", str(camera),
-             "--out", str(ours_out), "--seconds", str(args.seconds)],
-            env,
-            args.seconds,
-        )  # fmt: skip
-        ours = json.loads(ours_json.strip().splitlines()[-1])
-        ff_out = work / "ffmpeg"
-        ff_out.mkdir()
-        ff_cpu, _ = run_child(
-            ffmpeg_cmd(camera, x.display, args.seconds, ff_out), env, args.seconds
-        )
-        load_after = os.getloadavg()
+        for n in range(args.runs):
+            loads.append(os.getloadavg()[0])
+            ours_out = work / f"ours{n}"
+            ours = run_child(
+                [sys.executable, __file__, "--child", "ours", "--camera", str(camera),
+                 "--out", str(ours_out), "--seconds", str(args.seconds),
+                 "--streams", ",".join(args.streams)],
+                env,
+            )  # fmt: skip
+            ff_out = work / f"ffmpeg{n}"
+            ff_out.mkdir()
+            ff = run_child(ffmpeg_cmd(camera, x.display, args.seconds, ff_out, args.streams), env)
+            stats = json.loads(ours.stdout.strip().splitlines()[-1])
+            runs.append((ours, stats, ff, ff_out))
+            print(
+                f"run {n + 1}: load {loads[-1]:.2f}; whole process CPU s ours {ours.total:.2f} "
+                f"ffmpeg {ff.total:.2f} ({ours.total / ff.total:.2f}); steady CPU s/min ours "
+                f"{60 * ours.steady_rate:.2f} ffmpeg {60 * ff.steady_rate:.2f} "
+                f"({ours.steady_rate / ff.steady_rate:.2f})",
+                flush=True,
+            )
+        loads.append(os.getloadavg()[0])
     finally:
         stop.set()
         if player is not None:
@@ -210,32 +288,40 @@ def main() -> None:
         mic.stop()
         x.stop()
 
-    hour = 3600.0 / args.seconds
-    print(f"capture benchmark, {args.seconds:.0f} s per run, {os.cpu_count()} cores")
     print(
-        f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+        f"capture benchmark: {args.runs} run(s) of {args.seconds:.0f} s each, {os.cpu_count()} cores"
+    )
+    print(
+        f"load average (1 min) over the runs: {min(loads):.2f}-{max(loads):.2f} "
         "(other work on the machine skews CPU figures)"
     )
-    print(f"CPU seconds: ours {ours_cpu:.2f}, ffmpeg {ff_cpu:.2f}; ratio ours/ffmpeg "
-          f"{ours_cpu / ff_cpu:.2f} (aim <= 1.2)")  # fmt: skip
+    steady = _median([o.steady_rate / f.steady_rate for o, _, f, _ in runs])
+    whole = _median([o.total / f.total for o, _, f, _ in runs])
+    print(
+        f"steady CPU seconds per minute recorded (after {WARM_UP:.0f} s warm-up, medians): "
+        f"ours {60 * _median([o.steady_rate for o, *_ in runs]):.2f}, "
+        f"ffmpeg {60 * _median([f.steady_rate for *_, f, _ in runs]):.2f}; "
+        f"ratio ours/ffmpeg {steady:.2f} (aim <= 1.2)"
+    )
+    print(
+        "whole-process CPU seconds incl. start-up (medians): "
+        f"ours {_median([o.total for o, *_ in runs]):.2f}, "
+        f"ffmpeg {_median([f.total for *_, f, _ in runs]):.2f}; ratio {whole:.2f}"
+    )
     total_ours = total_ff = 0.0
     print(f"{'stream':<11} {'ours MB/h':>10} {'ffmpeg MB/h':>12} {'latency mean/max s':>19}")
-    for stream in ("camera", "microphone", "screen"):
-        o = ours.get(stream, {})
-        ob = o.get("bytes", 0) * hour / 1e6
-        fb = sum(p.stat().st_size for p in ff_out.glob(f"{stream}_*.webm")) * hour / 1e6
+    for stream in args.streams:
+        per_run = [s.get(stream, {}) for _, s, _, _ in runs]
+        ob = _median([o.get("bytes", 0) * 3600.0 / args.seconds / 1e6 for o in per_run])
+        fb = _median([_bytes_per_hour(out, stream, args.seconds) for *_, out in runs])
         total_ours += ob
         total_ff += fb
-        lat = (
-            f"{o['latency_mean']:.3f}/{o['latency_max']:.3f}"
-            if o.get("latency_mean") is not None
-            else "-"
-        )
+        means = [o["latency_mean"] for o in per_run if o.get("latency_mean") is not None]
+        maxes = [o["latency_max"] for o in per_run if o.get("latency_max") is not None]
+        lat = f"{_median(means):.3f}/{max(maxes):.3f}" if means else "-"
         print(f"{stream:<11} {ob:>10.1f} {fb:>12.1f} {lat:>19}")
     print(f"{'total':<11} {total_ours:>10.1f} {total_ff:>12.1f}   (aim < 60 MB/h)")
-    print(f"work folder: {work}")
     shutil.rmtree(work, ignore_errors=True)
-    _ = resource  # rusage comes from os.wait4
 
 
 if __name__ == "__main__":

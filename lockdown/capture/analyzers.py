@@ -141,9 +141,13 @@ class FaceCheck:
 
     def count(self, gray: Gray) -> int:
         equalized = cv2.equalizeHist(gray)
-        side = max(24, gray.shape[1] // 12)
+        # A face is at least a tenth of the picture's width (a candidate at the desk, or
+        # someone behind them); steps of 1.2 between scales. Measured on 320 px frames:
+        # half the cost of 1/12 and 1.15, and the same counts on the test scenes and the
+        # benchmark's panning video.
+        side = max(24, gray.shape[1] // 10)
         found = self._cascade.detectMultiScale(
-            equalized, scaleFactor=1.15, minNeighbors=5, minSize=(side, side)
+            equalized, scaleFactor=1.2, minNeighbors=5, minSize=(side, side)
         )
         return len(found)
 
