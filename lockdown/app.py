@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 from lockdown import __version__, log
 from lockdown.config.settings import Organisation, load_organisation
 from lockdown.errors import UserError
-from lockdown.events import Event, Journal
-from lockdown.lifecycle.base import Outcome, Progress
+from lockdown.events import Event, EventSink, Journal
+from lockdown.lifecycle.base import Operation, Outcome, Progress
 from lockdown.lifecycle.operations import KioskOperation
 from lockdown.lifecycle.sequence import OperationSequence
 from lockdown.paths import Paths, organisation_file
@@ -91,13 +91,27 @@ def run_session(
     removed_debugging: list[str] | None = None,
     journey: Callable[[Kiosk], None] | None = None,
     single_instance: bool = True,
+    show_message: Callable[[str], None] | None = None,
 ) -> int:
-    """Run one exam session in the Qt loop; returns the exit code."""
-    from PySide6.QtCore import QTimer
+    """Run one exam session in the Qt loop; returns the exit code.
 
+    When the exam cannot start (a guard refused: a virtual machine, too many screens, a
+    prohibited app left running…) the reason is journalled, printed as one line and shown
+    to the candidate through ``show_message`` (a message box by default); exit code 1.
+    """
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from lockdown.guards.clipboard import install_clipboard_isolation
+    from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
+    from lockdown.guards.policy import SystemGuardsOperation
+    from lockdown.guards.restore import RestoreLog, undo_leftovers
     from lockdown.launch import InstanceServer, check_startable
+    from lockdown.platform.factory import desktop_platform
+    from lockdown.texts import text
     from lockdown.ui.bridge import Bridge
     from lockdown.ui.kiosk import Kiosk
+    from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
 
     check_startable(exam.settings, exam.origin)
     app = qt_application()
@@ -127,8 +141,29 @@ def run_session(
             kiosk.show_notice("notice.second_instance")
 
         server.refused.connect(refused)
-    sequence = OperationSequence([KioskOperation(kiosk, journal.append)], _progress)
+    platform = desktop_platform()
+    undo_leftovers(paths.restore, journal.append, platform)
+    if exam.settings["guards.clipboard"] == "isolated":
+        install_clipboard_isolation(kiosk.profile)
+    system_guards = SystemGuardsOperation(
+        exam.settings, journal.append, prompt=prompt_prohibited_apps
+    )
+    desktop_guards = DesktopGuardsOperation(
+        exam.settings,
+        build_desktop_guards(exam.settings, kiosk.window, platform, RestoreLog(paths.restore)),
+        journal.append,
+    )
+    operations: list[Operation] = [
+        system_guards,
+        ProctoringStep(exam.settings, journal.append, paths, journal.path.stem),
+        KioskOperation(kiosk, journal.append),
+        desktop_guards,
+    ]
+    sequence = OperationSequence(operations, _progress)
     result = {"code": 0}
+    # The exam runs in a loop of its own, not in QApplication.exec(): quitting the
+    # application for good would also stop every later timer in this process.
+    loop = QEventLoop()
 
     def finish(reason: str) -> None:
         log.init.info("Ending the session (%s); reverting", reason)
@@ -136,12 +171,23 @@ def run_session(
         journal.append(Event("session.ended", {"reason": reason, "revert": outcome.value}))
         if outcome is not Outcome.SUCCESS:
             result["code"] = 1
-        app.quit()
+        loop.quit()
 
     kiosk.ended.connect(lambda reason: QTimer.singleShot(0, lambda: finish(reason)))
 
+    running = {"exam": False, "terminating": False}
+
     def on_signal(signum: int, _frame: object) -> None:
-        bridge.call(lambda: kiosk.end(f"signal {signal.Signals(signum).name}"))
+        reason = f"signal {signal.Signals(signum).name}"
+
+        def act() -> None:
+            running["terminating"] = True
+            if running["exam"]:
+                kiosk.end(reason)
+            else:  # still starting (a dialog may be open) or already refused
+                QApplication.closeAllWindows()
+
+        bridge.call(act)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     ticker = QTimer()
@@ -151,11 +197,27 @@ def run_session(
         outcome = sequence.perform()
         if outcome is not Outcome.SUCCESS:
             sequence.revert()
-            journal.append(Event("session.ended", {"reason": f"start {outcome.value}"}))
+            message = _why_not_started(operations)
+            journal.append(
+                Event(
+                    "session.ended",
+                    {
+                        "reason": f"start {outcome.value}",
+                        "message_id": message[0] if message else None,
+                    },
+                )
+            )
+            shown = text(message[0], **message[1]) if message else text("session.not_started")
+            print(f"lockdown: {shown}", file=sys.stderr)
+            if not running["terminating"]:
+                (show_message or _message_box)(shown)
             return 1
+        running["exam"] = True
+        for warning in system_guards.warnings:
+            kiosk.show_notice(warning)
         if journey is not None:
             journey(kiosk)
-        app.exec()
+        loop.exec()
     finally:
         ticker.stop()
         for sig, handler in previous.items():
@@ -166,6 +228,89 @@ def run_session(
         app.processEvents()
     log.init.info("Session finished")
     return result["code"]
+
+
+class ProctoringStep:
+    """Records the streams the exam switches on into an encrypted spool of the session.
+
+    The capture libraries are imported only when the exam records something, so an exam
+    without proctoring starts as fast as the browser alone. The spool key lives outside
+    the spool folder (``state/spool-keys``), readable by this user only.
+    """
+
+    name = "proctoring"
+
+    def __init__(
+        self, settings: Mapping[str, Any], report: EventSink, paths: Paths, session: str
+    ) -> None:
+        self._settings = settings
+        self._report = report
+        self._folder = paths.spool / session
+        self._key_dir = paths.state / "spool-keys"
+        self._operation: Any = None
+        self._spool: Any = None
+
+    def _enabled(self) -> bool:
+        return any(
+            self._settings[key]
+            for key in ("proctoring.camera", "proctoring.microphone", "proctoring.screen")
+        )
+
+    def perform(self) -> Outcome:
+        if not self._enabled():
+            log.capture.info("This exam records nothing")
+            return Outcome.SUCCESS
+        from lockdown.capture.operation import ProctoringOperation
+        from lockdown.upload.base import SpoolError
+        from lockdown.upload.spool import Spool, key_file_for
+
+        try:
+            self._spool = Spool.open(
+                self._folder,
+                report=self._report,
+                max_bytes=self._settings["proctoring.spool_max_mb"] << 20,
+                key_file=key_file_for(self._key_dir, self._folder),
+            )
+        except SpoolError:
+            return Outcome.FAILED
+        self._operation = ProctoringOperation(self._settings, self._report, self._spool)
+        outcome: Outcome = self._operation.perform()
+        return outcome
+
+    def revert(self) -> Outcome:
+        outcome = Outcome.SUCCESS
+        if self._operation is not None:
+            outcome = self._operation.revert()
+            self._operation = None
+        if self._spool is not None:
+            self._spool.close()
+            log.capture.info("Recording kept in %s", self._folder)
+            self._spool = None
+        return outcome
+
+
+def _why_not_started(operations: list[Operation]) -> tuple[str, dict[str, Any]] | None:
+    """The text id (and values) of the first operation that says why the start stopped."""
+    for op in operations:
+        message = getattr(op, "message", None)
+        if message is not None:
+            return message  # type: ignore[no-any-return]
+        message_id = getattr(op, "message_id", None)
+        if message_id is not None:
+            return message_id, dict(getattr(op, "message_values", {}))
+    return None
+
+
+def _message_box(message: str) -> None:
+    """Tell the candidate why the exam did not start (closes itself after a minute)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    from lockdown.texts import text
+
+    box = QMessageBox(QMessageBox.Icon.Warning, text("session.not_started_title"), message)
+    QTimer.singleShot(60_000, box.accept)
+    box.exec()
 
 
 def main_open(args: argparse.Namespace) -> int:

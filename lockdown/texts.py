@@ -110,6 +110,10 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
             "The exam cannot be locked down on this computer ({guard}: {reason}). "
             "Ask your exam support for help."
         ),
+        # the session
+        "session.not_started_title": "The exam did not start",
+        "session.not_started": "The exam could not start. Close Lockdown, then start it again; "
+        "if it happens again, ask your exam support for help.",
         # single instance (printed by the second process)
         "instance.refused": "an exam is already running on this computer and only one session "
         "can run at a time; finish it first",

@@ -133,6 +133,12 @@ class FocusGuard:
         if self._platform.support(Capability.ACTIVE_WINDOW).available:
             active = self._platform.active_window()
             if active is None:
+                # No window has the focus (a moment between two windows, or the start
+                # before the window system activated ours): take it back quietly; only
+                # another program's window counts as a loss of focus.
+                if self._lost_at is None:
+                    self.bring_back()
+                    return
                 ours = False
             else:
                 ours = self._is_ours(active)

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from PySide6.QtCore import QKeyCombination, QObject, Qt, QUrl, Signal
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEventLoop,
+    QKeyCombination,
+    QObject,
+    Qt,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QScreen, QShortcut
 from PySide6.QtWebEngineCore import (
     QWebEngineDownloadRequest,
@@ -94,11 +102,24 @@ class KioskWindow(QWidget):
         self.stack.addWidget(notice)
         self._layout.addWidget(self.stack, 1)
 
-    def show_on(self, screen: QScreen) -> None:
+    def show_on(self, screen: QScreen, *, expose_timeout_s: float = 5.0) -> None:
+        """Show full screen on ``screen`` and wait until the window system shows it.
+
+        The guards that follow grab the keyboard for this window, which X11 refuses for a
+        window not yet viewable.
+        """
         self.setGeometry(screen.geometry())
         self.showFullScreen()
         self.raise_()
         self.activateWindow()
+        deadline = time.monotonic() + expose_timeout_s
+        # Ask for the window handle each time: Qt may recreate it while the web view
+        # joins the window.
+        while not self.windowHandle().isExposed() and time.monotonic() < deadline:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            time.sleep(0.005)
+        if not self.windowHandle().isExposed():
+            log.init.warning("The kiosk window was not shown within %.0f s", expose_timeout_s)
 
     def allow_close(self) -> None:
         self._may_close = True
@@ -202,6 +223,7 @@ class Kiosk(QObject):
         )
         log.init.info("Kiosk shown on %s; loading %s", target.name(), start_url)
         self.page.load(QUrl(start_url))
+        self.view.setFocus(Qt.FocusReason.ActiveWindowFocusReason)  # typing works at once
 
     @property
     def has_ended(self) -> bool:

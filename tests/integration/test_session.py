@@ -1,0 +1,104 @@
+"""A whole session in-process: guards, recorders and the kiosk in one operation sequence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QTimer
+
+from lockdown.app import run_session
+from lockdown.config.settings import Organisation, flatten, layer
+from lockdown.events import read_records, verify
+from lockdown.launch import LoadedExam
+from lockdown.paths import temp_paths
+from lockdown.texts import text
+from lockdown.ui.kiosk import Kiosk
+from lockdown.upload.spool import verify_folder
+from tests.support.httpserver import LocalServer
+
+pytestmark = [pytest.mark.x11, pytest.mark.webengine, pytest.mark.slow]
+
+
+def exam(start: str, **values: Any) -> LoadedExam:
+    settings = layer(
+        Organisation(), flatten({"browser": {"start_url": start}, **values}, origin="t")
+    )
+    return LoadedExam(settings, None, "test", "Session test", "lockdown")
+
+
+def only_journal(paths: Any) -> Path:
+    (journal,) = paths.journals.glob("*.jsonl")
+    return journal
+
+
+def test_exam_in_a_virtual_machine_is_refused_with_a_clear_message(
+    qapp: Any, tmp_path: Path, http_server: LocalServer
+) -> None:
+    paths = temp_paths(tmp_path)
+    shown: list[str] = []
+    code = run_session(
+        exam(http_server.page("/", "<p>exam</p>"), guards={"virtual_machine": "deny"}),
+        paths,
+        single_instance=False,
+        show_message=shown.append,
+    )
+    assert code == 1
+    assert shown == [text("guards.vm.denied")]
+    records = read_records(only_journal(paths))
+    types = [r["type"] for r in records]
+    assert "guards.virtual_machine" in types
+    assert "kiosk.started" not in types
+    assert records[-1]["payload"]["message_id"] == "guards.vm.denied"
+    assert http_server.seen("/") == []
+
+
+def test_a_proctored_exam_records_while_locked_and_finalizes_before_the_kiosk_closes(
+    qapp: Any, tmp_path: Path, http_server: LocalServer
+) -> None:
+    paths = temp_paths(tmp_path)
+    start = http_server.page("/", "<body style='background:#0a8'><h1>Exam</h1></body>")
+
+    def journey(kiosk: Kiosk) -> None:
+        kiosk.pageLoaded.connect(lambda ok, url: QTimer.singleShot(3500, lambda: kiosk.end("test")))
+
+    code = run_session(
+        exam(
+            start,
+            guards={"virtual_machine": "warn", "remote_session": "allow"},
+            proctoring={
+                "camera": True,
+                "camera_source": "pattern",
+                "screen": True,
+                "segment_length": 2,
+            },
+        ),
+        paths,
+        single_instance=False,
+        journey=journey,
+        show_message=pytest.fail,
+    )
+    assert code == 0
+    journal = only_journal(paths)
+    verify(journal)
+    types = [r["type"] for r in read_records(journal)]
+    for expected in (
+        "guards.virtual_machine",
+        "proctoring.started",
+        "kiosk.started",
+        "guards.started",
+    ):
+        assert expected in types
+    # revert order: desktop guards stop, the kiosk closes, then the recorders finalize
+    tail = types[types.index("kiosk.ended") :]
+    assert (
+        tail.index("guards.stopped") < tail.index("kiosk.closed") < tail.index("proctoring.stopped")
+    )
+    (spool,) = [p for p in paths.spool.iterdir() if p.is_dir()]
+    assert not list(spool.glob("*.key")), "the exam's spool key must live outside the spool"
+    report = verify_folder(spool)  # spool.json says where the key is
+    assert report.ok, report.problems
+    assert report.contents_checked
+    streams = {name for name in report.streams}
+    assert streams == {"camera", "screen"}
