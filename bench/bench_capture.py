@@ -109,6 +109,17 @@ class ChildRun:
     stdout: str
 
 
+def _speaker(speech: Path, env: dict[str, str], stop: threading.Event) -> None:
+    """Play ``speech`` into the virtual microphone again and again until ``stop``."""
+    while not stop.is_set():
+        with subprocess.Popen(
+            ["paplay", "--device=vsink", str(speech)], env=env, stderr=subprocess.DEVNULL
+        ) as player:
+            while player.poll() is None:
+                if stop.wait(0.5):
+                    player.terminate()
+
+
 def run_child(cmd: list[str], env: dict[str, str]) -> ChildRun:
     """Run ``cmd`` to its end; the same measurement for ours and ffmpeg."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -170,6 +181,7 @@ def child_ours(args: argparse.Namespace) -> None:
             "segments": r.stats.segments,
             "bytes": r.stats.bytes,
             "seconds": r.stats.seconds,
+            "units": r.stats.units,
             "latency_mean": sum(lat) / len(lat) if lat else None,
             "latency_max": max(lat) if lat else None,
             "backend": r.backend,
@@ -212,6 +224,21 @@ def ffmpeg_cmd(
     return cmd
 
 
+def _units(folder: Path, stream: str) -> int:
+    """Frames (video) or 16 kHz samples (audio) in ffmpeg's segments of ``stream``."""
+    import av
+
+    count = 0
+    for path in sorted(folder.glob(f"{stream}_*.webm")):
+        with av.open(str(path)) as container:
+            if stream == "microphone":
+                # Opus decodes at 48 kHz: count in samples of our rate, like ours.
+                count += sum(f.samples * 16000 // f.sample_rate for f in container.decode(audio=0))
+            else:
+                count += sum(1 for packet in container.demux(video=0) if packet.size)
+    return count
+
+
 def _median(values: list[float]) -> float:
     return float(statistics.median(values))
 
@@ -248,16 +275,15 @@ def main() -> None:
     mic = VirtualMicrophone().start()
     stop = threading.Event()
     changer = threading.Thread(target=_screen_changer, args=(x.display, stop), daemon=True)
-    player: subprocess.Popen[bytes] | None = None
+    player: threading.Thread | None = None
     runs: list[tuple[ChildRun, dict[str, Any], ChildRun, Path]] = []
     loads: list[float] = []
     try:
         env = {**os.environ, **x.env, **mic.env}
         camera = make_camera_video(work / "camera.avi")
         speech = make_speech(work)
-        player = subprocess.Popen(
-            ["paplay", "--device=vsink", str(speech)], env=env, stderr=subprocess.DEVNULL
-        )
+        player = threading.Thread(target=_speaker, args=(speech, env, stop), daemon=True)
+        player.start()
         changer.start()
         for n in range(args.runs):
             loads.append(os.getloadavg()[0])
@@ -284,7 +310,7 @@ def main() -> None:
     finally:
         stop.set()
         if player is not None:
-            player.terminate()
+            player.join()
         mic.stop()
         x.stop()
 
@@ -309,7 +335,8 @@ def main() -> None:
         f"ffmpeg {_median([f.total for *_, f, _ in runs]):.2f}; ratio {whole:.2f}"
     )
     total_ours = total_ff = 0.0
-    print(f"{'stream':<11} {'ours MB/h':>10} {'ffmpeg MB/h':>12} {'latency mean/max s':>19}")
+    header = f"{'stream':<11} {'ours MB/h':>10} {'ffmpeg MB/h':>12} {'latency mean/max s':>19}"
+    print(f"{header} {'frames/samples ours':>20} {'ffmpeg':>9}")
     for stream in args.streams:
         per_run = [s.get(stream, {}) for _, s, _, _ in runs]
         ob = _median([o.get("bytes", 0) * 3600.0 / args.seconds / 1e6 for o in per_run])
@@ -319,7 +346,8 @@ def main() -> None:
         means = [o["latency_mean"] for o in per_run if o.get("latency_mean") is not None]
         maxes = [o["latency_max"] for o in per_run if o.get("latency_max") is not None]
         lat = f"{_median(means):.3f}/{max(maxes):.3f}" if means else "-"
-        print(f"{stream:<11} {ob:>10.1f} {fb:>12.1f} {lat:>19}")
+        units = f"{per_run[-1].get('units', 0):>20} {_units(runs[-1][3], stream):>9}"
+        print(f"{stream:<11} {ob:>10.1f} {fb:>12.1f} {lat:>19} {units}")
     print(f"{'total':<11} {total_ours:>10.1f} {total_ff:>12.1f}   (aim < 60 MB/h)")
     shutil.rmtree(work, ignore_errors=True)
 
