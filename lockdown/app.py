@@ -99,7 +99,7 @@ def run_session(
     prohibited app left running…) the reason is journalled, printed as one line and shown
     to the candidate through ``show_message`` (a message box by default); exit code 1.
     """
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QEvent, QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from lockdown.guards.clipboard import install_clipboard_isolation
@@ -226,6 +226,8 @@ def run_session(
             server.close()
         journal.close()
         app.processEvents()
+        # the kiosk's widgets were deleteLater()'d inside the exam's own loop: free them now
+        app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     log.init.info("Session finished")
     return result["code"]
 
@@ -374,6 +376,8 @@ def _demo(args: argparse.Namespace, removed: list[str], *, automatic: bool) -> i
         if folder is not None:
             shots = sorted(folder.glob("*.png"))
             print(f"Demo screenshots ({len(shots)}) in {folder}")
+        for spool in sorted(p for p in args.paths.spool.glob("session-*") if p.is_dir()):
+            print(f"Demo recording in {spool} (check it with: lockdown spool verify {spool})")
         return code
     finally:
         site.stop()

@@ -111,6 +111,12 @@ def demo_values(site: DemoSite) -> dict[str, Any]:
         "guards.virtual_machine": "warn",
         "guards.remote_session": "warn",
         "guards.unavailable": "continue",
+        # record-and-review proctoring with the generated camera pattern (no camera is
+        # needed) and the screen; the microphone only where the exam says so
+        "proctoring.camera": True,
+        "proctoring.camera_source": "pattern",
+        "proctoring.screen": True,
+        "proctoring.segment_length": "10s",
     }
     return {key: convert(key, value, origin="demo configuration") for key, value in raw.items()}
 
