@@ -39,7 +39,7 @@ from lockdown.lifecycle.base import Operation, Outcome, Progress
 from lockdown.lifecycle.operations import KioskOperation
 from lockdown.lifecycle.sequence import OperationSequence
 from lockdown.paths import Paths, organisation_file
-from lockdown.ui.hardening import scrub_argv, scrub_environment
+from lockdown.ui.hardening import sandbox_state, scrub_argv, scrub_environment
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -114,6 +114,7 @@ def run_session(
     from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
 
     check_startable(exam.settings, exam.origin)
+    sandbox = sandbox_state(os.environ, euid=getattr(os, "geteuid", lambda: 1)())
     app = qt_application()
     paths.ensure()
     journal = Journal.open(_journal_path(paths))
@@ -124,6 +125,9 @@ def run_session(
             {"origin": exam.origin, "kind": exam.kind, "title": exam.title, "version": __version__},
         )
     )
+    if sandbox == "off":
+        log.init.warning("The web engine sandbox is off (running as root: tests or CI only)")
+        journal.append(Event("kiosk.sandbox_off", {"reason": "running as root"}))
     for item in removed_debugging or ():
         journal.append(Event("kiosk.remote_debugging_refused", {"removed": item}))
         log.init.warning("Remote debugging refused: removed %s", item)
@@ -344,7 +348,7 @@ def main_demo(args: argparse.Namespace) -> int:
         os.environ.update(xvfb.env)
         os.environ["QT_QPA_PLATFORM"] = "xcb"
         log.init.info("No display: running the demo on its own Xvfb %s", xvfb.display)
-        if os.geteuid() == 0:
+        if getattr(os, "geteuid", lambda: 1)() == 0:
             # WORKAROUND(PLATFORM.md "Qt WebEngine"): Chromium refuses to run as root
             # with its sandbox; only the throw-away headless demo runs like this.
             os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")

@@ -9,8 +9,10 @@ what it removed) and must run before the first web engine profile is made.
 from __future__ import annotations
 
 import shlex
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Final
+
+from lockdown.errors import UserError
 
 _REMOTE_FLAGS: Final = (
     "--remote-debugging-port",
@@ -48,3 +50,33 @@ def scrub_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     kept = [a for a in argv if a.split("=", 1)[0] not in _DANGEROUS_FLAGS]
     removed = [a for a in argv if a.split("=", 1)[0] in _DANGEROUS_FLAGS]
     return kept, removed
+
+
+class SandboxRefused(UserError):
+    """Lockdown runs as root without the web engine sandbox being switched off knowingly."""
+
+
+def sandbox_state(environ: Mapping[str, str], *, euid: int) -> str:
+    """``"on"``, or ``"off"`` when the web engine sandbox is switched off (root only).
+
+    Chromium refuses to run as root with its sandbox and then dies without a word. The
+    sandbox may be off only for root, and only because someone set
+    ``QTWEBENGINE_DISABLE_SANDBOX=1`` (the test harness, CI) — never silently.
+
+    Raises:
+        SandboxRefused: running as root with the sandbox on (it would die silently), or
+            the sandbox switched off for a normal user.
+    """
+    flags = environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
+    off = environ.get("QTWEBENGINE_DISABLE_SANDBOX") == "1" or "--no-sandbox" in flags.split()
+    if euid == 0 and not off:
+        raise SandboxRefused(
+            "Lockdown is running as root, where the web engine's sandbox cannot work; "
+            "start Lockdown as the candidate's own user"
+        )
+    if euid != 0 and off:
+        raise SandboxRefused(
+            "the web engine sandbox is switched off (QTWEBENGINE_DISABLE_SANDBOX or "
+            "--no-sandbox); remove that setting and start Lockdown again"
+        )
+    return "off" if off else "on"
