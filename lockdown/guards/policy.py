@@ -14,7 +14,12 @@
    A watcher that cannot start meets ``guards.unavailable``: refuse ABORTS, continue
    journals the gap.
 
-``revert`` stops the watcher. Candidate-facing texts are in :mod:`lockdown.texts`.
+``revert`` stops the watcher, then journals ``guards.terminated_summary`` (the
+processes Lockdown terminated, before and during the exam) and drops their restore
+records. With ``restore`` (a :class:`~lockdown.guards.restore.RestoreLog`) each
+termination is recorded on disk before its signal, so a run that dies leaves the
+evidence for :func:`~lockdown.guards.restore.undo_leftovers` at the next start.
+Candidate-facing texts are in :mod:`lockdown.texts`.
 """
 
 from __future__ import annotations
@@ -31,13 +36,16 @@ from lockdown.guards import vm as vm_guard
 from lockdown.guards.appslist import AppList, Match, OsName, current_os
 from lockdown.guards.base import GuardUnavailable
 from lockdown.guards.processes import (
+    REASON_BEFORE,
     CloseResult,
     OwnTree,
     ProcessWatcherGuard,
+    TerminationLedger,
     close_all,
     close_payload,
     scan_running,
 )
+from lockdown.guards.restore import RestoreLog
 from lockdown.guards.tcc import TccGrant, screen_capture_grants
 from lockdown.lifecycle.base import Outcome
 
@@ -98,6 +106,8 @@ class ProhibitedAppsPrecheck:
     tcc: Callable[[], tuple[TccGrant, ...]] = lambda: ()
     own: OwnTree = field(default_factory=OwnTree)
     grace: float = 2.0
+    #: records each termination before its signal (None: nothing recorded)
+    ledger: TerminationLedger | None = None
 
     def scan(self) -> PrecheckFindings:
         return PrecheckFindings(
@@ -108,7 +118,7 @@ class ProhibitedAppsPrecheck:
         """Close these processes (only with the ``close`` policy); journal each result."""
         if not self.can_close:
             raise PermissionError("the exam's policy does not allow closing apps")
-        results = close_all(matches, self.grace)
+        results = close_all(matches, self.grace, self.ledger, REASON_BEFORE)
         for result in results:
             kind = "closed" if result.closed else "survived"
             self.sink(Event(f"guards.prohibited_app_{kind}", close_payload(result)))
@@ -144,6 +154,7 @@ class SystemGuardsOperation:
         tcc: Callable[[], tuple[TccGrant, ...]] | None = None,
         watcher_factory: Callable[[AppList, bool], ProcessWatcherGuard] | None = None,
         own_bundle_ids: tuple[str, ...] = ("org.lockdown.Lockdown",),
+        restore: RestoreLog | None = None,
     ) -> None:
         self._settings = settings
         self._sink = sink
@@ -153,8 +164,12 @@ class SystemGuardsOperation:
         self._vm = vm_detector
         self._remote = remote_detector or (lambda: remote_guard.detect(self._apps))
         self._tcc = tcc or default_tcc(os_name, own_bundle_ids)
+        #: every process closed before or during the exam, recorded before its signal
+        self.ledger = TerminationLedger(restore)
         self._watcher_factory = watcher_factory or (
-            lambda apps, terminate: ProcessWatcherGuard(apps, terminate=terminate)
+            lambda apps, terminate: ProcessWatcherGuard(
+                apps, terminate=terminate, ledger=self.ledger
+            )
         )
         self.watcher: ProcessWatcherGuard | None = None
         #: the text id to show when perform() did not succeed
@@ -202,7 +217,9 @@ class SystemGuardsOperation:
         return True
 
     def _precheck(self, *, can_close: bool) -> Outcome:
-        check = ProhibitedAppsPrecheck(self._apps, self._sink, can_close, self._tcc)
+        check = ProhibitedAppsPrecheck(
+            self._apps, self._sink, can_close, self._tcc, ledger=self.ledger
+        )
         findings = check.scan()
         if findings.clear:
             return Outcome.SUCCESS
@@ -245,4 +262,5 @@ class SystemGuardsOperation:
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        self.ledger.finish(self._sink)
         return Outcome.SUCCESS

@@ -14,6 +14,14 @@ Phases of one exam:
 3. The guard never touches our own process tree (this process, its ancestors, its
    descendants) or the system's essential processes.
 
+Crash safety: a terminated process cannot be brought back, so its "undo" is evidence.
+With a :class:`TerminationLedger` over a :class:`~lockdown.guards.restore.RestoreLog`,
+a ``process_terminated`` restore record (pid, name, exe, app, reason) is written durably
+BEFORE the first signal; at the end of the session :meth:`TerminationLedger.finish`
+journals ``guards.terminated_summary`` and then drops the records. If the run dies
+first, :func:`lockdown.guards.restore.undo_leftovers` journals the leftovers at the
+next start.
+
 A flood (an app restarting in a loop) is rate-limited per app in the journal; the
 summary keeps the count.
 """
@@ -24,7 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import psutil
@@ -40,6 +48,7 @@ from lockdown.guards.appslist import (
     current_os,
 )
 from lockdown.guards.base import Availability, GuardInfo, GuardUnavailable
+from lockdown.guards.restore import RestoreLog, RestoreRecord
 
 NAME: Final = "prohibited_apps"
 POLL_INTERVAL: Final = 0.1
@@ -55,6 +64,11 @@ EVENT_SURVIVED: Final = "guards.prohibited_app_survived"
 EVENT_BACKEND: Final = "guards.process_watcher"
 
 EVENT_FAILED: Final = "guards.process_watcher_failed"
+EVENT_TERMINATED_SUMMARY: Final = "guards.terminated_summary"
+#: The restore-record kind of a process Lockdown terminated.
+RECORD_KIND: Final = "process_terminated"
+REASON_DURING: Final = "prohibited app started during the exam"
+REASON_BEFORE: Final = "prohibited app closed before the exam at the candidate's request"
 
 ExecCallback = Callable[[int, float], None]
 OverflowCallback = Callable[[], None]
@@ -341,41 +355,150 @@ class CloseResult:
     #: terminated | killed | gone | survived
     how: str
     reason: str = ""
+    #: whether a signal was sent (the process was touched)
+    signalled: bool = field(default=False, compare=False)
 
     @property
     def closed(self) -> bool:
         return self.how != "survived"
 
 
-def close_process(match: Match, grace: float = GRACE_SECONDS) -> CloseResult:
-    """SIGTERM (or WM_CLOSE-like terminate), SIGKILL after ``grace``; never a reused pid."""
+def termination_data(match: Match, reason: str) -> dict[str, Any]:
+    """What a ``process_terminated`` restore record (and the summary) says."""
     facts = match.process
+    return {
+        "pid": facts.pid,
+        "name": facts.name,
+        "exe": facts.exe,
+        "app": match.app.id,
+        "reason": reason,
+        "create_time": facts.create_time,
+    }
+
+
+class TerminationLedger:
+    """The processes Lockdown terminated in one session, each recorded before the signal.
+
+    Without a :class:`RestoreLog` it still keeps the list (for the summary) but writes
+    nothing to disk. Thread-safe: the watcher closes processes from several threads.
+    """
+
+    def __init__(self, restore: RestoreLog | None = None) -> None:
+        self.restore = restore
+        self._lock = threading.Lock()
+        self._next = 0
+        self._pending: dict[int, tuple[dict[str, Any], RestoreRecord | None]] = {}
+        self._done: list[tuple[dict[str, Any], RestoreRecord | None]] = []
+
+    def before(self, match: Match, reason: str) -> int:
+        """Write the record (durably, when there is a restore log); call BEFORE signalling.
+
+        Returns a token for :meth:`after`. A failed write is logged and the close goes
+        on: the candidate's exam matters more than the evidence of one termination.
+        """
+        data = termination_data(match, reason)
+        record: RestoreRecord | None = None
+        if self.restore is not None:
+            try:
+                record = self.restore.record(RECORD_KIND, data)
+            except OSError as exc:
+                log.guards.error("Cannot write the restore record for pid %s: %s", data["pid"], exc)
+        with self._lock:
+            self._next += 1
+            self._pending[self._next] = (data, record)
+            return self._next
+
+    def after(self, token: int, result: CloseResult) -> None:
+        """Keep the entry when a signal went out; drop it when the process was not touched."""
+        with self._lock:
+            data, record = self._pending.pop(token)
+            if result.signalled:
+                self._done.append(({**data, "how": result.how}, record))
+                return
+        if record is not None and self.restore is not None:
+            self.restore.done(record)
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        """The processes terminated so far (pid, name, exe, app, reason, create_time, how)."""
+        with self._lock:
+            return [dict(data) for data, _ in self._done]
+
+    def finish(self, sink: EventSink | None) -> None:
+        """End of the session: journal the summary (when any), THEN drop the records."""
+        with self._lock:
+            done, self._done = self._done, []
+        if done and sink is not None:
+            entries = [data for data, _ in done]
+            sink(Event(EVENT_TERMINATED_SUMMARY, {"count": len(entries), "processes": entries}))
+            log.guards.info("Lockdown terminated %d process(es) this session", len(entries))
+        if self.restore is not None:
+            for _, record in done:
+                if record is not None:
+                    self.restore.done(record)
+
+
+def close_process(
+    match: Match,
+    grace: float = GRACE_SECONDS,
+    ledger: TerminationLedger | None = None,
+    reason: str = REASON_DURING,
+) -> CloseResult:
+    """SIGTERM (or WM_CLOSE-like terminate), SIGKILL after ``grace``; never a reused pid.
+
+    With a ``ledger`` the termination is recorded before the first signal.
+    """
+    facts = match.process
+    token: int | None = None
+    sent = False
+    result = CloseResult(match, "survived", "the close did not finish", signalled=True)
     try:
         proc = psutil.Process(facts.pid)
         if facts.create_time and abs(proc.create_time() - facts.create_time) > 0.01:
             return CloseResult(match, "gone", "the process ended and its pid was reused")
+        if _gone(proc):  # exited (a zombie waiting for its parent): nothing to close
+            return CloseResult(match, "gone")
+        if ledger is not None:
+            token = ledger.before(match, reason)
         proc.terminate()
+        sent = True
         if _wait_gone(proc, grace):
-            return CloseResult(match, "terminated")
-        proc.kill()
-        if _wait_gone(proc, 1.0):
-            return CloseResult(match, "killed", f"ignored the request to quit for {grace:g} s")
-        return CloseResult(match, "survived", "still running after SIGKILL")
+            result = CloseResult(match, "terminated", signalled=True)
+        else:
+            proc.kill()
+            if _wait_gone(proc, 1.0):
+                result = CloseResult(
+                    match, "killed", f"ignored the request to quit for {grace:g} s", True
+                )
+            else:
+                result = CloseResult(match, "survived", "still running after SIGKILL", True)
     except psutil.NoSuchProcess:
-        return CloseResult(match, "gone")
+        result = CloseResult(match, "gone", signalled=sent)
     except psutil.AccessDenied:
-        return CloseResult(
-            match, "survived", "not allowed to close it (it runs as another user or the system)"
+        result = CloseResult(
+            match,
+            "survived",
+            "not allowed to close it (it runs as another user or the system)",
+            sent,
         )
+    finally:
+        if token is not None and ledger is not None:
+            ledger.after(token, result)
+    return result
 
 
-def close_all(matches: Iterable[Match], grace: float = GRACE_SECONDS) -> list[CloseResult]:
+def close_all(
+    matches: Iterable[Match],
+    grace: float = GRACE_SECONDS,
+    ledger: TerminationLedger | None = None,
+    reason: str = REASON_BEFORE,
+) -> list[CloseResult]:
     """Close several processes in parallel (each waits its own grace period)."""
     results: list[CloseResult] = []
     lock = threading.Lock()
 
     def one(m: Match) -> None:
-        result = close_process(m, grace)
+        result = close_process(m, grace, ledger, reason)
         with lock:
             results.append(result)
 
@@ -403,7 +526,13 @@ def close_payload(result: CloseResult) -> dict[str, Any]:
 
 
 class ProcessWatcherGuard:
-    """Journals (and with ``terminate`` closes) prohibited apps started during the exam."""
+    """Journals (and with ``terminate`` closes) prohibited apps started during the exam.
+
+    Each termination is recorded before its signal in ``ledger`` (shared with the
+    pre-exam close by :class:`lockdown.guards.policy.SystemGuardsOperation`, which then
+    finishes it) or, without one, in a ledger of its own over ``restore`` that
+    :meth:`stop` finishes (journals ``guards.terminated_summary``, drops the records).
+    """
 
     name = NAME
 
@@ -416,6 +545,8 @@ class ProcessWatcherGuard:
         source_factory: Callable[[], ExecSource] = choose_exec_source,
         own_tree: OwnTree | None = None,
         rate_interval: float = RATE_INTERVAL,
+        restore: RestoreLog | None = None,
+        ledger: TerminationLedger | None = None,
     ) -> None:
         self.matcher = apps.matcher()
         self.terminate = terminate
@@ -423,6 +554,9 @@ class ProcessWatcherGuard:
         self._source_factory = source_factory
         self._own = own_tree
         self._rate_interval = rate_interval
+        self._owns_ledger = ledger is None
+        self.ledger = ledger if ledger is not None else TerminationLedger(restore)
+        self._report: EventSink | None = None
         self._source: ExecSource | None = None
         self._sink: EventSink | None = None
         self._lock = threading.Lock()
@@ -442,6 +576,7 @@ class ProcessWatcherGuard:
         if self._running:
             return
         self._own = self._own or OwnTree()
+        self._report = report
         self._sink = rate_limited(report, self._rate_interval)
         try:
             source = self._source_factory()
@@ -545,7 +680,7 @@ class ProcessWatcherGuard:
             closer.start()
 
     def _close(self, match: Match) -> None:
-        result = close_process(match, self.grace)
+        result = close_process(match, self.grace, self.ledger, REASON_DURING)
         sink = self._sink
         if sink is None:
             return
@@ -574,4 +709,6 @@ class ProcessWatcherGuard:
             t.join(timeout=self.grace + 5)
         if self._sink is not None:
             _flush(self._sink)
+        if self._owns_ledger:
+            self.ledger.finish(self._report)
         log.guards.info("Process watcher stopped")

@@ -7,6 +7,12 @@ change it calls :meth:`RestoreLog.done`, which removes the file. If the run dies
 between (``kill -9``, a power cut), the file survives and :func:`undo_leftovers`, called
 at the next start, undoes it through the handler registered for its ``kind`` and
 journals ``guards.restore_undone``. Records of a still-running Lockdown are left alone.
+
+Some changes cannot be undone: a process Lockdown terminated cannot be brought back.
+Their kinds are registered as *evidence* (``process_terminated``): at the end of a
+session the owner journals them and drops the records; a leftover one is "undone" at the
+next start by journalling ``guards.restore_undone`` with the record's data (which
+process, why), so the candidate and reviewers learn what the run that died had done.
 """
 
 from __future__ import annotations
@@ -36,19 +42,35 @@ def _undo_system_keys(platform: DesktopPlatform, data: Mapping[str, Any]) -> Non
     platform.restore_system_keys(data)
 
 
-def _nothing_to_undo(platform: DesktopPlatform, data: Mapping[str, Any]) -> None:
-    """A change that cannot be undone (a killed process): journalled, then dropped."""
+def _evidence_only(platform: DesktopPlatform, data: Mapping[str, Any]) -> None:
+    """A change that cannot be undone (a terminated process): only journalled."""
+    log.guards.warning(
+        "A previous run terminated %s (pid %s, %s): %s",
+        data.get("name", "?"),
+        data.get("pid", "?"),
+        data.get("exe") or "exe unknown",
+        data.get("reason", "no reason recorded"),
+    )
 
 
 _HANDLERS: dict[str, UndoHandler] = {
     "system_keys": _undo_system_keys,
-    "process_terminated": _nothing_to_undo,
+    "process_terminated": _evidence_only,
 }
+#: Kinds whose record data goes into the journal when a leftover is "undone".
+_EVIDENCE: set[str] = {"process_terminated"}
 
 
-def register_undo(kind: str, handler: UndoHandler) -> None:
-    """Teach :func:`undo_leftovers` how to undo records of ``kind``."""
+def register_undo(kind: str, handler: UndoHandler, *, evidence: bool = False) -> None:
+    """Teach :func:`undo_leftovers` how to undo records of ``kind``.
+
+    ``evidence``: the change cannot be reverted, so the record's data is journalled.
+    """
     _HANDLERS[kind] = handler
+    if evidence:
+        _EVIDENCE.add(kind)
+    else:
+        _EVIDENCE.discard(kind)
 
 
 @dataclass(frozen=True)
@@ -148,7 +170,8 @@ def undo_leftovers(
     """Undo the changes of a previous run that died; returns how many were undone.
 
     Call once at startup, before any guard starts. A record whose undo fails stays for
-    the next start and is journalled as ``guards.restore_failed``.
+    the next start and is journalled as ``guards.restore_failed``. Evidence kinds (a
+    terminated process) journal ``guards.restore_undone`` with the record's ``data``.
     """
     restore = RestoreLog(restore_dir)
     leftovers = [r for r in restore.pending() if not _owner_alive(r)]
@@ -162,6 +185,8 @@ def undo_leftovers(
     for record in reversed(leftovers):  # newest change first, like a revert
         handler = _HANDLERS.get(record.kind)
         payload: dict[str, Any] = {"kind": record.kind, "pid": record.pid}
+        if record.kind in _EVIDENCE:
+            payload["data"] = dict(record.data)
         if handler is None:
             log.guards.error("No undo for restore record kind %r (%s)", record.kind, record.path)
             report(Event("guards.restore_failed", {**payload, "error": "unknown kind"}))

@@ -16,7 +16,14 @@ from lockdown.guards.policy import (
     ProhibitedAppsPrecheck,
     SystemGuardsOperation,
 )
-from lockdown.guards.processes import EVENT_CLOSED, ProcessWatcherGuard
+from lockdown.guards.processes import (
+    EVENT_CLOSED,
+    EVENT_TERMINATED_SUMMARY,
+    REASON_BEFORE,
+    REASON_DURING,
+    ProcessWatcherGuard,
+)
+from lockdown.guards.restore import RestoreLog
 from lockdown.lifecycle.base import Outcome
 from lockdown.texts import TEXTS
 from tests.support.processes import TEST_APPS, Detached, Recorder, renamed_copy
@@ -119,6 +126,36 @@ def test_the_watcher_runs_between_perform_and_revert(tmp_path: Path, detached: D
         journal.wait_for(EVENT_CLOSED, pid)
     finally:
         op.revert()
+
+
+def test_terminations_before_and_during_the_exam_are_recorded_and_summarised(
+    tmp_path: Path, detached: Detached
+) -> None:
+    restore = RestoreLog(tmp_path / "restore")
+    before = detached.start(renamed_copy(tmp_path, "anydesk"), "30")
+    journal = Recorder()
+
+    def prompt(check: ProhibitedAppsPrecheck, findings: PrecheckFindings) -> bool:
+        mine = [m for m in findings.running if m.process.pid == before]
+        assert [r.how for r in check.close(mine)] == ["terminated"]
+        return True
+
+    op = operation(settings(prohibited_apps="close"), journal, prompt=prompt, restore=restore)
+    try:
+        assert op.perform() is Outcome.SUCCESS
+        during = detached.start(renamed_copy(tmp_path, "obs"), "30")
+        journal.wait_for(EVENT_CLOSED, during)
+        recorded = {r.data["pid"]: r.data["reason"] for r in restore.pending()}
+        assert recorded.get(before) == REASON_BEFORE
+        assert recorded.get(during) == REASON_DURING
+    finally:
+        assert op.revert() is Outcome.SUCCESS
+    (summary,) = journal.of(EVENT_TERMINATED_SUMMARY)
+    terminated = {e["pid"]: e["reason"] for e in summary.payload["processes"]}
+    assert terminated[before] == REASON_BEFORE
+    assert terminated[during] == REASON_DURING
+    assert summary.payload["count"] == len(terminated)
+    assert restore.pending() == []
 
 
 class _Broken(ProcessWatcherGuard):

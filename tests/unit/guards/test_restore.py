@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -100,3 +101,24 @@ def test_an_unknown_kind_is_reported_and_kept(tmp_path: Path) -> None:
     assert events[0].type == "guards.restore_failed"
     assert events[0].payload["kind"] == "mystery"
     assert len(list(directory.iterdir())) == 2
+
+
+def test_a_leftover_terminated_process_is_journalled_with_its_data(tmp_path: Path) -> None:
+    directory = tmp_path / "r"
+    directory.mkdir()
+    data = {"pid": 4242, "name": "obs", "exe": "/usr/bin/obs", "reason": "started"}
+    body = {"kind": "process_terminated", "pid": 999999999, "started": 1.0, "data": data}
+    (directory / "0000000000001-abcdef12-process_terminated.restore.json").write_text(
+        json.dumps(body)
+    )
+    events: list[Event] = []
+    from lockdown.platform.null import NullPlatform
+
+    assert undo_leftovers(directory, events.append, NullPlatform()) == 1
+    assert events == [
+        Event(
+            "guards.restore_undone",
+            {"kind": "process_terminated", "pid": 999999999, "data": data},
+        )
+    ]
+    assert list(directory.iterdir()) == []
