@@ -106,7 +106,9 @@ class VideoSegmentEncoder:
             # OpenCV's SIMD colour conversion is cheaper than swscale's bgr24 path.
             code = cv2.COLOR_BGRA2YUV_I420 if frame.shape[2] == 4 else cv2.COLOR_BGR2YUV_I420
             yuv = np.asarray(cv2.cvtColor(frame, code), np.uint8)
-            video = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            # Wraps the new array without a copy (from_ndarray copies it: 0.1 ms a frame
+            # at 640x480); nothing writes into it after this.
+            video = av.VideoFrame.from_numpy_buffer(yuv, format="yuv420p")
             video.pts = pts
             video.time_base = _MS
             for packet in self._stream.encode(video):

@@ -72,6 +72,37 @@ def _feed(va: VoiceActivity, signal: np.ndarray, start: float = 0.0) -> list[Fin
     return out
 
 
+def test_a_still_picture_keeps_the_last_face_count_and_the_window_runs_on() -> None:
+    check = FaceCheck(persistence=2.0, max_reuse=6.0)
+    rng = np.random.default_rng(3)
+
+    def noisy(kind: str) -> np.ndarray:  # a camera's noise on an unchanged picture
+        frame = scene(kind).astype(np.int16) + rng.normal(0, 4, (480, 640, 3)).astype(np.int16)
+        return downscale_gray(np.clip(frame, 0, 255).astype(np.uint8))
+
+    assert check.feed(noisy("one"), 0.0) is None
+    assert check.feed(noisy("one"), 1.5) is None
+    assert (check.counted, check.reused) == (1, 1)
+    assert check.feed(noisy("none"), 3.0) is None  # changed: the cascade looks again
+    assert (check.counted, check.reused, check.faces) == (2, 1, 0)
+    # Still: the count is re-used with each look's time, so the window ends on time.
+    assert check.feed(noisy("none"), 4.5) is None
+    assert check.feed(noisy("none"), 6.0) == Finding("no_face", {"onset": 3.0})
+    assert (check.counted, check.reused) == (2, 3)
+    assert check.feed(noisy("none"), 9.5) is None  # over max_reuse since the last count
+    assert (check.counted, check.reused) == (3, 3)
+
+
+def test_a_small_change_in_the_picture_is_looked_at_again() -> None:
+    check = FaceCheck()
+    one = scene("one")
+    check.feed(downscale_gray(one), 0.0)
+    changed = one.copy()
+    changed[20:60, 580:620] = 0  # 40 px square: a head at the edge, far off is smaller
+    check.feed(downscale_gray(changed), 1.5)
+    assert (check.counted, check.reused) == (2, 0)
+
+
 def test_voice_activity_separates_speechlike_sound_from_tone_noise_and_silence() -> None:
     t = np.arange(3 * RATE) / RATE
     silence = np.zeros_like(t)
