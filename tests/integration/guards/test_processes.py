@@ -190,6 +190,12 @@ def test_a_failing_netlink_source_is_journalled_and_polling_takes_over(
         # Put a regular file where the socket was: select() says readable, recv() fails.
         with open(tmp_path / "not-a-socket", "wb+") as junk:
             os.dup2(junk.fileno(), sock.fileno())
+        # A select() already waiting holds the old socket and wakes only on its next
+        # event: start a process (an exec event) so the test does not depend on others.
+        deadline = time.monotonic() + 5.0
+        while not journal.of("guards.process_watcher_failed") and time.monotonic() < deadline:
+            subprocess.run(["/bin/true"], check=True)
+            time.sleep(0.05)
         failed = journal.wait_for("guards.process_watcher_failed")
         assert "Socket operation on non-socket" in failed.payload["reason"]
         backends = [e.payload["backend"] for e in journal.of("guards.process_watcher")]
