@@ -150,7 +150,10 @@ def run_session(
     if exam.settings["guards.clipboard"] == "isolated":
         install_clipboard_isolation(kiosk.profile)
     system_guards = SystemGuardsOperation(
-        exam.settings, journal.append, prompt=prompt_prohibited_apps
+        exam.settings,
+        journal.append,
+        prompt=prompt_prohibited_apps,
+        restore=RestoreLog(paths.restore),
     )
     desktop_guards = DesktopGuardsOperation(
         exam.settings,
