@@ -107,7 +107,12 @@ def main() -> int:
     bare = work / "bare.py"
     bare.write_text(BARE, encoding="utf-8")
     org = work / "org.toml"
-    org.write_text("[settings]\nconfig.allow_unsigned = true\n", encoding="utf-8")
+    # the bench machine may be a virtual machine: measure the exam, not the refusal
+    org.write_text(
+        "[settings]\nconfig.allow_unsigned = true\n"
+        'guards.virtual_machine = "allow"\nguards.remote_session = "allow"\n',
+        encoding="utf-8",
+    )
     exam = work / "exam.toml"
     exam.write_text(f'format = 1\n[browser]\nstart_url = "{site.exam_url}/"\n', encoding="utf-8")
     results: dict[str, list[tuple[float, int]]] = {"lockdown": [], "bare": []}
