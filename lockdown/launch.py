@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
@@ -82,6 +81,8 @@ def resolve(target: str) -> Target:
 
 def fetch(url: str) -> bytes:
     """Download a configuration; every failure is one line that says what to do."""
+    import requests  # only when a configuration is downloaded (~80 ms to import)
+
     try:
         response = requests.get(url, timeout=FETCH_TIMEOUT_S, stream=True, allow_redirects=True)
     except requests.RequestException as exc:
