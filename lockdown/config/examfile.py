@@ -43,6 +43,8 @@ from lockdown.config import keys
 from lockdown.config.settings import ConfigError, Organisation, flatten
 
 MAX_CONFIG_BYTES: Final = 1024 * 1024
+#: The largest configuration file read at all (a Safe Exam Browser ``.seb`` may be this big).
+MAX_FILE_BYTES: Final = 8 * 1024 * 1024
 FORMAT_VERSION: Final = 1
 SIGNATURE_PREFIX: Final = b"# lockdown-signature "
 _SIGNATURE_LINE: Final = re.compile(
@@ -202,16 +204,19 @@ def load_bytes(
     return ExamConfig(meta=meta, values=values, signed_by=signed_by, body=body, source=origin)
 
 
-def read_file(path: Path) -> bytes:
+def read_file(path: Path, *, limit: int = MAX_FILE_BYTES) -> bytes:
+    """Read a configuration file (Lockdown or ``.seb``); every failure is one line."""
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
+            data = fh.read(limit + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, expected an exam configuration file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if len(data) > limit:
+        raise ConfigError(f"{path}: larger than {limit // 1024} KiB; not an exam configuration")
     return data
 
 

@@ -247,8 +247,6 @@ def keys_for_seb(cfg: SebConfig) -> ExamKeys:
 
 # -- `lockdown config keys FILE` ----------------------------------------------------------
 
-MAX_FILE_BYTES: Final = 8 * 1024 * 1024
-
 
 def _password_source(given: str | None, origin: str) -> Callable[[int], str | None]:
     def ask(attempt: int) -> str | None:
@@ -267,30 +265,11 @@ def _password_source(given: str | None, origin: str) -> Callable[[int], str | No
     return ask
 
 
-def _read(path: Path) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(
-            f"{path}: is a folder, expected a .seb or exam configuration file"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the file ({exc.strerror})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(
-            f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; not a configuration"
-        )
-    return data
-
-
 def keys_for_file(path: Path, *, password: Callable[[int], str | None]) -> ExamKeys:
     """Keys of a ``.seb`` file or a Lockdown exam configuration (told apart by content)."""
     from lockdown.config import examfile, seb
 
-    data = _read(path)
+    data = examfile.read_file(path)
     origin = str(path)
     if path.suffix.lower() == ".seb" or seb.looks_like_seb(data):
         return keys_for_seb(seb.load_seb(data, origin=origin, password=password))

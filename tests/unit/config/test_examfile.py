@@ -140,6 +140,10 @@ def test_read_file_errors(tmp_path: Path) -> None:
         examfile.read_file(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="is a folder"):
         examfile.read_file(tmp_path)
+    big = tmp_path / "big.seb"
+    big.write_bytes(b"x" * 2049)
+    with pytest.raises(ConfigError, match="larger than 2 KiB"):
+        examfile.read_file(big, limit=2048)
 
 
 @settings(max_examples=300)
