@@ -231,6 +231,9 @@ def run_session(
             signal.signal(sig, handler)
         if server is not None:
             server.close()
+        close_platform = getattr(platform, "close", None)  # the X11 connection
+        if close_platform is not None:
+            close_platform()
         journal.close()
         app.processEvents()
         # the kiosk's widgets were deleteLater()'d inside the exam's own loop: free them now
