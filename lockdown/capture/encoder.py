@@ -1,8 +1,11 @@
 """Segment encoders: each segment is its own WebM container, written to memory.
 
 Video is VP9 (libvpx, realtime), audio is Opus (libopus), both BSD-licensed and played
-by every current browser; see docs/capture.md for the choice. A new encoder is made for
-every segment, so each one starts with a keyframe and decodes on its own. Timestamps
+by every current browser; see docs/capture.md for the choice. A video recorder keeps one
+VP9 encoder (:class:`VP9Encoder`) across its segments: each segment's first frame is a
+forced keyframe and its packets go into a new WebM container, so each segment decodes on
+its own without paying for a new encoder (14-47 ms) and its warm-up. Audio gets a new
+Opus encoder per segment (cheap, and Opus has no keyframes to restart from). Timestamps
 are milliseconds (video) or samples (audio) from the segment's first capture stamp, so
 an offset into the segment is a time on the capture clock.
 """
@@ -10,6 +13,7 @@ an offset into the segment is a time on the capture clock.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from fractions import Fraction
 from typing import Any, Final, cast
@@ -38,8 +42,33 @@ def even(value: int) -> int:
     return max(2, value - value % 2)
 
 
-class VideoSegmentEncoder:
-    """VP9 realtime in WebM: constant quality, capped bitrate, one keyframe per segment.
+@functools.cache
+def _vp9_template() -> Any:
+    """A VP9 stream to build segment streams from (made once; see :meth:`VP9Encoder.segment`).
+
+    A segment's stream is made from this template with the VP9 *decoder*, so opening the
+    container costs nothing; the packets come from the one :class:`VP9Encoder`.
+    """
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="webm") as container:
+        stream: Any = cast(Any, container).add_stream("libvpx-vp9", rate=1)
+        stream.width = stream.height = 16
+        stream.pix_fmt = "yuv420p"
+        frame = av.VideoFrame(16, 16, "yuv420p")
+        frame.pts = 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    # The stream keeps its container (and so the template) alive.
+    source: Any = av.open(io.BytesIO(buffer.getvalue()))
+    return source.streams.video[0]
+
+
+class VP9Encoder:
+    """One VP9 realtime encoder kept across a recorder's segments.
+
+    Constant quality with a capped bitrate; a keyframe only where a segment starts.
+    Timestamps fed to the encoder grow across segments (its rate control needs that);
+    each segment rebases them to its own start.
 
     Args:
         width: frame width (even).
@@ -64,35 +93,88 @@ class VideoSegmentEncoder:
             raise EncoderError(f"frame size {width}x{height} must be even")
         self.width = width
         self.height = height
-        self.frames = 0
-        self._last_pts = -1
-        self._buffer = io.BytesIO()
-        options = {
-            "deadline": "realtime",
-            "cpu-used": "8",
-            "crf": str(crf),
-            "b": f"{max_kbps}k" if max_kbps else "0",
-            "row-mt": "1",
-            "lag-in-frames": "0",
-            "threads": str(threads),
-        }
+        #: the last timestamp given to the encoder (ms, grows across segments)
+        self.last_pts = -1
+        #: broken by an error: the recorder makes a new one
+        self.broken = False
+        #: nominal frame period (ms)
+        self.period = max(1, round(1000 / fps)) if fps > 0 else 1
         try:
-            self._container: Any = cast(Any, av.open(self._buffer, "w", format="webm"))
-            self._stream: Any = cast(
-                Any,
-                self._container.add_stream(
-                    "libvpx-vp9", rate=Fraction(fps).limit_denominator(1000), options=options
-                ),
-            )
-            self._stream.width = width
-            self._stream.height = height
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.codec_context.time_base = _MS
-            # One keyframe at the start of the segment is enough: segments are short and
-            # always decoded from their beginning.
-            self._stream.codec_context.gop_size = 100_000
+            ctx: Any = av.CodecContext.create("libvpx-vp9", "w")
+            ctx.width = width
+            ctx.height = height
+            ctx.pix_fmt = "yuv420p"
+            ctx.time_base = _MS
+            ctx.framerate = Fraction(fps).limit_denominator(1000)
+            # Keyframes are forced where segments start; none in between.
+            ctx.gop_size = 100_000
+            ctx.options = {
+                "deadline": "realtime",
+                "cpu-used": "8",
+                "crf": str(crf),
+                "b": f"{max_kbps}k" if max_kbps else "0",
+                "row-mt": "1",
+                # no look-ahead: a frame's packet comes out with it, never in the next segment
+                "lag-in-frames": "0",
+                "threads": str(threads),
+            }
+            ctx.open()
+            self._ctx = ctx
+            _vp9_template()
         except (av.FFmpegError, ValueError) as exc:
             raise EncoderError(f"cannot set up the VP9 encoder ({exc})") from exc
+
+    def encode(self, frame: Any) -> list[Any]:
+        """Encode one ``av.VideoFrame`` (its pts on this encoder's clock)."""
+        try:
+            return cast(list[Any], self._ctx.encode(frame))
+        except (av.FFmpegError, ValueError) as exc:
+            self.broken = True
+            raise EncoderError(f"VP9 encoding failed ({exc})") from exc
+
+    def segment(self) -> VideoSegmentEncoder:
+        """A new segment encoded by this encoder."""
+        return VideoSegmentEncoder(self.width, self.height, 0.0, codec=self)
+
+
+class VideoSegmentEncoder:
+    """One segment of VP9 in WebM, encoded by a shared :class:`VP9Encoder`.
+
+    Made by :meth:`VP9Encoder.segment`; made directly (``codec=None``), it has an encoder
+    of its own, with the same arguments as :class:`VP9Encoder`.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        crf: int = 38,
+        max_kbps: int = 0,
+        threads: int = 2,
+        codec: VP9Encoder | None = None,
+    ) -> None:
+        if codec is None:
+            codec = VP9Encoder(width, height, fps, crf=crf, max_kbps=max_kbps, threads=threads)
+        self.codec = codec
+        self.width = codec.width
+        self.height = codec.height
+        self.frames = 0
+        self._last_pts = -1
+        #: encoder pts minus segment pts (set by the first frame)
+        self._base: int | None = None
+        self._buffer = io.BytesIO()
+        try:
+            self._container: Any = cast(Any, av.open(self._buffer, "w", format="webm"))
+            self._stream: Any = self._container.add_stream_from_template(
+                _vp9_template(), opaque=True
+            )
+            self._stream.codec_context.width = self.width
+            self._stream.codec_context.height = self.height
+            self._stream.time_base = _MS
+        except (av.FFmpegError, ValueError) as exc:
+            raise EncoderError(f"cannot set up a VP9 segment ({exc})") from exc
 
     def add(self, frame: Frame, offset: float) -> None:
         """Encode a BGR or BGRA frame ``offset`` seconds after the segment's start."""
@@ -102,6 +184,11 @@ class VideoSegmentEncoder:
             )
         pts = max(round(offset * 1000), self._last_pts + 1)
         self._last_pts = pts
+        codec = self.codec
+        if self._base is None:
+            # The encoder's clock goes on one frame period after the last segment's frame.
+            self._base = max(0, codec.last_pts + codec.period - pts)
+        codec.last_pts = pts + self._base
         try:
             # OpenCV's SIMD colour conversion is cheaper than swscale's bgr24 path.
             code = cv2.COLOR_BGRA2YUV_I420 if frame.shape[2] == 4 else cv2.COLOR_BGR2YUV_I420
@@ -109,22 +196,35 @@ class VideoSegmentEncoder:
             # Wraps the new array without a copy (from_ndarray copies it: 0.1 ms a frame
             # at 640x480); nothing writes into it after this.
             video = av.VideoFrame.from_numpy_buffer(yuv, format="yuv420p")
-            video.pts = pts
+            video.pts = codec.last_pts
             video.time_base = _MS
-            for packet in self._stream.encode(video):
-                self._container.mux(packet)
+            if self.frames == 0:
+                # Each segment starts with a keyframe, so it decodes on its own.
+                video.pict_type = av.video.frame.PictureType.I
         except (av.FFmpegError, ValueError) as exc:
             raise EncoderError(f"VP9 encoding failed ({exc})") from exc
+        self._mux(codec.encode(video))
         self.frames += 1
 
-    def finish(self) -> bytes:
-        """Flush the encoder, close the container and return the WebM bytes."""
+    def _mux(self, packets: list[Any]) -> None:
+        base = self._base or 0
         try:
-            for packet in self._stream.encode(None):
+            for packet in packets:
+                if packet.pts is None or packet.pts < base:
+                    raise EncoderError("a VP9 packet from before the segment came out late")
+                packet.pts -= base
+                packet.dts = packet.pts
+                packet.stream = self._stream
                 self._container.mux(packet)
+        except (av.FFmpegError, ValueError) as exc:
+            raise EncoderError(f"VP9 muxing failed ({exc})") from exc
+
+    def finish(self) -> bytes:
+        """Close the container and return the WebM bytes (the encoder goes on)."""
+        try:
             self._container.close()
         except (av.FFmpegError, ValueError) as exc:
-            raise EncoderError(f"VP9 encoding failed at the end of a segment ({exc})") from exc
+            raise EncoderError(f"VP9 muxing failed at the end of a segment ({exc})") from exc
         return self._buffer.getvalue()
 
     def abandon(self) -> None:

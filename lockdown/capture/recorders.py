@@ -44,6 +44,7 @@ from lockdown.capture.encoder import (
     EncoderError,
     Frame,
     VideoSegmentEncoder,
+    VP9Encoder,
 )
 from lockdown.capture.sources import (
     FrameSource,
@@ -355,6 +356,16 @@ class SegmentingRecorder:
 
 class _VideoRecorder(SegmentingRecorder):
     fps: float = 15.0
+    #: the VP9 encoder kept across segments (a new one for a new size or after an error)
+    _codec: VP9Encoder | None = None
+
+    def _segment_encoder(
+        self, width: int, height: int, fps: float, **options: Any
+    ) -> VideoSegmentEncoder:
+        codec = self._codec
+        if codec is None or codec.broken or (codec.width, codec.height) != (width, height):
+            codec = self._codec = VP9Encoder(width, height, fps, **options)
+        return codec.segment()
 
     def _units_duration(self, segment: _OpenSegment, end: float) -> tuple[int, float]:
         frames = segment.encoder.frames if isinstance(segment.encoder, VideoSegmentEncoder) else 0
@@ -425,7 +436,7 @@ class CameraRecorder(_VideoRecorder):
             self._source = None
 
     def _new_encoder(self) -> VideoSegmentEncoder:
-        return VideoSegmentEncoder(
+        return self._segment_encoder(
             self.width - self.width % 2,
             self.height - self.height % 2,
             self.fps,
@@ -575,7 +586,7 @@ class ScreenRecorder(_VideoRecorder):
     def _new_encoder(self) -> VideoSegmentEncoder:
         source = self._source
         assert source is not None
-        return VideoSegmentEncoder(
+        return self._segment_encoder(
             source.width, source.height, max(self.fps, self._activity_fps), max_kbps=self._max_kbps
         )
 

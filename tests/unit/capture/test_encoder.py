@@ -8,7 +8,12 @@ import av
 import numpy as np
 import pytest
 
-from lockdown.capture.encoder import AudioSegmentEncoder, EncoderError, VideoSegmentEncoder
+from lockdown.capture.encoder import (
+    AudioSegmentEncoder,
+    EncoderError,
+    VideoSegmentEncoder,
+    VP9Encoder,
+)
 from tests.integration.capture.media import audio_samples, dominant_frequency, video_frames
 
 
@@ -27,6 +32,30 @@ def test_video_segment_starts_with_a_keyframe_and_keeps_capture_timestamps() -> 
         times = [round(float(f.time), 3) for f in container.decode(video=0)]
     assert times[5] == pytest.approx(0.53)
     assert len(video_frames(blob)) == 12
+
+
+def test_one_vp9_encoder_makes_segments_that_each_decode_on_their_own() -> None:
+    codec = VP9Encoder(320, 240, 10.0, threads=1)
+    rng = np.random.default_rng(1)
+    blobs = []
+    for seg in range(3):
+        encoder = codec.segment()
+        for i in range(8 + seg):
+            frame = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+            encoder.add(frame, i * 0.1)
+        blobs.append(encoder.finish())
+    for seg, blob in enumerate(blobs):
+        assert blob[:4] == b"\x1a\x45\xdf\xa3"
+        with av.open(io.BytesIO(blob)) as container:
+            packets = [p for p in container.demux(video=0) if p.size]
+            assert packets[0].is_keyframe
+            assert sum(p.is_keyframe for p in packets) == 1
+        with av.open(io.BytesIO(blob)) as container:
+            frames = list(container.decode(video=0))
+        # the segment's own clock: from 0, one frame per 100 ms
+        assert [round(float(f.time), 3) for f in frames] == [i / 10 for i in range(8 + seg)]
+        assert frames[0].width == 320
+    assert codec.last_pts > 2000  # the encoder's clock went on across segments
 
 
 def test_video_encoder_refuses_a_frame_of_another_size() -> None:
