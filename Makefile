@@ -22,7 +22,9 @@ docs: setup
 	$(PY) -m lockdown.config.docgen > docs/settings.md
 
 bench: setup
-	$(PY) bench/run_all.py
+	$(PY) bench/bench_kiosk.py --rounds 5
+	$(PY) bench/bench_guards.py
+	$(PY) bench/bench_capture.py --seconds 60 --runs 3
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
