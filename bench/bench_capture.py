@@ -44,6 +44,7 @@ SCREEN = (1920, 1080)
 SCREEN_OUT = (1280, 720)
 #: seconds after a recorder process starts before its steady CPU rate is measured
 WARM_UP = 10.0
+CHILD_STARTED = time.monotonic()
 
 
 def make_camera_video(path: Path, seconds: float = 20.0) -> Path:
@@ -92,10 +93,28 @@ def _screen_changer(display: str, stop: threading.Event) -> None:
         )
 
 
+def _stat_cpu(stat: Path) -> float:
+    """User+system CPU seconds from a ``/proc/.../stat`` file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _proc_cpu(pid: int) -> float:
     """User+system CPU seconds of the running process ``pid`` (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads so far, by Python thread name (native
+    threads, PortAudio's and libvpx's among them, summed by their kernel name)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended
+            comm = (task / "comm").read_text().strip()
+            name = names.get(int(task.name)) or f"native '{comm}'"
+            out[name] = out.get(name, 0.0) + _stat_cpu(task / "stat")
+    return out
 
 
 @dataclass
@@ -171,10 +190,16 @@ def child_ours(args: argparse.Namespace) -> None:
     spool = Spool.open(Path(args.out), report=events.append, max_bytes=1 << 30)
     operation = ProctoringOperation(settings, events.append, spool)
     operation.perform()
-    time.sleep(args.seconds)
+    end = time.monotonic() + args.seconds
+    # Each thread's CPU over about the steady span the parent measures (from WARM_UP
+    # after the process started), to see where the CPU goes.
+    time.sleep(max(0.0, WARM_UP - (time.monotonic() - CHILD_STARTED)))
+    before, since = _thread_cpu(), time.monotonic()
+    time.sleep(max(0.0, end - time.monotonic()))
+    after, span = _thread_cpu(), time.monotonic() - since
     recorders = list(operation.recorders)
     operation.revert()
-    result = {}
+    result: dict[str, Any] = {}
     for r in recorders:
         lat = r.stats.latencies
         result[r.kind.value] = {
@@ -190,6 +215,8 @@ def child_ours(args: argparse.Namespace) -> None:
         if faces is not None:  # the camera: how often the face cascade really ran
             result[r.kind.value]["face_looks"] = [faces.counted, faces.reused]
     spool.close()
+    threads = {n: 60 * (cpu - before.get(n, 0.0)) / span for n, cpu in after.items()}
+    result["threads"] = {n: round(v, 3) for n, v in threads.items() if v >= 0.01}
     print(json.dumps(result))
 
 
@@ -302,11 +329,13 @@ def main() -> None:
             ff = run_child(ffmpeg_cmd(camera, x.display, args.seconds, ff_out, args.streams), env)
             stats = json.loads(ours.stdout.strip().splitlines()[-1])
             runs.append((ours, stats, ff, ff_out))
+            busiest = sorted(stats["threads"].items(), key=lambda item: -item[1])[:6]
             print(
                 f"run {n + 1}: load {loads[-1]:.2f}; whole process CPU s ours {ours.total:.2f} "
                 f"ffmpeg {ff.total:.2f} ({ours.total / ff.total:.2f}); steady CPU s/min ours "
                 f"{60 * ours.steady_rate:.2f} ffmpeg {60 * ff.steady_rate:.2f} "
-                f"({ours.steady_rate / ff.steady_rate:.2f})",
+                f"({ours.steady_rate / ff.steady_rate:.2f}); ours by thread, CPU s/min: "
+                + ", ".join(f"{name} {cpu:.2f}" for name, cpu in busiest),
                 flush=True,
             )
         loads.append(os.getloadavg()[0])

@@ -168,6 +168,12 @@ class FaceCheck:
         )
         return len(found)
 
+    @property
+    def changing(self) -> bool:
+        """True while a count other than the settled one has been seen and is not yet
+        confirmed (the caller looks more often then, to confirm or drop it soon)."""
+        return self._seen is not None and self._seen[0] != self.settled
+
     def _still(self, thumb: npt.NDArray[np.int16], mono: float) -> bool:
         """True when the picture is the one last counted: fewer than 1 in 500 cells of
         the thumbnail moved by more than ``still_level`` grey levels (a face a tenth of

@@ -273,6 +273,27 @@ def find_input_device(name: str) -> tuple[int, str]:
     raise SourceUnavailable(f"no microphone named {name!r}; see `lockdown environment`")
 
 
+def capture_age(time_info: Any, frames: int, rate: int, buffered: float) -> float:
+    """Seconds since the first sample of a callback's block was captured.
+
+    PortAudio gives the capture (ADC) time of the block's first sample and the time now
+    on its stream clock; their difference includes the input buffering (``latency=
+    "high"`` holds ~0.1 s more than the block), which ``frames / rate`` alone leaves out.
+    It is believed up to ``buffered`` (the stream's input latency) more than the block:
+    the first blocks after the start claim more (0.7 s measured through the PulseAudio
+    ALSA plugin) than a tone played at a known time shows. A host that gives no times
+    (zeros) or nonsense falls back to ``frames / rate``.
+    """
+    least = frames / rate
+    try:
+        age = float(time_info.currentTime) - float(time_info.inputBufferAdcTime)
+    except (AttributeError, TypeError, ValueError):
+        return least
+    if not least <= age < least + 10.0:
+        return least
+    return min(age, least + max(0.0, buffered))
+
+
 @dataclass(frozen=True)
 class AudioBlock:
     """Samples captured together; ``mono`` is the capture time of the first sample."""
@@ -293,6 +314,8 @@ class MicrophoneSource:
         )
         self._ready = threading.Condition()
         self._stream: Any = None
+        #: the stream's input latency (s): how much older than its samples a block may be
+        self._buffered = 0.0
         self._last_callback = 0.0
         self._opened = 0.0
         self.dropped_blocks = 0
@@ -320,6 +343,7 @@ class MicrophoneSource:
                 latency="high",
                 callback=self._callback,
             )
+            self._buffered = float(self._stream.latency)
             self._stream.start()
         except sd.PortAudioError as exc:
             self._stream = None
@@ -328,12 +352,17 @@ class MicrophoneSource:
                 raise SourceUnavailable(f"{self.description}: permission denied") from None
             raise SourceUnavailable(f"{self.description} cannot be opened ({text})") from None
         self._opened = time.monotonic()
-        log.capture.info("Opened %s at %d Hz", self.description, self.rate)
+        log.capture.info(
+            "Opened %s at %d Hz (input latency %.3f s)", self.description, self.rate, self._buffered
+        )
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         now = time.monotonic()
         self._last_callback = now
-        block = AudioBlock(now - frames / self.rate, np.array(indata[:, 0], dtype=np.float32))
+        block = AudioBlock(
+            now - capture_age(time_info, frames, self.rate, self._buffered),
+            np.array(indata[:, 0], dtype=np.float32),
+        )
         with self._ready:
             if len(self._ring) == self._ring.maxlen:
                 self.dropped_blocks += 1

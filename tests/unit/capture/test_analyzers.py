@@ -103,6 +103,34 @@ def test_a_small_change_in_the_picture_is_looked_at_again() -> None:
     assert (check.counted, check.reused) == (2, 0)
 
 
+def test_the_camera_looks_for_faces_seldom_while_settled_and_often_while_a_change_waits() -> None:
+    from lockdown.capture.recorders import CameraRecorder
+
+    events: list[Event] = []
+    recorder = CameraRecorder(
+        "pattern",
+        report=events.append,
+        face_interval=2.5,
+        face_confirm_interval=1.0,
+        face_persistence=3.0,
+        hint_interval=0.0,
+    )
+    rng = np.random.default_rng(5)
+    looks: list[float] = []
+    for step in range(40):  # 20 s, a frame analysed every 0.5 s; the face leaves at 6 s
+        mono = step * 0.5
+        frame = scene("one" if mono < 6.0 else "none").astype(np.int16)
+        frame += rng.normal(0, 4, frame.shape).astype(np.int16)  # a camera's noise
+        before = recorder.faces.counted + recorder.faces.reused
+        recorder._analyse(np.clip(frame, 0, 255).astype(np.uint8), mono)
+        if recorder.faces.counted + recorder.faces.reused > before:
+            looks.append(mono)
+    # Settled: every 2.5 s. The first look without a face (7.5 s) starts 1 s confirming
+    # looks until the 3 s persistence is over (10.5 s); then every 2.5 s again.
+    assert looks == [0.0, 2.5, 5.0, 7.5, 8.5, 9.5, 10.5, 13.0, 15.5, 18.0]
+    assert [(e.type, e.payload["offset"] >= 0) for e in events] == [("hint.no_face", True)]
+
+
 def test_voice_activity_separates_speechlike_sound_from_tone_noise_and_silence() -> None:
     t = np.arange(3 * RATE) / RATE
     silence = np.zeros_like(t)
