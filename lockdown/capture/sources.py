@@ -419,7 +419,9 @@ class ScreenSource:
         if len(monitors) < 2 and area == "primary":
             self.close()
             raise SourceUnavailable("no screen found to record")
-        self._monitor = monitors[0] if area == "all" else monitors[1]
+        # monitors[0] is the bounding box of all screens; the primary one is the screen
+        # the system marks as primary (the first one where nothing is marked).
+        self._monitor = monitors[0] if area == "all" else self._mss.primary_monitor
         self._max_width = max_width
         self.description = (
             f"screen {'all' if area == 'all' else 'primary'} "

@@ -10,6 +10,7 @@ import pytest
 
 from lockdown.capture.base import Segment, State, Stream
 from lockdown.capture.recorders import ScreenRecorder
+from lockdown.capture.sources import ScreenSource
 from lockdown.events import Event
 from tests.integration.capture.media import video_frames
 from tests.support.xserver import Xvfb
@@ -78,3 +79,51 @@ def test_screen_segments_show_the_page_and_its_change(xserver: Xvfb, qtbot: Any)
     # The change brought an activity frame on top of the 1 frame per second.
     assert first.units >= round(first.duration) + 1
     assert first.duration == pytest.approx(3.0, abs=0.3)
+
+
+def test_the_primary_screen_or_all_screens_are_recorded(
+    fresh_xserver: Xvfb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from Xlib import X, display
+
+    # Two screens side by side on one 1280x800 X screen; the right one is primary. The
+    # left shows the root window's colour, the right a window of another colour.
+    fresh_xserver.run("xrandr", "--setmonitor", "LEFT", "640/170x800/212+0+0", "screen")
+    fresh_xserver.run("xrandr", "--setmonitor", "*RIGHT", "640/170x800/212+640+0", "none")
+    fresh_xserver.run("xsetroot", "-solid", "#2860a0")  # left: blue
+    conn = display.Display(fresh_xserver.display)
+    try:
+        screen = conn.screen()
+        colour = screen.default_colormap.alloc_color(0xF000, 0xA000, 0x2000).pixel  # orange
+        window = screen.root.create_window(
+            640, 0, 640, 800, 0, screen.root_depth, X.InputOutput, background_pixel=colour
+        )
+        window.change_attributes(override_redirect=True)
+        window.map()
+        conn.sync()
+        monkeypatch.setenv("DISPLAY", fresh_xserver.display)
+        shots = {}
+        for area in ("primary", "all"):
+            source = ScreenSource(area, max_width=4000)
+            try:
+                deadline = time.monotonic() + 5
+                while True:
+                    shot = source.scale(source.grab())
+                    if _close(shot[400, -10, :3], (240, 160, 32)) or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
+            finally:
+                source.close()
+            shots[area] = (source.width, source.height, source.description, shot)
+    finally:
+        conn.close()
+
+    width, height, description, shot = shots["primary"]
+    assert (width, height) == (640, 800)
+    assert "primary 640x800" in description
+    assert _close(shot[400, 10, :3], (240, 160, 32)) and _close(shot[400, 630, :3], (240, 160, 32))
+    width, height, description, shot = shots["all"]
+    assert (width, height) == (1280, 800)
+    assert "all 1280x800" in description
+    assert _close(shot[400, 10, :3], (40, 96, 160))
+    assert _close(shot[400, 1270, :3], (240, 160, 32))
