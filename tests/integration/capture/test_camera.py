@@ -104,3 +104,41 @@ def test_missing_camera_index_is_reported_and_retried(tmp_path: Path) -> None:
     assert len(unavailable) == 1
     assert "no camera at index 57" in unavailable[0].payload["reason"]
     assert unavailable[0].payload["stream"] == "camera"
+
+
+@pytest.mark.slow
+def test_a_camera_that_stops_delivering_is_journalled_retried_and_recovered(
+    tmp_path: Path,
+) -> None:
+    # The same OpenCV path a device takes: the "camera" is a video file that is emptied
+    # while it records (reads fail: lost), then written again (it opens: recovered).
+    video = camera_video(tmp_path / "camera.avi", [("one", 2.0)], FPS)
+    events: list[Event] = []
+    segments: list[Segment] = []
+    recorder = CameraRecorder(
+        str(video),
+        fps=FPS,
+        report=events.append,
+        segment_length=1.0,
+        backoff=Backoff(0.2, 0.4),
+    )
+    recorder.start(segments.append)
+    try:
+        _wait(lambda: len(segments) >= 1, 10)
+        video.write_bytes(b"")
+        _wait(lambda: recorder.health().state is State.DEGRADED, 10)
+        lost_at = len(segments)
+        camera_video(tmp_path / "camera.avi", [("one", 2.0)], FPS)
+        _wait(lambda: recorder.health().state is State.RUNNING, 10)
+        _wait(lambda: len(segments) >= lost_at + 2, 10)
+    finally:
+        recorder.stop()
+    types = [e.type for e in events if e.type.startswith("recorder.")]
+    assert types[0] == "recorder.started"
+    assert types.index("recorder.lost") < types.index("recorder.recovered")
+    lost = next(e for e in events if e.type == "recorder.lost")
+    assert lost.payload["stream"] == "camera"
+    assert "no more frames" in lost.payload["reason"]
+    # Recording went on after the recovery, in new segments that decode.
+    assert [s.seq for s in segments] == list(range(len(segments)))
+    assert all(len(video_frames(s.data)) == s.units for s in segments[lost_at:])
