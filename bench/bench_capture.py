@@ -2,8 +2,8 @@
 
 Starts its own Xvfb (1920x1080) and PulseAudio virtual microphone, makes a camera video
 from scikit-image's astronaut photo (a slow pan with sensor-like noise), plays speech into
-the microphone and changes the screen every few seconds. Then, one after the other, it
-records for N seconds (default 60) with
+the microphone and changes the screen every few seconds. Then, at the same time (with
+``--apart`` one after the other), it records for N seconds (default 60) with
 
 * ours: ``ProctoringOperation`` (camera from the file, the virtual microphone, the screen)
   into a real encrypted spool, in a child process;
@@ -169,6 +169,41 @@ def run_child(cmd: list[str], env: dict[str, str]) -> ChildRun:
         return ChildRun(total, (total - cpu_at) / (ended - at), out.read().decode())
 
 
+def run_pair(
+    ours_cmd: list[str], ff_cmd: list[str], env: dict[str, str], *, together: bool
+) -> tuple[ChildRun, ChildRun]:
+    """Run our recorder and ffmpeg at the same time (``together``) or one after the other.
+
+    Together, both see the same machine at the same moment: on this VM the speed of a
+    core drifts by up to +-20 % from one minute to the next (ffmpeg alone measured 4.4 to
+    6.0 CPU-s a minute for the same camera recording), which one after the other puts
+    straight into the ratio. Each uses about a tenth of a core, so on 2 cores they hardly
+    compete.
+    """
+    if not together:
+        return run_child(ours_cmd, env), run_child(ff_cmd, env)
+    done: dict[str, ChildRun] = {}
+    failed: list[BaseException] = []
+
+    def one(name: str, cmd: list[str]) -> None:
+        try:
+            done[name] = run_child(cmd, env)
+        except BaseException as exc:  # SystemExit from run_child; re-raised below
+            failed.append(exc)
+
+    threads = [
+        threading.Thread(target=one, args=("ours", ours_cmd)),
+        threading.Thread(target=one, args=("ffmpeg", ff_cmd)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return done["ours"], done["ffmpeg"]
+
+
 def child_ours(args: argparse.Namespace) -> None:
     """In the child: record with ProctoringOperation into a spool; print JSON stats."""
     from lockdown.capture.operation import ProctoringOperation
@@ -227,7 +262,10 @@ def ffmpeg_cmd(
     camera: Path, display: str, seconds: float, out: Path, streams: tuple[str, ...] = STREAMS
 ) -> list[str]:
     """ffmpeg recording ``streams`` with the settings our recorders use."""
-    vp9 = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]
+    # 4:2:0 like ours: left to itself ffmpeg encodes x11grab's BGR as 4:4:4 RGB (gbrp,
+    # VP9 profile 1), three times the bytes and more CPU than what we do.
+    vp9 = ["-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p", "-deadline", "realtime"]
+    vp9 += ["-cpu-used", "8", "-row-mt", "1"]
     vp9 += ["-lag-in-frames", "0", "-crf", str(CRF)]
     seg = ["-f", "segment", "-segment_time", str(SEGMENT), "-segment_format", "webm"]
     t = ["-t", str(seconds)]
@@ -240,7 +278,8 @@ def ffmpeg_cmd(
     outputs = {
         "camera": ["-r", str(CAMERA_FPS), *vp9, "-threads", "1", "-b:v", f"{CAMERA_KBPS}k",
                    "-g", str(int(SEGMENT * CAMERA_FPS))],
-        "microphone": ["-c:a", "libopus", "-b:a", "16k", "-ac", "1", "-ar", "16000"],
+        "microphone": ["-c:a", "libopus", "-b:a", "16k", "-frame_duration", "60", "-ac", "1",
+                       "-ar", "16000"],
         "screen": ["-vf", f"scale={SCREEN_OUT[0]}:{SCREEN_OUT[1]}", *vp9, "-threads", "2",
                    "-b:v", "0", "-g", str(int(SEGMENT))],
     }  # fmt: skip
@@ -287,6 +326,11 @@ def main() -> None:
         default=STREAMS,
         help="record only these (comma-separated; both sides), to see where CPU goes",
     )
+    parser.add_argument(
+        "--apart",
+        action="store_true",
+        help="run ours and ffmpeg one after the other instead of at the same time",
+    )
     parser.add_argument("--child", choices=["ours"])
     parser.add_argument("--camera")
     parser.add_argument("--out")
@@ -318,15 +362,13 @@ def main() -> None:
         for n in range(args.runs):
             loads.append(os.getloadavg()[0])
             ours_out = work / f"ours{n}"
-            ours = run_child(
-                [sys.executable, __file__, "--child", "ours", "--camera", str(camera),
-                 "--out", str(ours_out), "--seconds", str(args.seconds),
-                 "--streams", ",".join(args.streams)],
-                env,
-            )  # fmt: skip
+            ours_cmd = [sys.executable, __file__, "--child", "ours", "--camera", str(camera),
+                        "--out", str(ours_out), "--seconds", str(args.seconds),
+                        "--streams", ",".join(args.streams)]  # fmt: skip
             ff_out = work / f"ffmpeg{n}"
             ff_out.mkdir()
-            ff = run_child(ffmpeg_cmd(camera, x.display, args.seconds, ff_out, args.streams), env)
+            ff_cmd = ffmpeg_cmd(camera, x.display, args.seconds, ff_out, args.streams)
+            ours, ff = run_pair(ours_cmd, ff_cmd, env, together=not args.apart)
             stats = json.loads(ours.stdout.strip().splitlines()[-1])
             runs.append((ours, stats, ff, ff_out))
             busiest = sorted(stats["threads"].items(), key=lambda item: -item[1])[:6]
@@ -347,7 +389,8 @@ def main() -> None:
         x.stop()
 
     print(
-        f"capture benchmark: {args.runs} run(s) of {args.seconds:.0f} s each, {os.cpu_count()} cores"
+        f"capture benchmark: {args.runs} run(s) of {args.seconds:.0f} s each, {os.cpu_count()} cores, "
+        + ("ours and ffmpeg one after the other" if args.apart else "ours and ffmpeg at once")
     )
     print(
         f"load average (1 min) over the runs: {min(loads):.2f}-{max(loads):.2f} "

@@ -160,9 +160,10 @@ def run_session(
         build_desktop_guards(exam.settings, kiosk.window, platform, RestoreLog(paths.restore)),
         journal.append,
     )
+    proctoring = ProctoringStep(exam.settings, journal.append, paths, journal.path.stem)
     operations: list[Operation] = [
         system_guards,
-        ProctoringStep(exam.settings, journal.append, paths, journal.path.stem),
+        proctoring,
         KioskOperation(kiosk, journal.append),
         desktop_guards,
     ]
@@ -174,7 +175,11 @@ def run_session(
 
     def finish(reason: str) -> None:
         log.init.info("Ending the session (%s); reverting", reason)
+        # The recording ends first, on the locked exam; then the lock comes off.
+        recording = proctoring.stop_recording()
         outcome = sequence.revert()
+        if recording is not Outcome.SUCCESS and outcome is Outcome.SUCCESS:
+            outcome = recording
         journal.append(Event("session.ended", {"reason": reason, "revert": outcome.value}))
         if outcome is not Outcome.SUCCESS:
             result["code"] = 1
@@ -289,11 +294,20 @@ class ProctoringStep:
         outcome: Outcome = self._operation.perform()
         return outcome
 
-    def revert(self) -> Outcome:
+    def stop_recording(self) -> Outcome:
+        """Stop the recorders and store their last segments (idempotent).
+
+        Called when the exam ends, before the sequence reverts: the kiosk and every guard
+        are still up, so the recording ends on the locked exam, never on a desktop.
+        """
         outcome = Outcome.SUCCESS
         if self._operation is not None:
             outcome = self._operation.revert()
             self._operation = None
+        return outcome
+
+    def revert(self) -> Outcome:
+        outcome = self.stop_recording()
         if self._spool is not None:
             self._spool.close()
             log.capture.info("Recording kept in %s", self._folder)

@@ -232,9 +232,12 @@ class BlockFeatures:
     voice_band: float
 
 
-def block_features(samples: Samples, rate: int) -> BlockFeatures:
+def block_features(samples: Samples, rate: int, floor: float = SILENCE_DBFS) -> BlockFeatures:
+    """The level of a block and, when it is above ``floor`` dBFS, its zero-crossing rate
+    and voice-band share (a quieter block is silence whatever its spectrum: the FFT is
+    not worth its cost there)."""
     level = dbfs(samples)
-    if len(samples) < 2 or level <= SILENCE_DBFS:
+    if len(samples) < 2 or level <= floor:
         return BlockFeatures(level, 0.0, 0.0)
     signs = np.signbit(samples)
     zcr = float(np.count_nonzero(signs[1:] != signs[:-1])) / (len(samples) - 1)
@@ -301,7 +304,7 @@ class VoiceActivity:
 
     def feed(self, samples: Samples, mono: float) -> Finding | None:
         """Analyse one block captured at ``mono``; a finding when speech or noise begins."""
-        self._blocks.append((mono, block_features(samples, self.rate)))
+        self._blocks.append((mono, block_features(samples, self.rate, self.silence_dbfs)))
         while self._blocks and mono - self._blocks[0][0] > self.window:
             self._blocks.popleft()
         power = math.fsum(10 ** (f.level / 10) for _, f in self._blocks) / len(self._blocks)

@@ -394,6 +394,14 @@ class MicrophoneSource:
                 )
         return blocks
 
+    def take(self) -> list[AudioBlock]:
+        """Every block captured since the last call, without waiting or checking the
+        stream (the recorder is stopping: what is there is kept)."""
+        with self._ready:
+            blocks = list(self._ring)
+            self._ring.clear()
+        return blocks
+
     def close(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:

@@ -90,10 +90,11 @@ def test_a_proctored_exam_records_while_locked_and_finalizes_before_the_kiosk_cl
         "guards.started",
     ):
         assert expected in types
-    # revert order: desktop guards stop, the kiosk closes, then the recorders finalize
+    # the end: the recorders finalize on the locked exam, then the desktop guards stop
+    # and the kiosk closes
     tail = types[types.index("kiosk.ended") :]
     assert (
-        tail.index("guards.stopped") < tail.index("kiosk.closed") < tail.index("proctoring.stopped")
+        tail.index("proctoring.stopped") < tail.index("guards.stopped") < tail.index("kiosk.closed")
     )
     (spool,) = [p for p in paths.spool.iterdir() if p.is_dir()]
     assert not list(spool.glob("*.key")), "the exam's spool key must live outside the spool"

@@ -89,7 +89,7 @@ def test_tone_and_speech_are_recorded_and_only_speech_is_a_voice_hint(
         samples, rate = audio_samples(segment.data)
         assert rate in (16000, 48000)
         decoded = len(samples) / rate
-        # Opus works in 20 ms frames: the decoded length matches to a frame or two.
+        # Opus works in frames; its end padding is marked to be skipped: same length.
         assert decoded == pytest.approx(segment.duration, abs=0.05)
         assert segment.units == round(segment.duration * 16000)
     for segment in segments[:-1]:
