@@ -6,6 +6,7 @@ import itertools
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,24 +27,28 @@ def _wait(condition: object, timeout: float) -> None:
     raise AssertionError("condition not met in time")
 
 
+def _recording(video: Path, **options: Any) -> tuple[CameraRecorder, list[Event], list[Segment]]:
+    """A camera recorder started on ``video``, with the events and segments it gives."""
+    events: list[Event] = []
+    segments: list[Segment] = []
+    recorder = CameraRecorder(str(video), fps=FPS, report=events.append, **options)
+    recorder.start(segments.append)
+    return recorder, events, segments
+
+
 @pytest.mark.slow
 def test_file_camera_segments_decode_and_hints_land_at_their_times(tmp_path: Path) -> None:
     video = camera_video(
         tmp_path / "cam.avi", [("one", 1.5), ("two", 2.5), ("none", 2.5), ("dark", 2.5)], FPS
     )
-    events: list[Event] = []
-    segments: list[Segment] = []
-    recorder = CameraRecorder(
-        str(video),
-        fps=FPS,
-        report=events.append,
+    recorder, events, segments = _recording(
+        video,
         segment_length=2.0,
         analysis_interval=0.25,
         face_interval=0.25,
         face_persistence=1.0,
         dark_frames=3,
     )
-    recorder.start(segments.append)
     try:
         _wait(lambda: any(e.type == "hint.too_dark" for e in events), 15)
         assert recorder.health().state is State.RUNNING
@@ -113,16 +118,7 @@ def test_a_camera_that_stops_delivering_is_journalled_retried_and_recovered(
     # The same OpenCV path a device takes: the "camera" is a video file that is emptied
     # while it records (reads fail: lost), then written again (it opens: recovered).
     video = camera_video(tmp_path / "camera.avi", [("one", 2.0)], FPS)
-    events: list[Event] = []
-    segments: list[Segment] = []
-    recorder = CameraRecorder(
-        str(video),
-        fps=FPS,
-        report=events.append,
-        segment_length=1.0,
-        backoff=Backoff(0.2, 0.4),
-    )
-    recorder.start(segments.append)
+    recorder, events, segments = _recording(video, segment_length=1.0, backoff=Backoff(0.2, 0.4))
     try:
         _wait(lambda: len(segments) >= 1, 10)
         video.write_bytes(b"")
