@@ -300,10 +300,15 @@ class ProctoringStep:
         Called when the exam ends, before the sequence reverts: the kiosk and every guard
         are still up, so the recording ends on the locked exam, never on a desktop.
         """
-        outcome = Outcome.SUCCESS
-        if self._operation is not None:
-            outcome = self._operation.revert()
-            self._operation = None
+        operation, self._operation = self._operation, None
+        if operation is None:
+            return Outcome.SUCCESS
+        try:
+            outcome: Outcome = operation.revert()
+        except Exception:  # a journal that cannot be written (full disk) must not keep
+            # the candidate locked in: the rest of the session still reverts
+            log.capture.exception("Stopping the recording")
+            return Outcome.FAILED
         return outcome
 
     def revert(self) -> Outcome:

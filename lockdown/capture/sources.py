@@ -309,13 +309,14 @@ class MicrophoneSource:
         self._device_name = device
         self.rate = rate
         self._block = max(1, round(rate * block_seconds))
+        self.block_seconds = block_seconds
         self._ring: collections.deque[AudioBlock] = collections.deque(
             maxlen=max(1, round(MIC_RING_SECONDS / block_seconds))
         )
         self._ready = threading.Condition()
         self._stream: Any = None
         #: the stream's input latency (s): how much older than its samples a block may be
-        self._buffered = 0.0
+        self.buffered = 0.0
         self._last_callback = 0.0
         self._opened = 0.0
         self.dropped_blocks = 0
@@ -343,7 +344,7 @@ class MicrophoneSource:
                 latency="high",
                 callback=self._callback,
             )
-            self._buffered = float(self._stream.latency)
+            self.buffered = float(self._stream.latency)
             self._stream.start()
         except sd.PortAudioError as exc:
             self._stream = None
@@ -353,14 +354,14 @@ class MicrophoneSource:
             raise SourceUnavailable(f"{self.description} cannot be opened ({text})") from None
         self._opened = time.monotonic()
         log.capture.info(
-            "Opened %s at %d Hz (input latency %.3f s)", self.description, self.rate, self._buffered
+            "Opened %s at %d Hz (input latency %.3f s)", self.description, self.rate, self.buffered
         )
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         now = time.monotonic()
         self._last_callback = now
         block = AudioBlock(
-            now - capture_age(time_info, frames, self.rate, self._buffered),
+            now - capture_age(time_info, frames, self.rate, self.buffered),
             np.array(indata[:, 0], dtype=np.float32),
         )
         with self._ready:

@@ -128,3 +128,29 @@ def test_tone_and_speech_are_recorded_and_only_speech_is_a_voice_hint(
         for e in voice
     ), hints
     assert any(e.type == "hint.noise" for e in hints), hints
+
+
+def test_the_sound_up_to_the_stop_is_kept(
+    virtual_microphone: VirtualMicrophone, sounds: dict[str, Path]
+) -> None:
+    segments: list[Segment] = []
+    recorder = MicrophoneRecorder(report=lambda _e: None, segment_length=30.0)
+    recorder.start(segments.append)
+    player = None
+    try:
+        _wait(lambda: recorder._segment is not None, 15)
+        player = virtual_microphone.play(sounds["tone"], wait=False)  # 2 s of sound
+        playing = time.monotonic() + 1.2
+        _wait(lambda: time.monotonic() >= playing, 5)  # the stop comes during the tone
+    finally:
+        stopped = recorder.clock.utc(time.monotonic())
+        recorder.stop()
+        if player is not None:
+            player.wait(10)
+    (segment,) = segments
+    # What was still in the input buffer at the stop is in the segment: it ends in the
+    # tone, and about at the stop (to a block, 0.1 s, and the first block's date, which
+    # the start of the stream leaves uncertain by ~0.1 s).
+    samples, rate = audio_samples(segment.data)
+    assert np.abs(samples[-rate // 10 :]).max() > 0.1
+    assert segment.end_utc >= stopped - timedelta(seconds=0.25)
