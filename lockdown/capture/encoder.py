@@ -136,29 +136,14 @@ class VP9Encoder:
 
     def segment(self) -> VideoSegmentEncoder:
         """A new segment encoded by this encoder."""
-        return VideoSegmentEncoder(self.width, self.height, 0.0, codec=self)
+        return VideoSegmentEncoder(self)
 
 
 class VideoSegmentEncoder:
-    """One segment of VP9 in WebM, encoded by a shared :class:`VP9Encoder`.
+    """One segment of VP9 in WebM, encoded by a shared :class:`VP9Encoder`; made by
+    :meth:`VP9Encoder.segment`."""
 
-    Made by :meth:`VP9Encoder.segment`; made directly (``codec=None``), it has an encoder
-    of its own, with the same arguments as :class:`VP9Encoder`.
-    """
-
-    def __init__(
-        self,
-        width: int,
-        height: int,
-        fps: float,
-        *,
-        crf: int = 38,
-        max_kbps: int = 0,
-        threads: int = 2,
-        codec: VP9Encoder | None = None,
-    ) -> None:
-        if codec is None:
-            codec = VP9Encoder(width, height, fps, crf=crf, max_kbps=max_kbps, threads=threads)
+    def __init__(self, codec: VP9Encoder) -> None:
         self.codec = codec
         self.width = codec.width
         self.height = codec.height

@@ -11,14 +11,13 @@ import pytest
 from lockdown.capture.encoder import (
     AudioSegmentEncoder,
     EncoderError,
-    VideoSegmentEncoder,
     VP9Encoder,
 )
 from tests.integration.capture.media import audio_samples, dominant_frequency, video_frames
 
 
 def test_video_segment_starts_with_a_keyframe_and_keeps_capture_timestamps() -> None:
-    encoder = VideoSegmentEncoder(320, 240, 10.0)
+    encoder = VP9Encoder(320, 240, 10.0).segment()
     for i in range(12):
         frame = np.full((240, 320, 3), i * 20, np.uint8)
         encoder.add(frame, i * 0.1 + (0.03 if i == 5 else 0.0))
@@ -59,7 +58,7 @@ def test_one_vp9_encoder_makes_segments_that_each_decode_on_their_own() -> None:
 
 
 def test_video_encoder_refuses_a_frame_of_another_size() -> None:
-    encoder = VideoSegmentEncoder(320, 240, 10.0)
+    encoder = VP9Encoder(320, 240, 10.0).segment()
     with pytest.raises(EncoderError, match="frame of 640x480 in a 320x240 segment"):
         encoder.add(np.zeros((480, 640, 3), np.uint8), 0.0)
     encoder.abandon()
