@@ -379,8 +379,7 @@ class MicrophoneSource:
         with self._ready:
             if not self._ring:
                 self._ready.wait(timeout)
-            blocks = list(self._ring)
-            self._ring.clear()
+        blocks = self.take()
         if not blocks:
             stream = self._stream
             now = time.monotonic()
@@ -397,7 +396,7 @@ class MicrophoneSource:
 
     def take(self) -> list[AudioBlock]:
         """Every block captured since the last call, without waiting or checking the
-        stream (the recorder is stopping: what is there is kept)."""
+        stream (:meth:`read` waits and checks, then takes)."""
         with self._ready:
             blocks = list(self._ring)
             self._ring.clear()
