@@ -49,8 +49,10 @@ def current_os() -> OsName:
 
 
 def default_list_path() -> Path:
-    """``resources/prohibited_apps.toml`` next to the package (source tree and bundle)."""
-    return Path(__file__).resolve().parents[2] / "resources" / "prohibited_apps.toml"
+    """``resources/prohibited_apps.toml`` (source tree and bundle)."""
+    from lockdown import resources
+
+    return resources.resources_dir() / "prohibited_apps.toml"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from lockdown.guards.base import Availability, GuardInfo
 from lockdown.guards.ratelimit import RateLimitedSink
 from lockdown.guards.timers import repeating_timer, stop_timer
 from lockdown.platform.base import Capability, DesktopPlatform
-from lockdown.ui.resources import read_text
+from lockdown.resources import read_text
 
 SCRIPT_NAME: Final = "lockdown-clipboard-isolation"
 POLL_MS: Final = 250

@@ -22,10 +22,9 @@ from typing import Any
 from PySide6.QtCore import QTimer, QUrl
 from PySide6.QtGui import QGuiApplication
 
-from lockdown import log
+from lockdown import log, resources
 from lockdown.config.settings import Organisation, convert, layer
 from lockdown.launch import LoadedExam
-from lockdown.ui import resources
 from lockdown.ui.kiosk import Kiosk
 
 

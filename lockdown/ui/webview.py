@@ -30,9 +30,8 @@ from PySide6.QtWebEngineCore import (
 )
 from PySide6.QtWebEngineWidgets import QWebEngineView
 
-from lockdown import __version__, log
+from lockdown import __version__, log, resources
 from lockdown.events import Event, EventSink
-from lockdown.ui import resources
 from lockdown.ui.quitrules import QuitRules
 from lockdown.ui.urlfilter import Decision, UrlFilter, origin, strip_fragment
 
