@@ -32,14 +32,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockdown import __version__, log
-from lockdown.config.settings import Organisation, load_organisation
+from lockdown.config.settings import choose_organisation
 from lockdown.errors import UserError
 from lockdown.events import Event, EventSink, Journal
 from lockdown.lifecycle.base import Operation, Outcome, Progress
 from lockdown.lifecycle.operations import KioskOperation
 from lockdown.lifecycle.sequence import OperationSequence
-from lockdown.paths import Paths, organisation_file
-from lockdown.ui.hardening import sandbox_state, scrub_argv, scrub_environment
+from lockdown.paths import Paths
+from lockdown.platform.trust import DebugState, system_trust
+from lockdown.ui.hardening import accessibility, sandbox_state, scrub_argv, scrub_environment
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -50,12 +51,6 @@ if TYPE_CHECKING:
 
 class SecondInstance(UserError):
     """Another exam session runs on this computer."""
-
-
-def _organisation(args: argparse.Namespace) -> Organisation:
-    if getattr(args, "organisation", None):
-        return load_organisation(Path(args.organisation), required=True)
-    return load_organisation(organisation_file())
 
 
 def qt_application() -> QApplication:
@@ -89,6 +84,7 @@ def run_session(
     paths: Paths,
     *,
     removed_debugging: list[str] | None = None,
+    facts: Mapping[str, Any] | None = None,
     journey: Callable[[Kiosk], None] | None = None,
     single_instance: bool = True,
     show_message: Callable[[str], None] | None = None,
@@ -119,12 +115,9 @@ def run_session(
     paths.ensure()
     journal = Journal.open(_journal_path(paths))
     log.init.info("Journal at %s", journal.path)
-    journal.append(
-        Event(
-            "session.started",
-            {"origin": exam.origin, "kind": exam.kind, "title": exam.title, "version": __version__},
-        )
-    )
+    journal.append(Event("session.started", _started_record(exam, facts or {})))
+    for name, values in exam.notes:
+        journal.append(Event(name, values))
     if sandbox == "off":
         log.init.warning("The web engine sandbox is off (running as root: tests or CI only)")
         journal.append(Event("kiosk.sandbox_off", {"reason": "running as root"}))
@@ -247,6 +240,48 @@ def run_session(
     return result["code"]
 
 
+def _started_record(exam: LoadedExam, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``session.started`` says: the exam, the build, where every setting came from."""
+    from lockdown import build
+    from lockdown.config import examkeys
+
+    keys = exam.keys
+    return {
+        "origin": exam.origin,
+        "kind": exam.kind,
+        "title": exam.title,
+        "version": __version__,
+        **build.current().as_record(),
+        "organisation": exam.organisation.as_record(),
+        "settings_hash": keys.settings_hash if keys else examkeys.settings_hash(exam.settings),
+        "isolation": keys.mode if keys else examkeys.ISOLATION_MODES[0],
+        "accessibility": bool(exam.settings["accessibility.assistive_technology"]),
+        **facts,
+    }
+
+
+def _start_facts(args: argparse.Namespace, debugging: DebugState) -> dict[str, Any]:
+    """Facts of the start that the journal keeps: overrides honoured, debugging denied."""
+    found = getattr(args, "overrides", [])
+    return {
+        "overrides": [o.describe() for o in found],
+        "debugging": debugging.as_record(),
+    }
+
+
+def _journal_refusal(paths: Paths, target: str, error: UserError) -> None:
+    """Keep a refused start in a journal of its own (nothing else was opened yet)."""
+    try:
+        paths.ensure()
+        journal = Journal.open(_journal_path(paths))
+        journal.append(
+            Event("session.refused", {"target": target[:2048], "reason": str(error)[:2048]})
+        )
+        journal.close()
+    except OSError:
+        log.init.exception("Cannot journal the refused start")
+
+
 class ProctoringStep:
     """Records the streams the exam switches on into an encrypted spool of the session.
 
@@ -351,15 +386,24 @@ def main_open(args: argparse.Namespace) -> int:
     from lockdown.ui.dialogs import seb_password_prompt
 
     removed = scrub_environment(os.environ)
-    app = qt_application()
-    answer = hand_over(args.target)
-    if answer is not None:
-        log.init.warning("Another session is running: %s", answer)
-        raise SecondInstance(text("instance.refused"))
-    organisation = _organisation(args)
-    exam = load_exam(args.target, organisation, password=seb_password_prompt())
+    debugging = system_trust().deny_debugging()
+    try:
+        organisation = choose_organisation(getattr(args, "organisation", None))
+        accessibility(organisation.values, os.environ)
+        app = qt_application()
+        answer = hand_over(args.target)
+        if answer is not None:
+            log.init.warning("Another session is running: %s", answer)
+            raise SecondInstance(text("instance.refused"))
+        exam = load_exam(args.target, organisation, password=seb_password_prompt())
+    except SecondInstance:
+        raise
+    except UserError as exc:
+        _journal_refusal(args.paths, args.target, exc)
+        raise
     del app
-    return run_session(exam, args.paths, removed_debugging=removed)
+    facts = _start_facts(args, debugging)
+    return run_session(exam, args.paths, removed_debugging=removed, facts=facts)
 
 
 def main_demo(args: argparse.Namespace) -> int:
@@ -367,6 +411,8 @@ def main_demo(args: argparse.Namespace) -> int:
     from lockdown.ui import headless
 
     removed = scrub_environment(os.environ)
+    args.debugging = system_trust().deny_debugging()
+    accessibility({}, os.environ)
     xvfb: headless.Xvfb | None = None
     if not headless.has_display():
         xvfb = headless.Xvfb().start()
@@ -401,7 +447,13 @@ def _demo(args: argparse.Namespace, removed: list[str], *, automatic: bool) -> i
             folder.mkdir(parents=True, exist_ok=True)
             journey = Journey(site, folder).attach
         qt_application()
-        code = run_session(exam, args.paths, removed_debugging=removed, journey=journey)
+        code = run_session(
+            exam,
+            args.paths,
+            removed_debugging=removed,
+            facts=_start_facts(args, args.debugging),
+            journey=journey,
+        )
         if folder is not None:
             shots = sorted(folder.glob("*.png"))
             print(f"Demo screenshots ({len(shots)}) in {folder}")

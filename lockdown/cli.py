@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lockdown import __version__, log, paths
+from lockdown import log, paths
 from lockdown.errors import UserError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -28,12 +28,24 @@ def _paths(args: argparse.Namespace) -> paths.Paths:
     return paths.default_paths()
 
 
-def _organisation(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from lockdown.config.settings import load_organisation
+def _check_overrides(args: argparse.Namespace) -> list[object]:
+    """Refuse test overrides for the commands that run an exam in an installed build."""
+    import os
 
-    if args.organisation:
-        return load_organisation(Path(args.organisation), required=True)
-    return load_organisation(paths.organisation_file())
+    from lockdown import overrides
+
+    if args.command not in ("open", "demo"):
+        return []
+    found: list[object] = list(
+        overrides.check(args, os.environ, allow_temp_basedir=args.command == "demo")
+    )
+    return found
+
+
+def _organisation(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from lockdown.config.settings import choose_organisation
+
+    return choose_organisation(args.organisation)
 
 
 # -- settings / config / keys -------------------------------------------------------------
@@ -149,12 +161,58 @@ def _dispatch(module: str, function: str, name: str) -> Handler:
     return handler
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version, the kind of build and its identity (computed on use)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=str(kwargs.get("help", "")))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from lockdown import build
+
+        print(build.current().describe())
+        parser.exit()
+
+
+UNTRUSTED_ARGS = "--untrusted-args"
+
+
+def untrusted_argv(argv: Sequence[str]) -> list[str]:
+    """The command line of a link the OS handed over: ``--untrusted-args URL``.
+
+    The desktop registers ``lockdown --untrusted-args %u``; a crafted link must not be
+    able to add options (qutebrowser's CVE-2021-41146), so exactly one argument follows
+    the guard and it must not start with ``-``. Only ``--json-logging`` and ``--debug``
+    may stand before it.
+
+    Raises:
+        UserError: anything else on the command line.
+    """
+    index = list(argv).index(UNTRUSTED_ARGS)
+    before, after = argv[:index], argv[index + 1 :]
+    if any(a not in ("--json-logging", "--debug") for a in before):
+        raise UserError(f"{UNTRUSTED_ARGS} must come before the link and after no command")
+    if len(after) != 1:
+        raise UserError(
+            f"{UNTRUSTED_ARGS} takes exactly one link, got {len(after)} arguments; "
+            "open the exam link again"
+        )
+    if after[0].startswith("-"):
+        raise UserError(
+            f"refused {after[0][:80]!r} after {UNTRUSTED_ARGS}: a link cannot start with "
+            "'-'; open the exam link again"
+        )
+    return [*before, "open", after[0]]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lockdown",
         description="Lockdown exam browser: take exams locked down, with proctoring and a system check.",
     )
-    parser.add_argument("--version", action="version", version=f"lockdown {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the version and build identity"
+    )
     parser.add_argument(
         "--json-logging", action="store_true", help="log as JSON lines (for machines)"
     )
@@ -260,15 +318,23 @@ _CHATTY = frozenset({"open", "demo", "record"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if UNTRUSTED_ARGS in arguments:
+        try:
+            arguments = untrusted_argv(arguments)
+        except UserError as exc:
+            print(f"lockdown: {exc}", file=sys.stderr)
+            return exc.exit_code
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     level = logging.INFO if args.command in _CHATTY else logging.WARNING
     log.setup(json_logging=args.json_logging, level=logging.DEBUG if args.debug else level)
     if args.command is None:
         parser.print_help()
         return 2
-    args.paths = _paths(args)
     try:
+        args.overrides = _check_overrides(args)
+        args.paths = _paths(args)
         code: int = args.func(args)
     except UserError as exc:
         print(f"lockdown: {exc}", file=sys.stderr)

@@ -1,13 +1,21 @@
 """What ``lockdown open TARGET`` opens, and the single running session.
 
-TARGET is one of:
+TARGET is one of (the link grammar, documented in ``docs/trust-boundary.md``):
 
 - a file path: a Lockdown exam configuration (TOML, signed) or a Safe Exam Browser
-  ``.seb`` file (told apart by content);
-- ``https://…`` (or ``http://`` on this computer only): a configuration to download;
-- ``lockdown://host/path`` / ``lockdowns://host/path``: the same over http / https (the
-  links exam platforms put on their pages);
-- ``seb://host/path`` / ``sebs://host/path``: a ``.seb`` file over http / https.
+  ``.seb`` file (``.seb`` by name or content);
+- ``lockdowns://HOST/PATH[?query]``: a signed Lockdown configuration over https;
+- ``lockdown://HOST/PATH[?query]``: the same over plain http, for this computer's
+  loopback addresses only (and hosts the organisation lists in
+  ``config.plain_http_hosts``, journalled);
+- ``sebs://…`` / ``seb://…``: a ``.seb`` file over https / http, as Safe Exam Browser does;
+- ``https://…`` (or ``http://`` on this computer only): a configuration to download, a
+  ``.seb`` when the path ends in ``.seb``.
+
+A downloaded body must be the kind its link promises: no content sniffing across kinds.
+Downloads trust nothing from the environment (no proxy, CA bundle or ``.netrc`` of the
+candidate's): proxy and extra certificate authorities come from the organisation file
+only. No redirect from https to http is followed, and the size limit is a file's.
 
 Only one session runs at a time: the running one listens on a local socket
 (:class:`InstanceServer`); a second ``lockdown`` hands its target over
@@ -20,10 +28,10 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
@@ -34,15 +42,21 @@ from lockdown.config.settings import ConfigError, Organisation, Settings, layer
 from lockdown.errors import UserError
 from lockdown.ui.urlfilter import strip_fragment
 
+if TYPE_CHECKING:
+    import requests
+
 MAX_DOWNLOAD: Final = examfile.MAX_CONFIG_BYTES
 FETCH_TIMEOUT_S: Final = 15.0
-_LINK_SCHEMES: Final = {
-    "lockdown": "http",
-    "lockdowns": "https",
-    "seb": "http",
-    "sebs": "https",
+MAX_REDIRECTS: Final = 5
+ConfigKind = Literal["lockdown", "seb"]
+#: link scheme -> (transport scheme, the kind of configuration it promises)
+LINK_SCHEMES: Final[Mapping[str, tuple[str, ConfigKind]]] = {
+    "lockdowns": ("https", "lockdown"),
+    "lockdown": ("http", "lockdown"),
+    "sebs": ("https", "seb"),
+    "seb": ("http", "seb"),
 }
-_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 PasswordPrompt = Callable[[int], str | None]
 
@@ -53,56 +67,160 @@ class LaunchError(UserError):
 
 @dataclass(frozen=True)
 class Target:
-    """A resolved target: a local file or a URL to download, and whether it is a .seb."""
+    """A resolved target: a local file or a URL to download, and the kind it promises.
 
-    kind: str  # "file" or "url"
+    ``kind`` is None for a local file (told apart by name and content);
+    ``plain_http_host`` names a host of the organisation's list that a ``lockdown://``
+    link reaches over plain http (journalled).
+    """
+
+    source: Literal["file", "url"]
     location: str
-    seb_hint: bool
+    kind: ConfigKind | None
+    plain_http_host: str | None = None
 
 
-def resolve(target: str) -> Target:
-    """Turn what the candidate (or a link) gave into a file path or a download URL."""
+def _is_loopback(host: str | None) -> bool:
+    return (host or "").lower().strip("[]") in LOOPBACK
+
+
+def shown(text: str, limit: int = 200) -> str:
+    """``text`` for a one-line message: control characters escaped, cut at ``limit``."""
+    cut = text[:limit] + ("…" if len(text) > limit else "")
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in cut)
+
+
+def resolve(target: str, organisation: Organisation | None = None) -> Target:
+    """Turn what the candidate (or a link) gave into a file path or a download URL.
+
+    Raises:
+        LaunchError: a scheme Lockdown does not open, a link without a host or with a
+            malformed one, or a ``lockdown://`` link to a host that is neither this
+            computer nor listed.
+    """
+    try:
+        return _resolve(target, organisation if organisation is not None else Organisation())
+    except ValueError as exc:  # urllib's own refusals: a bad IPv6 address or port
+        raise LaunchError(f"{shown(target)}: not a valid link ({exc}); check the link") from None
+
+
+def _resolve(target: str, org: Organisation) -> Target:
     scheme = target.split(":", 1)[0].lower() if "://" in target else ""
-    if scheme in _LINK_SCHEMES:
+    if scheme in LINK_SCHEMES:
         parts = urlsplit(target)
         if not parts.hostname:
-            raise LaunchError(f"{target}: the link names no server; ask for a new exam link")
-        url = urlunsplit((_LINK_SCHEMES[scheme], parts.netloc, parts.path, parts.query, ""))
-        return Target("url", url, seb_hint=scheme.startswith("seb"))
-    if scheme == "https" or (scheme == "http" and urlsplit(target).hostname in _LOOPBACK):
-        return Target("url", strip_fragment(target), seb_hint=target.lower().endswith(".seb"))
+            raise LaunchError(f"{shown(target)}: the link names no server; ask for a new exam link")
+        transport, kind = LINK_SCHEMES[scheme]
+        url = urlunsplit((transport, parts.netloc, parts.path, parts.query, ""))
+        plain = None
+        if scheme == "lockdown" and not _is_loopback(parts.hostname):
+            listed = {h.lower() for h in org.values.get("config.plain_http_hosts", ())}
+            if parts.hostname.lower() not in listed:
+                raise LaunchError(
+                    f"{shown(target)}: lockdown:// links download over plain http and are for this "
+                    "computer only; ask your exam organiser for a lockdowns:// link"
+                )
+            plain = parts.hostname.lower()
+        return Target("url", url, kind, plain)
+    if scheme == "https" or (scheme == "http" and _is_loopback(urlsplit(target).hostname)):
+        url = strip_fragment(target)
+        promised: ConfigKind = "seb" if urlsplit(url).path.lower().endswith(".seb") else "lockdown"
+        return Target("url", url, promised)
     if scheme:
         raise LaunchError(
-            f"{target}: cannot open {scheme}:// links; give a file, an https:// URL or a "
-            "lockdown:// or seb:// link"
+            f"{shown(target)}: cannot open {shown(scheme, 20)}:// links; give a file, an https:// URL or a "
+            "lockdowns:// or sebs:// link"
         )
-    return Target("file", target, seb_hint=target.lower().endswith(".seb"))
+    return Target("file", target, "seb" if target.lower().endswith(".seb") else None)
 
 
-def fetch(url: str) -> bytes:
+def _session(organisation: Organisation) -> requests.Session:
+    """A requests session that trusts nothing from the environment."""
+    import ssl
+
+    import certifi
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    session.trust_env = False  # no proxy, CA bundle or .netrc from the environment
+    proxy = str(organisation.values.get("network.proxy", ""))
+    if proxy:
+        session.proxies = {"http": proxy, "https": proxy}
+    extra = str(organisation.values.get("network.ca_certificates", ""))
+    if extra:
+        context = ssl.create_default_context(cafile=certifi.where())
+        try:
+            context.load_verify_locations(cafile=extra)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"{extra}: cannot read the organisation's certificate authorities "
+                f"({getattr(exc, 'strerror', None) or exc}); ask IT staff to check "
+                "network.ca_certificates"
+            ) from None
+
+        class _Adapter(HTTPAdapter):
+            def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+                kwargs["ssl_context"] = context
+                super().init_poolmanager(*args, **kwargs)
+
+        session.mount("https://", _Adapter())
+    return session
+
+
+def _redirect_target(url: str, location: str) -> str:
+    """The next URL of a redirect, refused when it would leave https or this computer."""
+    following = strip_fragment(urljoin(url, location))
+    old, new = urlsplit(url), urlsplit(following)
+    if new.scheme == "https":
+        return following
+    if new.scheme == "http" and old.scheme == "http" and _is_loopback(new.hostname):
+        return following
+    if new.scheme == "http" and old.scheme == "http" and new.hostname == old.hostname:
+        return following  # a listed plain-http host redirecting within itself
+    raise LaunchError(
+        f"{url}: the server redirected to {following}, which is not https; refused — "
+        "ask your exam organiser for a working https link"
+    )
+
+
+def fetch(url: str, organisation: Organisation | None = None) -> bytes:
     """Download a configuration; every failure is one line that says what to do."""
     import requests  # only when a configuration is downloaded (~80 ms to import)
 
-    try:
-        response = requests.get(url, timeout=FETCH_TIMEOUT_S, stream=True, allow_redirects=True)
-    except requests.RequestException as exc:
-        reason = type(exc).__name__.replace("Error", " error").strip()
-        raise LaunchError(
-            f"{url}: cannot download the exam configuration ({reason}); check the internet "
-            "connection and the link"
-        ) from None
-    with response:
-        if response.status_code != 200:
-            raise LaunchError(
-                f"{url}: the server answered {response.status_code} {response.reason}; "
-                "the exam link is wrong or expired, ask for a new one"
-            )
-        data = b""
-        for chunk in response.iter_content(64 * 1024):
-            data += chunk
-            if len(data) > MAX_DOWNLOAD:
-                raise LaunchError(f"{url}: larger than an exam configuration; check the link")
-    return data
+    session = _session(organisation if organisation is not None else Organisation())
+    current = url
+    with session:
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = session.get(
+                    current, timeout=FETCH_TIMEOUT_S, stream=True, allow_redirects=False
+                )
+            except requests.RequestException as exc:
+                reason = type(exc).__name__.replace("Error", " error").strip()
+                raise LaunchError(
+                    f"{current}: cannot download the exam configuration ({reason}); check "
+                    "the internet connection and the link"
+                ) from None
+            with response:
+                if response.is_redirect:
+                    current = _redirect_target(current, response.headers.get("location", ""))
+                    log.config.info("Following a redirect to %s", current)
+                    continue
+                if response.status_code != 200:
+                    raise LaunchError(
+                        f"{current}: the server answered {response.status_code} "
+                        f"{response.reason}; the exam link is wrong or expired, ask for a new one"
+                    )
+                data = b""
+                for chunk in response.iter_content(64 * 1024):
+                    data += chunk
+                    if len(data) > MAX_DOWNLOAD:
+                        raise LaunchError(
+                            f"{current}: larger than an exam configuration; check the link"
+                        )
+                return data
+    raise LaunchError(f"{url}: more than {MAX_REDIRECTS} redirects; check the link")
 
 
 @dataclass(frozen=True)
@@ -114,52 +232,58 @@ class LoadedExam:
     origin: str
     title: str
     kind: str  # "lockdown" or "seb"
+    organisation: Organisation = field(default_factory=Organisation)
+    #: facts about how the configuration was fetched, for the journal
+    notes: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
-def _seb_module() -> Any:
-    try:
-        from lockdown.config import seb
-    except ImportError:  # pragma: no cover - seb import lands with the config package
-        return None
-    return seb
+def _wrong_kind(origin: str, promised: ConfigKind) -> ConfigError:
+    if promised == "lockdown":
+        return ConfigError(
+            f"{origin}: the link promised a Lockdown exam configuration but the server sent "
+            "a Safe Exam Browser file; refused — ask your exam organiser for a correct link"
+        )
+    return ConfigError(
+        f"{origin}: the link promised a Safe Exam Browser file but the server sent something "
+        "else; refused — ask your exam organiser for a correct link"
+    )
 
 
-def _examkeys() -> Any:
-    try:
-        from lockdown.config import examkeys
-    except ImportError:  # pragma: no cover
-        return None
-    return examkeys
-
-
-def load_exam(target: str, organisation: Organisation, *, password: PasswordPrompt) -> LoadedExam:
+def load_exam(
+    target: str, organisation: Organisation, *, password: PasswordPrompt, mode: str = "shared"
+) -> LoadedExam:
     """Read, verify and layer the exam configuration named by ``target``."""
-    resolved = resolve(target)
-    if resolved.kind == "url":
+    from lockdown.config import examkeys, seb
+
+    resolved = resolve(target, organisation)
+    notes: list[tuple[str, dict[str, Any]]] = []
+    if resolved.source == "url":
         log.config.info("Downloading the exam configuration from %s", resolved.location)
-        data = fetch(resolved.location)
+        if resolved.plain_http_host:
+            notes.append(("config.plain_http", {"host": resolved.plain_http_host}))
+        data = fetch(resolved.location, organisation)
     else:
         data = examfile.read_file(Path(resolved.location))
     origin = resolved.location
-    seb = _seb_module()
-    is_seb = seb is not None and (seb.looks_like_seb(data) or resolved.seb_hint)
-    keys_module = _examkeys()
+    looks_seb = seb.looks_like_seb(data)
+    if resolved.source == "url" and resolved.kind is not None:
+        is_seb = resolved.kind == "seb"
+        if looks_seb != is_seb:
+            raise _wrong_kind(origin, resolved.kind)
+    else:
+        is_seb = looks_seb or resolved.kind == "seb"
     if is_seb:
         seb.check_allowed(organisation, origin=origin)
         cfg = seb.load_seb(data, origin=origin, password=password)
         settings = layer(organisation, cfg.values)
-        keys = keys_module.keys_for_seb(cfg) if keys_module is not None else None
-        return LoadedExam(settings, keys, origin, "", "seb")
-    if resolved.seb_hint:
-        raise ConfigError(f"{origin}: Safe Exam Browser files cannot be opened by this build")
+        keys = examkeys.keys_for_seb(cfg, settings, mode)
+        return LoadedExam(settings, keys, origin, "", "seb", organisation, tuple(notes))
     config = examfile.load_bytes(data, organisation, origin=origin)
     settings = layer(organisation, config.values)
-    keys = (
-        keys_module.keys_for_values(config.values, settings["browser.exam_key_salt"])
-        if keys_module is not None
-        else None
+    keys = examkeys.keys_for_values(config.values, settings, mode)
+    return LoadedExam(
+        settings, keys, origin, config.meta.title, "lockdown", organisation, tuple(notes)
     )
-    return LoadedExam(settings, keys, origin, config.meta.title, "lockdown")
 
 
 def check_startable(settings: Mapping[str, Any], origin: str) -> None:
@@ -172,8 +296,10 @@ def check_startable(settings: Mapping[str, Any], origin: str) -> None:
 
 def instance_name() -> str:
     """The local socket name of this user's running session."""
+    from lockdown import build
+
     override = os.environ.get("LOCKDOWN_INSTANCE_NAME")
-    if override:
+    if override and not build.current().installed:
         return override
     try:
         user = getpass.getuser()

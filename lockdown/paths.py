@@ -52,14 +52,22 @@ def temp_paths(base: Path) -> Paths:
     return Paths(data=base / "data", state=base / "state", runtime=base / "run")
 
 
-def organisation_file() -> Path:
-    """The system-wide organisation settings file of this OS (set by IT staff)."""
+def organisation_override() -> Path | None:
+    """``$LOCKDOWN_ORGANISATION_FILE``, honoured in a development build only."""
+    from lockdown import build
+
     override = os.environ.get("LOCKDOWN_ORGANISATION_FILE")
-    if override:
+    if override and not build.current().installed:
         return Path(override)
-    if sys.platform == "win32":
-        base = os.environ.get("PROGRAMDATA", r"C:\ProgramData")
-        return Path(base) / APP_NAME / "organisation.toml"
-    if sys.platform == "darwin":
-        return Path("/Library/Application Support") / APP_NAME / "organisation.toml"
-    return Path("/etc/lockdown/organisation.toml")
+    return None
+
+
+def organisation_file() -> Path:
+    """The system-wide organisation settings file of this OS (set by IT staff).
+
+    Fixed per OS (on Windows the ProgramData folder is asked of the shell, never taken
+    from ``%PROGRAMDATA%``); only a development build honours the override variable.
+    """
+    from lockdown.platform.trust import system_trust
+
+    return organisation_override() or Path(system_trust().organisation_file())

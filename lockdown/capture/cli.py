@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from lockdown import paths
 from lockdown.capture.base import State, Stream
 from lockdown.capture.operation import SWITCHES, ProctoringOperation
 from lockdown.capture.sources import SourceUnavailable, find_input_device
@@ -29,14 +28,9 @@ JOURNAL_FILE: Final = "journal.jsonl"
 
 
 def _settings(args: argparse.Namespace) -> Mapping[str, Any]:
-    from lockdown.config.settings import layer, load_organisation
+    from lockdown.config.settings import choose_organisation, layer
 
-    org_path = getattr(args, "organisation", None)
-    org = (
-        load_organisation(Path(org_path), required=True)
-        if org_path
-        else load_organisation(paths.organisation_file())
-    )
+    org = choose_organisation(getattr(args, "organisation", None))
     config_path = getattr(args, "config", None)
     if not config_path:
         return layer(org, {})

@@ -5,15 +5,18 @@ SHA-256 of the UTF-8 "SEB-JSON" of the settings dictionary (:func:`seb_json`). T
 algorithm gives a Lockdown exam configuration its CK, over the dictionary of the options
 the configuration sets (dotted option names -> validated values, see :func:`config_key`).
 
-The **Browser Exam Key** (BEK) identifies the browser build together with the config. Ours
-is (documented for IT staff in ``docs/exam-keys.md``)::
+The **Browser Exam Key** (BEK) covers what the exam enforces on this computer: the build,
+the isolation mode of the display and the layered effective settings (defaults <
+organisation file < exam), so any local change to what is enforced changes the key the
+exam server checks. Ours is (documented for IT staff in ``docs/exam-keys.md``)::
 
     BEK = hex(HMAC-SHA256(key = examKeySalt bytes,
-                          msg = "Lockdown BEK v1\\n" + version + "\\n" + build identity
-                                + "\\n" + CK))
+                          msg = "Lockdown BEK v2" LF version LF "build: " kind LF identity
+                                LF "isolation: " mode LF "settings: " settings-hash LF CK))
 
-where the build identity is the SHA-256 over the package's own source files
-(:func:`build_identity`), deterministic per release.
+where kind is ``installed`` or ``development``, identity the SHA-256 over the shipped code
+and resources (:mod:`lockdown.build`), and the settings hash the SHA-256 of the SEB-JSON
+of the enforced effective settings (:func:`settings_hash`).
 
 For a request to ``url`` (its ``#fragment`` removed) the client sends
 ``X-SafeExamBrowser-ConfigKeyHash = sha256hex(url + CK)`` and
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import functools
 import getpass
 import hashlib
 import hmac
@@ -37,20 +39,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from lockdown import __version__, log
-from lockdown.config.settings import ConfigError
+from lockdown.build import Build
+from lockdown.build import current as current_build
+from lockdown.config.settings import ConfigError, Organisation, layer
 
 if TYPE_CHECKING:
     from lockdown.config.seb import SebConfig
 
 #: Removed from dictionaries at every level before hashing (SEB writes its own version there).
 ORIGINATOR_VERSION: Final = "originatorVersion"
-#: The file a packaged build ships when its ``.py`` sources are not on disk (frozen bundles).
-BUILD_IDENTITY_FILE: Final = "build-identity.txt"
-BEK_LABEL: Final = "Lockdown BEK v1"
+BEK_LABEL: Final = "Lockdown BEK v2"
 MAX_DEPTH: Final = 64
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
-PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent
 
 
 # -- SEB-JSON and the Config Key ----------------------------------------------------------
@@ -147,55 +147,49 @@ def config_key(settings: Mapping[str, Any]) -> str:
 
 # -- the Browser Exam Key -----------------------------------------------------------------
 
-
-def _identity_of(root: Path) -> str | None:
-    files = sorted(
-        (p for p in root.rglob("*.py") if "__pycache__" not in p.parts),
-        key=lambda p: p.relative_to(root).as_posix(),
-    )
-    if not files:
-        return None
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).hexdigest().encode("ascii") + b"\n")
-    return digest.hexdigest()
+#: Isolation modes of the exam display. "shared": the candidate's own desktop (today the
+#: only one); the Linux display-isolation work adds "isolated" (a display of its own).
+ISOLATION_MODES: Final = ("shared",)
+#: Options that decide which configurations load, not what the exam enforces; the salt
+#: is the HMAC key itself. Every other effective option is covered by the key.
+_NOT_ENFORCED_PREFIXES: Final = ("config.",)
+_NOT_ENFORCED: Final = frozenset({"browser.exam_key_salt"})
 
 
-def build_identity(root: Path | None = None) -> str:
-    """SHA-256 hex over the package's own ``.py`` files (path and content hash of each).
+def enforced_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The effective options that decide what the exam enforces (see :data:`_NOT_ENFORCED`)."""
+    return {
+        key: value
+        for key, value in settings.items()
+        if key not in _NOT_ENFORCED and not key.startswith(_NOT_ENFORCED_PREFIXES)
+    }
 
-    A frozen bundle without sources ships ``build-identity.txt`` (computed from the same
-    sources at build time) in the package folder; that file wins when present.
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """SHA-256 hex of the SEB-JSON of the enforced effective settings (defaults included)."""
+    return config_key(enforced_settings(settings))
+
+
+def isolation_modes(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """The isolation modes an exam with these settings may run in (one key each)."""
+    del settings  # the display-isolation option comes with the Linux isolation work
+    return ISOLATION_MODES
+
+
+def browser_exam_key(
+    config_key: str,
+    salt_hex: str,
+    *,
+    settings: str,
+    mode: str,
+    build: Build | None = None,
+) -> str:
+    """Our Browser Exam Key: HMAC-SHA256 keyed with the salt over what is enforced.
+
+    The message is ``"Lockdown BEK v2"``, the version, ``build: installed|development``,
+    the build identity, ``isolation: MODE``, ``settings: HASH`` (:func:`settings_hash`
+    of the layered effective settings) and the Config Key, one per line.
     """
-    if root is None:
-        return _default_build_identity()
-    return _compute_identity(root)
-
-
-def _compute_identity(root: Path) -> str:
-    shipped = root / BUILD_IDENTITY_FILE
-    if shipped.is_file():
-        text = shipped.read_text(encoding="ascii", errors="replace").strip().lower()
-        if _HEX64.fullmatch(text):
-            return text
-        log.config.warning("%s is not a SHA-256; computing the build identity", shipped)
-    identity = _identity_of(root)
-    if identity is None:
-        log.config.warning("No package sources under %s; the Browser Exam Key is weak", root)
-        return hashlib.sha256(f"lockdown {__version__}".encode()).hexdigest()
-    return identity
-
-
-@functools.cache
-def _default_build_identity() -> str:
-    identity = _compute_identity(PACKAGE_ROOT)
-    log.config.debug("Build identity %s", identity)
-    return identity
-
-
-def browser_exam_key(config_key: str, salt_hex: str, *, identity: str | None = None) -> str:
-    """Our Browser Exam Key: HMAC-SHA256 keyed with the salt over version, build and CK."""
     if len(salt_hex) % 2:
         raise ConfigError(
             f"exam key salt {salt_hex[:16]!r}… has an odd number of hex digits; "
@@ -208,8 +202,18 @@ def browser_exam_key(config_key: str, salt_hex: str, *, identity: str | None = N
             f"exam key salt {salt_hex[:16]!r} is not hexadecimal; "
             "ask your exam organiser for a correct configuration"
         ) from None
-    build = identity if identity is not None else build_identity()
-    message = f"{BEK_LABEL}\n{__version__}\n{build}\n{config_key}".encode()
+    this = build if build is not None else current_build()
+    message = "\n".join(
+        (
+            BEK_LABEL,
+            this.version,
+            f"build: {this.kind}",
+            this.identity,
+            f"isolation: {mode}",
+            f"settings: {settings}",
+            config_key,
+        )
+    ).encode()
     return hmac.new(salt, message, hashlib.sha256).hexdigest()
 
 
@@ -225,24 +229,39 @@ class ExamKeys:
 
     config_key: str
     browser_exam_key: str
+    #: the isolation mode the Browser Exam Key was derived for
+    mode: str = "shared"
+    #: :func:`settings_hash` of the effective settings it covers
+    settings_hash: str = ""
 
     def hashes_for(self, url: str) -> tuple[str, str]:
         """(``X-SafeExamBrowser-ConfigKeyHash``, ``X-SafeExamBrowser-RequestHash``) for ``url``."""
         return url_hash(url, self.config_key), url_hash(url, self.browser_exam_key)
 
 
-def keys_for_values(values: Mapping[str, Any], salt_hex: str) -> ExamKeys:
-    """Keys of a Lockdown exam configuration, from the option values it sets."""
-    ck = config_key(values)
-    return ExamKeys(config_key=ck, browser_exam_key=browser_exam_key(ck, salt_hex))
-
-
-def keys_for_seb(cfg: SebConfig) -> ExamKeys:
-    """Keys of a loaded ``.seb`` file (salt from its ``examKeySalt``)."""
-    salt = str(cfg.values.get("browser.exam_key_salt", ""))
-    return ExamKeys(
-        config_key=cfg.config_key, browser_exam_key=browser_exam_key(cfg.config_key, salt)
+def exam_keys(
+    config_key: str, settings: Mapping[str, Any], *, mode: str, build: Build | None = None
+) -> ExamKeys:
+    """The keys of an exam whose effective (layered) settings are ``settings``."""
+    digest = settings_hash(settings)
+    bek = browser_exam_key(
+        config_key,
+        str(settings.get("browser.exam_key_salt", "")),
+        settings=digest,
+        mode=mode,
+        build=build,
     )
+    return ExamKeys(config_key, bek, mode, digest)
+
+
+def keys_for_values(values: Mapping[str, Any], settings: Mapping[str, Any], mode: str) -> ExamKeys:
+    """Keys of a Lockdown exam configuration: its option values, the effective settings."""
+    return exam_keys(config_key(values), settings, mode=mode)
+
+
+def keys_for_seb(cfg: SebConfig, settings: Mapping[str, Any], mode: str) -> ExamKeys:
+    """Keys of a loaded ``.seb`` file (the Config Key over the file alone, as SEB's)."""
+    return exam_keys(cfg.config_key, settings, mode=mode)
 
 
 # -- `lockdown config keys FILE` ----------------------------------------------------------
@@ -265,26 +284,54 @@ def _password_source(given: str | None, origin: str) -> Callable[[int], str | No
     return ask
 
 
-def keys_for_file(path: Path, *, password: Callable[[int], str | None]) -> ExamKeys:
-    """Keys of a ``.seb`` file or a Lockdown exam configuration (told apart by content)."""
+def keys_for_file(
+    path: Path,
+    *,
+    password: Callable[[int], str | None],
+    organisation: Organisation | None = None,
+) -> list[ExamKeys]:
+    """Keys of a ``.seb`` file or a Lockdown exam configuration, one per isolation mode.
+
+    The Browser Exam Keys are those of this build with ``organisation`` (the defaults
+    when None) layered under the file's options.
+    """
     from lockdown.config import examfile, seb
 
+    org = organisation if organisation is not None else Organisation()
     data = examfile.read_file(path)
     origin = str(path)
     if path.suffix.lower() == ".seb" or seb.looks_like_seb(data):
-        return keys_for_seb(seb.load_seb(data, origin=origin, password=password))
-    body, _ = examfile.split_signature(data)
-    _, values = examfile.parse_body(body, origin=origin)
+        cfg = seb.load_seb(data, origin=origin, password=password)
+        config, values = cfg.config_key, cfg.values
+    else:
+        body, _ = examfile.split_signature(data)
+        _, values = examfile.parse_body(body, origin=origin)
+        config = config_key(values)
+    settings = layer(org, values)
     try:
-        return keys_for_values(values, str(values.get("browser.exam_key_salt", "")))
+        return [exam_keys(config, settings, mode=mode) for mode in isolation_modes(settings)]
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
 
 
 def main_keys(args: argparse.Namespace) -> int:
-    """``lockdown config keys FILE [--password PW]``: print the two keys, labelled."""
+    """``lockdown config keys FILE``: the Config Key, then one Browser Exam Key per mode.
+
+    Each Browser Exam Key is labelled with the isolation mode and the build it belongs
+    to: an exam server should accept each of them for this organisation file.
+    """
+    from lockdown.config.settings import choose_organisation
+
     path = Path(args.file)
-    keys = keys_for_file(path, password=_password_source(args.password, str(path)))
-    print(f"Config Key: {keys.config_key}")
-    print(f"Browser Exam Key: {keys.browser_exam_key}")
+    organisation = choose_organisation(getattr(args, "organisation", None))
+    all_keys = keys_for_file(
+        path, password=_password_source(args.password, str(path)), organisation=organisation
+    )
+    this = current_build()
+    print(f"Config Key: {all_keys[0].config_key}")
+    for keys in all_keys:
+        print(
+            f"Browser Exam Key ({keys.mode} display, {this.kind} build "
+            f"{this.identity[:12]}): {keys.browser_exam_key}"
+        )
     return 0

@@ -80,6 +80,43 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Organisation file only.",
         exam=False,
     ),
+    Option(
+        "config.plain_http_hosts",
+        List(Str(r"[A-Za-z0-9.\-]{1,253}", "a host name")),
+        (),
+        "Hosts besides this computer that lockdown:// links may download an exam "
+        "configuration from over plain http (each such download is journalled). "
+        "Organisation file only.",
+        exam=False,
+    ),
+    # -- network ----------------------------------------------------------------------
+    Option(
+        "network.proxy",
+        Url(),
+        "",
+        "Proxy for Lockdown's own downloads (exam configurations); empty: none. Proxy "
+        "settings in the environment are never used. Organisation file only.",
+        exam=False,
+    ),
+    Option(
+        "network.ca_certificates",
+        Str(max_length=4096),
+        "",
+        "A PEM file of extra certificate authorities trusted for Lockdown's own downloads, "
+        "besides the built-in ones; empty: none. Certificate settings in the environment "
+        "are never used. Organisation file only.",
+        exam=False,
+    ),
+    # -- accessibility ----------------------------------------------------------------
+    Option(
+        "accessibility.assistive_technology",
+        Bool(),
+        False,
+        "Let assistive technology (screen readers, on-screen keyboards) reach the exam "
+        "through the accessibility bus. Off, no program can read or write page text that "
+        "way. Organisation file only.",
+        exam=False,
+    ),
     # -- browser --------------------------------------------------------------------
     Option("browser.start_url", Url(), "", "The page the exam starts on."),
     Option(

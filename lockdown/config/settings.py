@@ -8,8 +8,9 @@ configuration may set only options declared ``exam=True``. The resulting
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -75,6 +76,12 @@ class Organisation:
     values: Mapping[str, Any] = field(default_factory=dict)
     locked: frozenset[str] = frozenset()
     path: Path | None = None
+    #: SHA-256 (hex) of the file's bytes, None without a file
+    sha256: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        """Where the organisation layer came from, for the journal."""
+        return {"path": str(self.path) if self.path else None, "sha256": self.sha256}
 
     @property
     def trusted_keys(self) -> tuple[str, ...]:
@@ -113,8 +120,21 @@ def parse_organisation(data: bytes, *, origin: str) -> Organisation:
     return Organisation(values=MappingProxyType(values), locked=frozenset(locked_raw))
 
 
-def load_organisation(path: Path, *, required: bool = False) -> Organisation:
-    """Read the organisation file; a missing default file means an unmanaged machine."""
+def load_organisation(
+    path: Path, *, required: bool = False, problem: Callable[[Path], str | None] | None = None
+) -> Organisation:
+    """Read the organisation file; a missing default file means an unmanaged machine.
+
+    ``problem`` (the system file's trust check) says why the file cannot have come from
+    IT staff (owned by another user, writable by others…): it is then refused.
+    """
+    why = problem(path) if problem is not None else None
+    if why is not None:
+        raise ConfigError(
+            f"{path}: refused: {why}; the organisation file and the folders above it must "
+            "be owned by root (Administrators on Windows) and writable by nobody else — ask "
+            "IT staff to fix the ownership and permissions (chown root:root, chmod go-w)"
+        )
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -130,7 +150,27 @@ def load_organisation(path: Path, *, required: bool = False) -> Organisation:
             "ask IT staff to check its permissions"
         ) from None
     org = parse_organisation(data, origin=str(path))
-    return Organisation(values=org.values, locked=org.locked, path=path)
+    digest = hashlib.sha256(data).hexdigest()
+    return Organisation(values=org.values, locked=org.locked, path=path, sha256=digest)
+
+
+def choose_organisation(explicit: str | None) -> Organisation:
+    """The organisation layer of this run.
+
+    ``explicit`` (``--organisation FILE``) or a development build's override variable
+    name a file that must exist; otherwise the system file of this OS, refused unless
+    only administrators can change it.
+    """
+    from lockdown import paths
+    from lockdown.platform.trust import system_trust
+
+    if explicit:
+        return load_organisation(Path(explicit), required=True)
+    override = paths.organisation_override()
+    if override is not None:
+        return load_organisation(override, required=True)
+    trust = system_trust()
+    return load_organisation(Path(trust.organisation_file()), problem=trust.file_problem)
 
 
 class Settings(Mapping[str, Any]):

@@ -121,15 +121,12 @@ def demo_values(site: DemoSite) -> dict[str, Any]:
 
 
 def demo_exam(site: DemoSite) -> LoadedExam:
-    values = demo_values(site)
-    keys = None
-    try:
-        from lockdown.config import examkeys
+    from lockdown.config import examkeys
 
-        keys = examkeys.keys_for_values(values, "")
-    except ImportError:  # pragma: no cover - lands with the config package
-        keys = None
-    return LoadedExam(layer(Organisation(), values), keys, "demo", "Demo exam", "lockdown")
+    values = demo_values(site)
+    settings = layer(Organisation(), values)
+    keys = examkeys.keys_for_values(values, settings, examkeys.ISOLATION_MODES[0])
+    return LoadedExam(settings, keys, "demo", "Demo exam", "lockdown", Organisation())
 
 
 @dataclass

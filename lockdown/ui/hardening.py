@@ -9,6 +9,7 @@ what it removed) and must run before the first web engine profile is made.
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Final
 
@@ -80,3 +81,28 @@ def sandbox_state(environ: Mapping[str, str], *, euid: int) -> str:
             "--no-sandbox); remove that setting and start Lockdown again"
         )
     return "off" if off else "on"
+
+
+#: Variables that switch Qt's accessibility bridge on, or point it at a bus.
+_ACCESSIBILITY_VARIABLES: Final = ("QT_LINUX_ACCESSIBILITY_ALWAYS_ON", "AT_SPI_BUS_ADDRESS")
+#: Where the bridge looks for the accessibility bus when it is off: nowhere.
+NO_ACCESSIBILITY_BUS: Final = "unix:path=/nonexistent/lockdown-accessibility-off"
+
+
+def accessibility(settings: Mapping[str, object], environ: MutableMapping[str, str]) -> bool:
+    """Switch Qt's accessibility bridge off unless the organisation enables it.
+
+    Any client on the session bus can turn the AT-SPI bridge on and then read or write
+    page text through it. Off (the default), the bridge is pointed at a bus that does not
+    exist, so it never watches the session bus, and the candidate's variables that force
+    it on are removed. Must run before the QApplication is made. Returns whether
+    assistive technology may reach the exam.
+    """
+    enabled = bool(settings.get("accessibility.assistive_technology", False))
+    if enabled:
+        return True
+    for name in _ACCESSIBILITY_VARIABLES:
+        environ.pop(name, None)
+    if sys.platform.startswith("linux"):
+        environ["AT_SPI_BUS_ADDRESS"] = NO_ACCESSIBILITY_BUS
+    return False

@@ -14,9 +14,10 @@ from types import MappingProxyType
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lockdown import __version__, cli
+from lockdown import __version__, build, cli
+from lockdown.build import Build
 from lockdown.config import examfile, examkeys, seb
-from lockdown.config.settings import ConfigError
+from lockdown.config.settings import ConfigError, Organisation, layer
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "seb"
 ROOT = Path(__file__).resolve().parents[3]
@@ -87,7 +88,7 @@ def test_lockdown_config_key_is_over_the_options_it_sets() -> None:
     expected = (DATA / "exam.toml.sebjson.txt").read_text(encoding="utf-8")
     assert examkeys.seb_json(values) == expected
     assert hashlib.sha256(expected.encode()).hexdigest() == TOML_CK
-    keys = examkeys.keys_for_values(values, "00ff")
+    keys = examkeys.keys_for_values(values, layer(Organisation(), values), "shared")
     assert keys.config_key == TOML_CK
 
 
@@ -99,7 +100,7 @@ def test_signature_and_exam_metadata_do_not_change_the_config_key(tmp_path: Path
     renamed.write_bytes(body.replace(b'"Physics final"', b'"Physics resit"'))
     for path in (signed, renamed):
         keys = examkeys.keys_for_file(path, password=lambda _: None)
-        assert keys.config_key == TOML_CK
+        assert keys[0].config_key == TOML_CK
 
 
 def test_changing_an_option_changes_the_config_key(tmp_path: Path) -> None:
@@ -107,73 +108,115 @@ def test_changing_an_option_changes_the_config_key(tmp_path: Path) -> None:
     changed.write_bytes(
         (DATA / "exam.toml").read_bytes().replace(b"max_displays = 2", b"max_displays = 3")
     )
-    assert examkeys.keys_for_file(changed, password=lambda _: None).config_key != TOML_CK
+    assert examkeys.keys_for_file(changed, password=lambda _: None)[0].config_key != TOML_CK
 
 
 # -- Browser Exam Key ---------------------------------------------------------------------
 
 
+BUILD = Build("installed", __version__, "ab" * 32, "test")
+
+
 def test_browser_exam_key_is_the_documented_hmac() -> None:
-    identity = "ab" * 32
-    message = f"Lockdown BEK v1\n{__version__}\n{identity}\n{SEB_CK}".encode()
+    message = "\n".join(
+        [
+            "Lockdown BEK v2",
+            __version__,
+            "build: installed",
+            "ab" * 32,
+            "isolation: shared",
+            "settings: " + "cd" * 32,
+            SEB_CK,
+        ]
+    ).encode()
     expected = hmac.new(bytes(range(32)), message, hashlib.sha256).hexdigest()
-    assert examkeys.browser_exam_key(SEB_CK, bytes(range(32)).hex(), identity=identity) == expected
+    salt = bytes(range(32)).hex()
+    kwargs = {"settings": "cd" * 32, "mode": "shared", "build": BUILD}
+    assert examkeys.browser_exam_key(SEB_CK, salt, **kwargs) == expected  # type: ignore[arg-type]
     # upper-case salt digits are the same salt
-    assert (
-        examkeys.browser_exam_key(SEB_CK, bytes(range(32)).hex().upper(), identity=identity)
-        == expected
-    )
+    assert examkeys.browser_exam_key(SEB_CK, salt.upper(), **kwargs) == expected  # type: ignore[arg-type]
 
 
-def test_browser_exam_key_depends_on_salt_config_and_build() -> None:
-    base = examkeys.browser_exam_key(SEB_CK, "00ff", identity="1" * 64)
-    assert examkeys.browser_exam_key(SEB_CK, "00fe", identity="1" * 64) != base
-    assert examkeys.browser_exam_key(TOML_CK, "00ff", identity="1" * 64) != base
-    assert examkeys.browser_exam_key(SEB_CK, "00ff", identity="2" * 64) != base
-    assert examkeys.browser_exam_key(SEB_CK, "00ff") == examkeys.browser_exam_key(
-        SEB_CK, "00ff", identity=examkeys.build_identity()
-    )
+def _bek(ck: str = SEB_CK, salt: str = "00ff", **changes: object) -> str:
+    kwargs: dict[str, object] = {"settings": "1" * 64, "mode": "shared", "build": BUILD}
+    kwargs.update(changes)
+    return examkeys.browser_exam_key(ck, salt, **kwargs)  # type: ignore[arg-type]
+
+
+def test_browser_exam_key_depends_on_salt_config_build_mode_and_settings() -> None:
+    base = _bek()
+    assert _bek(salt="00fe") != base
+    assert _bek(ck=TOML_CK) != base
+    assert _bek(build=Build("installed", __version__, "ef" * 32, "test")) != base
+    assert _bek(build=Build("development", __version__, "ab" * 32, "test")) != base
+    assert _bek(mode="isolated") != base
+    assert _bek(settings="2" * 64) != base
+    assert _bek() == base
 
 
 @pytest.mark.parametrize("salt", ["abc", "zz"])
 def test_bad_salt_is_a_config_error(salt: str) -> None:
     with pytest.raises(ConfigError, match="salt"):
-        examkeys.browser_exam_key(SEB_CK, salt)
+        _bek(salt=salt)
 
 
-def _tree(root: Path, files: dict[str, bytes]) -> Path:
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    return root
+def _keys(org: Organisation, values: dict[str, object] | None = None) -> examkeys.ExamKeys:
+    exam = {"browser.start_url": "https://exam.example.org/", **(values or {})}
+    return examkeys.keys_for_values(exam, layer(org, exam), "shared")
 
 
-def test_build_identity_covers_paths_and_contents_of_the_sources(tmp_path: Path) -> None:
-    files = {"pkg/__init__.py": b"x = 1\n", "pkg/sub/mod.py": b"y = 2\n"}
-    first = examkeys.build_identity(_tree(tmp_path / "a", files))
-    assert first == examkeys.build_identity(_tree(tmp_path / "b", files))
-    assert len(first) == 64
-    noise = {**files, "pkg/__pycache__/mod.cpython-311.py": b"junk", "pkg/data.txt": b"z"}
-    assert examkeys.build_identity(_tree(tmp_path / "c", noise)) == first
-    edited = {**files, "pkg/sub/mod.py": b"y = 3\n"}
-    assert examkeys.build_identity(_tree(tmp_path / "d", edited)) != first
-    moved = {"pkg/__init__.py": b"x = 1\n", "pkg/other/mod.py": b"y = 2\n"}
-    assert examkeys.build_identity(_tree(tmp_path / "e", moved)) != first
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("guards.prohibited_apps", "allow"),
+        ("guards.keyboard_lock", False),
+        ("guards.focus", False),
+        ("guards.clipboard", "allow"),
+        ("guards.screenshots", False),
+        ("browser.url_filter", False),
+        ("accessibility.assistive_technology", True),
+        ("proctoring.spool_max_mb", 100),
+    ],
+)
+def test_an_enforced_organisation_option_changes_the_browser_exam_key(
+    option: str, value: object
+) -> None:
+    plain = _keys(Organisation())
+    changed = _keys(Organisation(values={option: value}))
+    assert changed.config_key == plain.config_key  # the Config Key is the file's alone
+    assert changed.browser_exam_key != plain.browser_exam_key
+    assert changed.settings_hash != plain.settings_hash
 
 
-def test_shipped_build_identity_file_wins(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {"mod.py": b"x = 1\n", "build-identity.txt": b"AB" * 32 + b"\n"})
-    assert examkeys.build_identity(root) == "ab" * 32
-    (root / "build-identity.txt").write_text("not a hash")
-    assert examkeys.build_identity(root) == examkeys.build_identity(
-        _tree(tmp_path / "plain", {"mod.py": b"x = 1\n"})
+def test_what_is_not_enforced_leaves_the_browser_exam_key_alone() -> None:
+    plain = _keys(Organisation()).browser_exam_key
+    trusted = ("ed25519:" + "A" * 43 + "=",)
+    # which files may load is not what the exam enforces
+    assert _keys(Organisation(values={"config.trusted_keys": trusted})).browser_exam_key == plain
+    assert _keys(Organisation(values={"config.allow_seb": False})).browser_exam_key == plain
+    # an organisation value equal to the default, or one the exam sets back, changes nothing
+    assert _keys(Organisation(values={"guards.focus": True})).browser_exam_key == plain
+    exam = {"guards.focus": True}
+    assert (
+        _keys(Organisation(values={"guards.focus": False}), exam).browser_exam_key
+        == _keys(Organisation(), exam).browser_exam_key
     )
 
 
-def test_build_identity_of_the_installed_package_is_stable() -> None:
-    assert examkeys.build_identity() == examkeys.build_identity(examkeys.PACKAGE_ROOT)
-    assert examkeys.PACKAGE_ROOT == ROOT / "lockdown"
+def test_keys_for_seb_use_its_salt_and_the_config_key_of_the_file_alone() -> None:
+    cfg = seb.load_seb((DATA / "exam.plist.xml").read_bytes(), origin="v", password=lambda _: None)
+    settings = layer(Organisation(), cfg.values)
+    keys = examkeys.keys_for_seb(cfg, settings, "shared")
+    assert keys.config_key == SEB_CK
+    assert keys.browser_exam_key == examkeys.browser_exam_key(
+        SEB_CK, bytes(range(32)).hex(), settings=examkeys.settings_hash(settings), mode="shared"
+    )
+    org = Organisation(
+        values={"guards.screenshots": False}, locked=frozenset({"guards.screenshots"})
+    )
+    locked = layer(org, cfg.values)
+    other = examkeys.keys_for_seb(cfg, locked, "shared")
+    assert other.config_key == SEB_CK and other.browser_exam_key != keys.browser_exam_key
 
 
 # -- per-URL hashes -----------------------------------------------------------------------
@@ -191,19 +234,17 @@ def test_request_hash_example_from_the_reference() -> None:
     assert keys.hashes_for(url)[0] == hashlib.sha256((url + SEB_CK).encode()).hexdigest()
 
 
-def test_keys_for_seb_use_its_salt() -> None:
-    cfg = seb.load_seb((DATA / "exam.plist.xml").read_bytes(), origin="v", password=lambda _: None)
-    keys = examkeys.keys_for_seb(cfg)
-    assert keys.config_key == SEB_CK
-    assert keys.browser_exam_key == examkeys.browser_exam_key(SEB_CK, bytes(range(32)).hex())
-    assert keys == examkeys.ExamKeys(SEB_CK, keys.browser_exam_key)
-
-
 # -- `lockdown config keys` ---------------------------------------------------------------
 
 
-def _expected_lines(ck: str, salt: str) -> str:
-    return f"Config Key: {ck}\nBrowser Exam Key: {examkeys.browser_exam_key(ck, salt)}\n"
+def _expected_lines(path: Path, password: str | None) -> str:
+    all_keys = examkeys.keys_for_file(path, password=lambda _: password)
+    identity = build.current().identity[:12]
+    lines = [f"Config Key: {all_keys[0].config_key}"] + [
+        f"Browser Exam Key ({k.mode} display, development build {identity}): {k.browser_exam_key}"
+        for k in all_keys
+    ]
+    return "\n".join(lines) + "\n"
 
 
 @pytest.mark.parametrize(
@@ -220,8 +261,30 @@ def test_cli_prints_the_labelled_keys(
 ) -> None:
     assert cli.main(["config", "keys", str(DATA / name), *extra]) == 0
     out, err = capsys.readouterr()
-    assert out == _expected_lines(ck, salt)
+    assert out == _expected_lines(DATA / name, PASSWORD)
+    assert out.startswith(f"Config Key: {ck}\n")
     assert err == ""
+    keys = examkeys.keys_for_file(DATA / name, password=lambda _: PASSWORD)
+    assert [k.mode for k in keys] == list(examkeys.ISOLATION_MODES)
+    assert keys[0].browser_exam_key == _bek_of(ck, salt, keys[0].settings_hash)
+
+
+def _bek_of(ck: str, salt: str, settings: str) -> str:
+    return examkeys.browser_exam_key(ck, salt, settings=settings, mode="shared")
+
+
+def test_cli_keys_follow_the_organisation_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = DATA / "exam.toml"
+    assert cli.main(["config", "keys", str(path)]) == 0
+    plain = capsys.readouterr().out
+    org = tmp_path / "organisation.toml"
+    org.write_text("[settings.guards]\nscreenshots = false\n")
+    assert cli.main(["--organisation", str(org), "config", "keys", str(path)]) == 0
+    loosened = capsys.readouterr().out
+    assert plain.splitlines()[0] == loosened.splitlines()[0]  # the Config Key
+    assert plain.splitlines()[1] != loosened.splitlines()[1]  # the Browser Exam Key
 
 
 def test_cli_wrong_password_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -272,20 +335,6 @@ def test_cli_without_a_terminal_asks_for_password_flag() -> None:
     assert done.stdout == ""
     assert done.stderr.strip().endswith("there is no terminal to ask on; pass --password PASSWORD")
     assert done.stderr.count("\n") == 1
-
-
-def test_build_identity_is_deterministic_across_processes() -> None:
-    code = "from lockdown.config.examkeys import build_identity; print(build_identity())"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
-    assert out == examkeys.build_identity()
 
 
 def _run_on_a_terminal(args: list[str], answers: list[str]) -> tuple[int, str]:

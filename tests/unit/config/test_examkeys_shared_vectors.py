@@ -65,7 +65,7 @@ def test_cli_prints_the_listed_config_key(
     assert cli.main(["config", "keys", str(shared / name)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"Config Key: {CONFIG_KEYS[name]}"
-    assert lines[1].startswith("Browser Exam Key: ")
+    assert lines[1].startswith("Browser Exam Key (shared display, development build ")
     assert len(lines) == 2
 
 
