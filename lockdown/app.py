@@ -27,14 +27,13 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockdown import __version__, log
 from lockdown.config.settings import choose_organisation
 from lockdown.errors import UserError
-from lockdown.events import Event, EventSink, Journal
+from lockdown.events import Event, EventSink, Journal, record_refusal
 from lockdown.lifecycle.base import Operation, Outcome, Progress
 from lockdown.lifecycle.operations import KioskOperation
 from lockdown.lifecycle.sequence import OperationSequence
@@ -67,11 +66,6 @@ def qt_application() -> QApplication:
     app.setApplicationVersion(__version__)
     app.setQuitOnLastWindowClosed(False)
     return app
-
-
-def _journal_path(paths: Paths) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return paths.journals / f"session-{stamp}-{os.getpid()}.jsonl"
 
 
 def _progress(progress: Progress) -> None:
@@ -113,7 +107,7 @@ def run_session(
     sandbox = sandbox_state(os.environ, euid=getattr(os, "geteuid", lambda: 1)())
     app = qt_application()
     paths.ensure()
-    journal = Journal.open(_journal_path(paths))
+    journal = Journal.open(paths.new_journal())
     log.init.info("Journal at %s", journal.path)
     journal.append(Event("session.started", _started_record(exam, facts or {})))
     for name, values in exam.notes:
@@ -269,19 +263,6 @@ def _start_facts(args: argparse.Namespace, debugging: DebugState) -> dict[str, A
     }
 
 
-def _journal_refusal(paths: Paths, target: str, error: UserError) -> None:
-    """Keep a refused start in a journal of its own (nothing else was opened yet)."""
-    try:
-        paths.ensure()
-        journal = Journal.open(_journal_path(paths))
-        journal.append(
-            Event("session.refused", {"target": target[:2048], "reason": str(error)[:2048]})
-        )
-        journal.close()
-    except OSError:
-        log.init.exception("Cannot journal the refused start")
-
-
 class ProctoringStep:
     """Records the streams the exam switches on into an encrypted spool of the session.
 
@@ -399,7 +380,7 @@ def main_open(args: argparse.Namespace) -> int:
     except SecondInstance:
         raise
     except UserError as exc:
-        _journal_refusal(args.paths, args.target, exc)
+        record_refusal(args.paths, args.target, exc)
         raise
     del app
     facts = _start_facts(args, debugging)

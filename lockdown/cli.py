@@ -28,18 +28,24 @@ def _paths(args: argparse.Namespace) -> paths.Paths:
     return paths.default_paths()
 
 
-def _check_overrides(args: argparse.Namespace) -> list[object]:
-    """Refuse test overrides for the commands that run an exam in an installed build."""
+def _refuse_overrides(args: argparse.Namespace) -> list[object]:
+    """Refuse test overrides for the commands that run an exam in an installed build.
+
+    A refusal is journalled in the user's own data folder (never a temporary one).
+    """
     import os
 
     from lockdown import overrides
+    from lockdown.events import record_refusal
 
     if args.command not in ("open", "demo"):
         return []
-    found: list[object] = list(
-        overrides.check(args, os.environ, allow_temp_basedir=args.command == "demo")
-    )
-    return found
+    try:
+        found = overrides.check(args, os.environ, allow_temp_basedir=args.command == "demo")
+    except overrides.OverrideRefused as exc:
+        record_refusal(paths.default_paths(), getattr(args, "target", "demo"), exc)
+        raise
+    return list(found)
 
 
 def _organisation(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -333,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        args.overrides = _check_overrides(args)
+        args.overrides = _refuse_overrides(args)
         args.paths = _paths(args)
         code: int = args.func(args)
     except UserError as exc:

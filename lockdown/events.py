@@ -18,10 +18,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lockdown import log
 from lockdown.errors import UserError, VerificationFailed
+
+if TYPE_CHECKING:
+    from lockdown.paths import Paths
 
 GENESIS: Final = "0" * 64
 MAX_RECORD_BYTES: Final = 64 * 1024
@@ -209,3 +212,19 @@ def _appears_later(data: bytes, seq: int, after_line: int) -> bool:
 def read_records(path: Path) -> list[dict[str, Any]]:
     """Every record of a journal, in order (for tests and reports)."""
     return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def record_refusal(paths: Paths, target: str, error: Exception) -> None:
+    """Keep a refused start in a journal of its own (no session journal was opened yet).
+
+    Never raises: a start refused on a full disk is still refused, with its one line.
+    """
+    try:
+        paths.ensure()
+        journal = Journal.open(paths.new_journal())
+        journal.append(
+            Event("session.refused", {"target": target[:2048], "reason": str(error)[:2048]})
+        )
+        journal.close()
+    except OSError:
+        log.init.exception("Cannot journal the refused start")

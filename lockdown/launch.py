@@ -26,6 +26,7 @@ exits with one line.
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,7 +82,14 @@ class Target:
 
 
 def _is_loopback(host: str | None) -> bool:
-    return (host or "").lower().strip("[]") in LOOPBACK
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1); never a name that resolves."""
+    name = (host or "").lower().strip("[]")
+    if name in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def shown(text: str, limit: int = 200) -> str:

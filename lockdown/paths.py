@@ -33,6 +33,13 @@ class Paths:
         """Restore records of system changes, undone at the next start after a crash."""
         return self.state / "restore"
 
+    def new_journal(self) -> Path:
+        """The path of a new session journal (UTC time and process id in its name)."""
+        from datetime import UTC, datetime
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return self.journals / f"session-{stamp}-{os.getpid()}.jsonl"
+
     def ensure(self) -> None:
         for folder in (self.data, self.state, self.runtime, self.journals, self.spool):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)

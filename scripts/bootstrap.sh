@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   xvfb xauth xdotool xclip xsel openbox x11-xserver-utils x11-utils x11-xkb-utils
+  dbus-daemon dbus-bin at-spi2-core util-linux
   libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins sox ffmpeg espeak-ng openssl
   libnss3 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
   libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxcb-xfixes0 libxcb-sync1

@@ -3,6 +3,7 @@ refused, bad targets exit 2 with one line."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from lockdown import build
 from lockdown.events import read_records, verify
 from tests.integration.ui.tls import https_url, make_certificate, tls_server
 from tests.support.httpserver import LocalServer, Response
@@ -45,12 +47,13 @@ def lockdown(
     *argv: str,
     instance: str,
     env_extra: dict[str, str] | None = None,
+    org_extra: str = "",
 ) -> subprocess.Popen[str]:
     org = tmp_path / "organisation.toml"
     # This test machine is a virtual machine: the tests allow it (the default denies).
     org.write_text(
         "[settings]\nconfig.allow_unsigned = true\n"
-        'guards.virtual_machine = "allow"\nguards.remote_session = "allow"\n',
+        'guards.virtual_machine = "allow"\nguards.remote_session = "allow"\n' + org_extra,
         encoding="utf-8",
     )
     env = {**os.environ, "LOCKDOWN_INSTANCE_NAME": instance, **(env_extra or {})}
@@ -121,7 +124,8 @@ def test_exam_ends_through_its_quit_url_and_the_session_is_reverted(
         "/", "<p>exam</p><script>setTimeout(() => location.href = '/done', 800)</script>"
     )
     cfg = config(tmp_path, http_server.url("/"), http_server.url("/done"))
-    proc = lockdown(tmp_path, fresh_xserver, "open", str(cfg), instance=f"e2e-{uuid.uuid4().hex}")
+    instance = f"e2e-{uuid.uuid4().hex}"
+    proc = lockdown(tmp_path, fresh_xserver, "open", str(cfg), instance=instance)
     lines = wait_for_line(proc, "Page loaded")
     lines += wait_for_line(proc, "Session finished")
     assert proc.wait(30) == 0
@@ -137,6 +141,22 @@ def test_exam_ends_through_its_quit_url_and_the_session_is_reverted(
     tail = types[types.index("kiosk.ended") :]
     assert tail.index("guards.stopped") < tail.index("kiosk.closed")
     assert read_records(path)[-1]["payload"]["reason"] == "quit_url"
+    # the start says which build ran, where every setting came from and what it honoured
+    started = read_records(path)[0]["payload"]
+    org = tmp_path / "organisation.toml"
+    assert started["build"] == "development"
+    assert started["identity"] == build.compute_identity()
+    assert started["organisation"] == {
+        "path": str(org),
+        "sha256": hashlib.sha256(org.read_bytes()).hexdigest(),
+    }
+    assert sorted(started["overrides"]) == sorted(
+        [f"--organisation={org}", "--temp-basedir", f"LOCKDOWN_INSTANCE_NAME={instance}"]
+    )
+    assert len(started["settings_hash"]) == 64 and started["isolation"] == "shared"
+    assert started["debugging"]["denied"] is True
+    assert started["debugging"]["mechanism"] == "prctl(PR_SET_DUMPABLE, 0)"
+    assert started["accessibility"] is False
 
 
 def test_second_instance_is_refused_and_the_first_keeps_running(
@@ -319,7 +339,7 @@ def test_configuration_over_https_opens_the_exam(
             "open",
             target,
             instance=f"e2e-{uuid.uuid4().hex}",
-            env_extra={"REQUESTS_CA_BUNDLE": str(certificate[0])},
+            org_extra=f'network.ca_certificates = "{certificate[0]}"\n',
         )
         lines = wait_for_line(proc, "Session finished")
         assert proc.wait(30) == 0

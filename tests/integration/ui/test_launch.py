@@ -34,36 +34,42 @@ def https_server(certificate: tuple[Path, Path]) -> Iterator[LocalServer]:
     server.stop()
 
 
+def _trusting(certificate: tuple[Path, Path]) -> Organisation:
+    """An organisation whose file adds the test CA (the only way to add one)."""
+    return Organisation(values={"network.ca_certificates": str(certificate[0])})
+
+
 def test_fetch_downloads_a_configuration_over_tls(
-    https_server: LocalServer, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    https_server: LocalServer, certificate: tuple[Path, Path]
 ) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
     https_server.routes["/exam.toml"] = Response(body=b"format = 1\n", content_type="text/plain")
-    assert fetch(https_url(https_server, "/exam.toml")) == b"format = 1\n"
+    assert fetch(https_url(https_server, "/exam.toml"), _trusting(certificate)) == b"format = 1\n"
     assert [r.method for r in https_server.seen("/exam.toml")] == ["GET"]
 
 
 def test_fetch_refuses_an_untrusted_certificate_with_one_line(
-    https_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+    https_server: LocalServer, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    # the candidate's own CA bundle in the environment is never used
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.setenv(name, str(certificate[0]))
     url = https_url(https_server, "/exam.toml")
     with pytest.raises(LaunchError) as caught:
         fetch(url)
     message = str(caught.value)
     assert message.startswith(url) and "SSL error" in message and "\n" not in message
+    https_server.routes["/exam.toml"] = Response(body=b"format = 1\n")
+    assert fetch(url, _trusting(certificate)) == b"format = 1\n"  # positive control
 
 
 def test_fetch_refuses_a_body_larger_than_a_configuration(
-    https_server: LocalServer, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    https_server: LocalServer, certificate: tuple[Path, Path]
 ) -> None:
     from lockdown.launch import MAX_DOWNLOAD
 
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate[0]))
     https_server.routes["/big"] = Response(body=b"x" * (MAX_DOWNLOAD + 1))
     with pytest.raises(LaunchError, match="larger than an exam configuration"):
-        fetch(https_url(https_server, "/big"))
+        fetch(https_url(https_server, "/big"), _trusting(certificate))
 
 
 def type_text(field: QLineEdit, value: str) -> None:
