@@ -295,17 +295,28 @@ def test_untrusted_args_take_exactly_one_link_that_is_not_an_option(
     assert len(server.seen("/e.toml")) == 1
 
 
-def test_proxy_from_the_environment_is_never_used(machine: Machine, server: LocalServer) -> None:
-    proxy = LocalServer().start()
+def test_proxy_from_the_environment_is_never_used(machine: Machine, tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path)
+    https = tls_server(cert, key)
+    proxy = LocalServer().start()  # records the CONNECT a proxied https download sends
     try:
-        env = {name: proxy.url("/") for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY")}
-        link = f"lockdown://127.0.0.1:{server.port}/e.toml"
+        https.routes["/e.toml"] = Response(body=EXAM)
+        env = {
+            name: proxy.url("/")
+            for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY")
+        }
+        machine.write_organisation(ORG_OK + f'network.ca_certificates = "{cert}"\n')
+        link = https_url(https, "/e.toml").replace("https://", "lockdowns://")
         _one_line_refusal(machine.run("open", link, env=env), "not signed")
         assert proxy.requests == []
-        assert len(server.seen("/e.toml")) == 1
+        assert len(https.seen("/e.toml")) == 1
         # positive control: the organisation's proxy is used
-        machine.write_organisation(ORG_OK + f'network.proxy = "{proxy.url("/")}"\n')
-        machine.run("open", link)
-        assert [r.path for r in proxy.requests] == [server.url("/e.toml")]
+        machine.write_organisation(
+            ORG_OK + f'network.ca_certificates = "{cert}"\nnetwork.proxy = "{proxy.url("/")}"\n'
+        )
+        _one_line_refusal(machine.run("open", link), "cannot download")
+        assert [r.method for r in proxy.requests] == ["CONNECT"]
+        assert proxy.requests[0].path == f"127.0.0.1:{https.port}"
     finally:
         proxy.stop()
+        https.stop()
