@@ -157,8 +157,8 @@ def load_organisation(
 def choose_organisation(explicit: str | None) -> Organisation:
     """The organisation layer of this run.
 
-    ``explicit`` (``--organisation FILE``) or a development build's override variable
-    name a file that must exist; otherwise the system file of this OS, refused unless
+    ``explicit`` (``--organisation FILE``) names a file that must exist; a development
+    build's override variable stands in for the system file; otherwise the system file of this OS, refused unless
     only administrators can change it.
     """
     from lockdown import paths
@@ -167,8 +167,8 @@ def choose_organisation(explicit: str | None) -> Organisation:
     if explicit:
         return load_organisation(Path(explicit), required=True)
     override = paths.organisation_override()
-    if override is not None:
-        return load_organisation(override, required=True)
+    if override is not None:  # missing: an unmanaged machine, as for the system file
+        return load_organisation(override)
     trust = system_trust()
     return load_organisation(Path(trust.organisation_file()), problem=trust.file_problem)
 

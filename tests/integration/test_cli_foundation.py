@@ -120,7 +120,7 @@ def test_journal_verify_intact_and_edited(tmp_path: Path) -> None:
 
 
 def test_version_and_settings_reference(tmp_path: Path) -> None:
-    assert run("--version", cwd=tmp_path).stdout.strip() == f"lockdown {__version__}"
+    assert run("--version", cwd=tmp_path).stdout.startswith(f"lockdown {__version__} (development")
     assert run("settings", cwd=tmp_path).stdout == render()
 
 
