@@ -28,7 +28,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from lockdown import __version__, log
 from lockdown.config.settings import choose_organisation
@@ -73,6 +73,12 @@ def _progress(progress: Progress) -> None:
     log.init.debug("%s %s%s", progress.phase.value, progress.name, outcome)
 
 
+#: How long each operation may take to wind down before the revert goes on regardless.
+WIND_DOWN_DEADLINE_S: Final = 20.0
+#: What the candidate reads while an operation winds down (text id by operation name).
+WIND_DOWN_TEXTS: Final = {"proctoring": "session.saving_recording"}
+
+
 def run_session(
     exam: LoadedExam,
     paths: Paths,
@@ -83,155 +89,305 @@ def run_session(
     single_instance: bool = True,
     show_message: Callable[[str], None] | None = None,
 ) -> int:
-    """Run one exam session in the Qt loop; returns the exit code.
+    """Run one exam session in the Qt loop; returns the exit code (see :class:`Session`)."""
+    session = Session(
+        exam,
+        paths,
+        removed_debugging=removed_debugging or [],
+        facts=facts or {},
+        single_instance=single_instance,
+        show_message=show_message or _message_box,
+    )
+    return session.run(journey)
 
-    When the exam cannot start (a guard refused: a virtual machine, too many screens, a
-    prohibited app left running…) the reason is journalled, printed as one line and shown
-    to the candidate through ``show_message`` (a message box by default); exit code 1.
+
+class Session:
+    """One exam session, in four phases that read as a list:
+
+    1. **start** — open the journal, build the kiosk and the operations, perform the
+       sequence (system guards, recording, kiosk, desktop guards). A refused start
+       (a virtual machine, too many screens, a prohibited app left running…) is journalled,
+       printed as one line and shown to the candidate; exit code 1. A SIGTERM during the
+       start (a dialog may be open) cancels it: no further operation starts.
+    2. **run** — the exam in its own ``QEventLoop`` until the kiosk ends (quit URL, quit
+       button or password, SIGTERM).
+    3. **wind down** — with every lock still on, each operation finishes its work off the
+       GUI thread (the recording's last segments), while the kiosk says what happens, each
+       within :data:`WIND_DOWN_DEADLINE_S`.
+    4. **revert** — the sequence reverts in reverse order, the journal closes.
+
+    An exception anywhere after the start still winds down and reverts.
     """
-    from PySide6.QtCore import QEvent, QEventLoop, QTimer
-    from PySide6.QtWidgets import QApplication
 
-    from lockdown.guards.clipboard import install_clipboard_isolation
-    from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
-    from lockdown.guards.policy import SystemGuardsOperation
-    from lockdown.guards.restore import RestoreLog, undo_leftovers
-    from lockdown.launch import InstanceServer, check_startable
-    from lockdown.platform.factory import desktop_platform
-    from lockdown.texts import text
-    from lockdown.ui.bridge import Bridge
-    from lockdown.ui.kiosk import Kiosk
-    from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
+    def __init__(
+        self,
+        exam: LoadedExam,
+        paths: Paths,
+        *,
+        removed_debugging: list[str],
+        facts: Mapping[str, Any],
+        single_instance: bool,
+        show_message: Callable[[str], None],
+    ) -> None:
+        self.exam = exam
+        self.paths = paths
+        self._removed = removed_debugging
+        self._facts = facts
+        self._single_instance = single_instance
+        self._show_message = show_message
+        self._reason = ""
+        self._terminating = False
+        self._running = False
+        self.code = 0
 
-    check_startable(exam.settings, exam.origin)
-    sandbox = sandbox_state(os.environ, euid=getattr(os, "geteuid", lambda: 1)())
-    app = qt_application()
-    paths.ensure()
-    journal = Journal.open(paths.new_journal())
-    log.init.info("Journal at %s", journal.path)
-    journal.append(Event("session.started", _started_record(exam, facts or {})))
-    for name, values in exam.notes:
-        journal.append(Event(name, values))
-    if sandbox == "off":
-        log.init.warning("The web engine sandbox is off (running as root: tests or CI only)")
-        journal.append(Event("kiosk.sandbox_off", {"reason": "running as root"}))
-    for item in removed_debugging or ():
-        journal.append(Event("kiosk.remote_debugging_refused", {"removed": item}))
-        log.init.warning("Remote debugging refused: removed %s", item)
-    bridge = Bridge()
-    server: InstanceServer | None = None
-    if single_instance:
-        server = InstanceServer()
-        server.listen()
-    downloads = paths.data / "downloads" / journal.path.stem
-    kiosk = Kiosk(exam.settings, journal.append, keys=exam.keys, downloads=downloads)
-    if server is not None:
+    # -- 1. start -----------------------------------------------------------------------
 
-        def refused(target: str) -> None:
-            journal.append(Event("kiosk.second_instance_refused", {"target": target[:2048]}))
-            kiosk.show_notice("notice.second_instance")
+    def _open(self) -> None:
+        """The journal, the kiosk and the operations (nothing performed yet)."""
+        from lockdown.guards.clipboard import install_clipboard_isolation
+        from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
+        from lockdown.guards.policy import SystemGuardsOperation
+        from lockdown.guards.restore import RestoreLog, undo_leftovers
+        from lockdown.launch import InstanceServer, check_startable
+        from lockdown.platform.factory import desktop_platform
+        from lockdown.ui.bridge import Bridge
+        from lockdown.ui.kiosk import Kiosk
+        from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
 
-        server.refused.connect(refused)
-    platform = desktop_platform()
-    undo_leftovers(paths.restore, journal.append, platform)
-    if exam.settings["guards.clipboard"] == "isolated":
-        install_clipboard_isolation(kiosk.profile)
-    system_guards = SystemGuardsOperation(
-        exam.settings,
-        journal.append,
-        prompt=prompt_prohibited_apps,
-        restore=RestoreLog(paths.restore),
-    )
-    desktop_guards = DesktopGuardsOperation(
-        exam.settings,
-        build_desktop_guards(exam.settings, kiosk.window, platform, RestoreLog(paths.restore)),
-        journal.append,
-    )
-    proctoring = ProctoringStep(exam.settings, journal.append, paths, journal.path.stem)
-    operations: list[Operation] = [
-        system_guards,
-        proctoring,
-        KioskOperation(kiosk, journal.append),
-        desktop_guards,
-    ]
-    sequence = OperationSequence(operations, _progress)
-    result = {"code": 0}
-    # The exam runs in a loop of its own, not in QApplication.exec(): quitting the
-    # application for good would also stop every later timer in this process.
-    loop = QEventLoop()
+        exam = self.exam
+        check_startable(exam.settings, exam.origin)
+        sandbox = sandbox_state(os.environ, euid=getattr(os, "geteuid", lambda: 1)())
+        self.app = qt_application()
+        self.paths.ensure()
+        self.journal = journal = Journal.open(self.paths.new_journal())
+        log.init.info("Journal at %s", journal.path)
+        journal.append(Event("session.started", _started_record(exam, self._facts)))
+        for name, values in exam.notes:
+            journal.append(Event(name, values))
+        if sandbox == "off":
+            log.init.warning("The web engine sandbox is off (running as root: tests or CI only)")
+            journal.append(Event("kiosk.sandbox_off", {"reason": "running as root"}))
+        for item in self._removed:
+            journal.append(Event("kiosk.remote_debugging_refused", {"removed": item}))
+            log.init.warning("Remote debugging refused: removed %s", item)
+        self.bridge = Bridge()
+        self.server: InstanceServer | None = None
+        if self._single_instance:
+            self.server = InstanceServer()
+            self.server.listen()
+        downloads = self.paths.data / "downloads" / journal.path.stem
+        self.kiosk = kiosk = Kiosk(
+            exam.settings, journal.append, keys=exam.keys, downloads=downloads
+        )
+        if self.server is not None:
+            self.server.refused.connect(self._second_instance)
+        self.platform = desktop_platform()
+        undo_leftovers(self.paths.restore, journal.append, self.platform)
+        if exam.settings["guards.clipboard"] == "isolated":
+            install_clipboard_isolation(kiosk.profile)
+        self.system_guards = SystemGuardsOperation(
+            exam.settings,
+            journal.append,
+            prompt=prompt_prohibited_apps,
+            restore=RestoreLog(self.paths.restore),
+        )
+        desktop_guards = DesktopGuardsOperation(
+            exam.settings,
+            build_desktop_guards(
+                exam.settings, kiosk.window, self.platform, RestoreLog(self.paths.restore)
+            ),
+            journal.append,
+        )
+        self.operations: list[Operation] = [
+            self.system_guards,
+            ProctoringStep(exam.settings, journal.append, self.paths, journal.path.stem),
+            KioskOperation(kiosk, journal.append),
+            desktop_guards,
+        ]
+        self.sequence = OperationSequence(self.operations, _progress)
 
-    def finish(reason: str) -> None:
-        log.init.info("Ending the session (%s); reverting", reason)
-        # The recording ends first, on the locked exam; then the lock comes off.
-        recording = proctoring.stop_recording()
-        outcome = sequence.revert()
-        if recording is not Outcome.SUCCESS and outcome is Outcome.SUCCESS:
-            outcome = recording
-        journal.append(Event("session.ended", {"reason": reason, "revert": outcome.value}))
-        if outcome is not Outcome.SUCCESS:
-            result["code"] = 1
-        loop.quit()
+    def _second_instance(self, target: str) -> None:
+        self.journal.append(Event("kiosk.second_instance_refused", {"target": target[:2048]}))
+        self.kiosk.show_notice("notice.second_instance")
 
-    kiosk.ended.connect(lambda reason: QTimer.singleShot(0, lambda: finish(reason)))
+    def _refused(self, outcome: Outcome) -> int:
+        """The start did not succeed: revert, journal, say why; exit code 1."""
+        from lockdown.texts import text
 
-    running = {"exam": False, "terminating": False}
+        self.sequence.revert()
+        message = _why_not_started(self.operations)
+        if self._terminating:
+            reason = f"start cancelled ({self._reason})"
+        else:
+            reason = f"start {outcome.value}"
+        self.journal.append(
+            Event(
+                "session.ended",
+                {"reason": reason, "message_id": message[0] if message else None},
+            )
+        )
+        shown = text(message[0], **message[1]) if message else text("session.not_started")
+        print(f"lockdown: {shown}", file=sys.stderr)
+        if not self._terminating:
+            self._show_message(shown)
+        return 1
 
-    def on_signal(signum: int, _frame: object) -> None:
+    # -- 2. run -------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
         reason = f"signal {signal.Signals(signum).name}"
 
         def act() -> None:
-            running["terminating"] = True
-            if running["exam"]:
-                kiosk.end(reason)
-            else:  # still starting (a dialog may be open) or already refused
-                QApplication.closeAllWindows()
+            self._terminating = True
+            self._reason = self._reason or reason
+            if self._running:
+                self.kiosk.end(reason)
+                return
+            # still starting: no further operation starts, and an open dialog closes
+            from PySide6.QtWidgets import QApplication, QDialog
 
-        bridge.call(act)
+            self.sequence.cancel()
+            while isinstance(modal := QApplication.activeModalWidget(), QDialog):
+                modal.reject()
+                if QApplication.activeModalWidget() is modal:
+                    break
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    ticker = QTimer()
-    ticker.timeout.connect(lambda: None)  # lets Python run its signal handlers
-    ticker.start(200)
-    try:
-        outcome = sequence.perform()
-        if outcome is not Outcome.SUCCESS:
-            sequence.revert()
-            message = _why_not_started(operations)
-            journal.append(
-                Event(
-                    "session.ended",
-                    {
-                        "reason": f"start {outcome.value}",
-                        "message_id": message[0] if message else None,
-                    },
-                )
+        self.bridge.call(act)
+
+    def _ended(self, reason: str) -> None:
+        self._reason = self._reason or reason
+        self._loop.quit()
+
+    # -- 3. wind down -------------------------------------------------------------------
+
+    def _wind_down(self) -> Outcome:
+        """Each operation finishes its work off the GUI thread, the candidate told what
+        happens; past its deadline the revert goes on regardless (journalled)."""
+        from lockdown.texts import text
+
+        result = Outcome.SUCCESS
+        for name, step in self.sequence.wind_down_steps():
+            message = text(
+                WIND_DOWN_TEXTS.get(name, "session.finishing"),
+                seconds=int(WIND_DOWN_DEADLINE_S),
             )
-            shown = text(message[0], **message[1]) if message else text("session.not_started")
-            print(f"lockdown: {shown}", file=sys.stderr)
-            if not running["terminating"]:
-                (show_message or _message_box)(shown)
-            return 1
-        running["exam"] = True
-        for warning in system_guards.warnings:
-            kiosk.show_notice(warning)
-        if journey is not None:
-            journey(kiosk)
+            self.kiosk.show_progress(message)
+            finished, outcome = _off_the_gui_thread(step, f"wind-down-{name}", WIND_DOWN_DEADLINE_S)
+            if not finished:
+                log.init.error("%s did not wind down within %.0f s", name, WIND_DOWN_DEADLINE_S)
+                self.journal.append(
+                    Event(
+                        "session.wind_down_timeout",
+                        {"operation": name, "seconds": WIND_DOWN_DEADLINE_S},
+                    )
+                )
+                result = Outcome.FAILED
+            elif outcome is not Outcome.SUCCESS and result is Outcome.SUCCESS:
+                result = outcome
+        return result
+
+    # -- 4. revert, and the whole -------------------------------------------------------
+
+    def _finish(self) -> None:
+        from lockdown.texts import text
+
+        log.init.info("Ending the session (%s); reverting", self._reason)
+        wound_down = self._wind_down()
+        self.kiosk.show_progress(text("session.unlocking"))
+        outcome = self.sequence.revert()
+        if wound_down is not Outcome.SUCCESS and outcome is Outcome.SUCCESS:
+            outcome = wound_down
+        self.journal.append(
+            Event("session.ended", {"reason": self._reason, "revert": outcome.value})
+        )
+        if outcome is not Outcome.SUCCESS:
+            self.code = 1
+
+    def run(self, journey: Callable[[Kiosk], None] | None = None) -> int:
+        from PySide6.QtCore import QEvent, QEventLoop, QTimer
+
+        self._open()
+        # The exam runs in a loop of its own, not in QApplication.exec(): quitting the
+        # application for good would also stop every later timer in this process.
+        self._loop = QEventLoop()
+        self.kiosk.ended.connect(self._ended)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        ticker = QTimer()
+        ticker.timeout.connect(lambda: None)  # lets Python run its signal handlers
+        ticker.start(200)
+        performed = False
+        try:
+            outcome = self.sequence.perform()
+            if outcome is not Outcome.SUCCESS or self._terminating:
+                return self._refused(outcome)
+            performed = True
+            self._running = True
+            for warning in self.system_guards.warnings:
+                self.kiosk.show_notice(warning)
+            if journey is not None:
+                journey(self.kiosk)
+            if not self.kiosk.has_ended:
+                self._loop.exec()
+        except Exception as exc:
+            if not performed:
+                raise
+            # a failing journey or notice must never keep the candidate locked in
+            log.init.exception("The session failed; ending it")
+            self._reason = self._reason or f"error {type(exc).__name__}"
+            self.code = 1
+        finally:
+            if performed:
+                try:
+                    self._finish()
+                except Exception:
+                    log.init.exception("Ending the session failed; reverting regardless")
+                    self.sequence.revert()
+                    self.code = 1
+            ticker.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if self.server is not None:
+                self.server.close()
+            close_platform = getattr(self.platform, "close", None)  # the X11 connection
+            if close_platform is not None:
+                close_platform()
+            self.journal.close()
+            self.app.processEvents()
+            # the kiosk's widgets were deleteLater()'d inside the exam's loop: free them now
+            self.app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        log.init.info("Session finished")
+        return self.code
+
+
+def _off_the_gui_thread(
+    step: Callable[[], Outcome], name: str, deadline_s: float
+) -> tuple[bool, Outcome]:
+    """Run ``step`` in a thread while the Qt loop goes on; (finished, outcome).
+
+    After ``deadline_s`` the caller goes on without it (the thread is a daemon).
+    """
+    import threading
+
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    outcome: list[Outcome] = []
+    worker = threading.Thread(target=lambda: outcome.append(step()), name=name, daemon=True)
+    worker.start()
+    loop = QEventLoop()
+    poll = QTimer()
+    poll.timeout.connect(lambda: None if worker.is_alive() else loop.quit())
+    poll.start(50)
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(loop.quit)
+    deadline.start(int(deadline_s * 1000))
+    if worker.is_alive():
         loop.exec()
-    finally:
-        ticker.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if server is not None:
-            server.close()
-        close_platform = getattr(platform, "close", None)  # the X11 connection
-        if close_platform is not None:
-            close_platform()
-        journal.close()
-        app.processEvents()
-        # the kiosk's widgets were deleteLater()'d inside the exam's own loop: free them now
-        app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    log.init.info("Session finished")
-    return result["code"]
+    poll.stop()
+    deadline.stop()
+    if worker.is_alive():
+        return False, Outcome.FAILED
+    return True, outcome[0] if outcome else Outcome.FAILED
 
 
 def _started_record(exam: LoadedExam, facts: Mapping[str, Any]) -> dict[str, Any]:
@@ -310,11 +466,12 @@ class ProctoringStep:
         outcome: Outcome = self._operation.perform()
         return outcome
 
-    def stop_recording(self) -> Outcome:
+    def wind_down(self) -> Outcome:
         """Stop the recorders and store their last segments (idempotent).
 
-        Called when the exam ends, before the sequence reverts: the kiosk and every guard
-        are still up, so the recording ends on the locked exam, never on a desktop.
+        Called when the exam ends, before the sequence reverts (off the GUI thread): the
+        kiosk and every guard are still up, so the recording ends on the locked exam,
+        never on a desktop.
         """
         operation, self._operation = self._operation, None
         if operation is None:
@@ -328,7 +485,7 @@ class ProctoringStep:
         return outcome
 
     def revert(self) -> Outcome:
-        outcome = self.stop_recording()
+        outcome = self.wind_down()
         if self._spool is not None:
             self._spool.close()
             log.capture.info("Recording kept in %s", self._folder)

@@ -1,19 +1,23 @@
-"""Append-only, hash-chained session journal (JSON lines).
+"""Append-only, hash-chained session journal (JSON lines): a sink that never raises and
+never blocks the GUI.
 
-Each record: ``seq`` (0, 1, 2, …), ``utc`` (ISO 8601), ``mono`` (monotonic seconds),
-``type``, ``payload``, ``prev`` (the previous record's ``hash``; 64 zeros for the first)
-and ``hash``: the SHA-256 of the record's canonical JSON without ``hash``. Each record is
-written with one ``write()`` and fsynced, so a ``kill -9`` loses at most the record being
-written; the next :meth:`Journal.open` cuts a torn tail and journals that it did.
+Each record: ``seq`` (0, 1, 2, …), ``utc`` (ISO 8601, when the event was appended),
+``mono`` (monotonic seconds), ``type``, ``payload``, ``prev`` (the previous record's
+``hash``; 64 zeros for the first) and ``hash``: the SHA-256 of the record's canonical
+JSON without ``hash``. One writer thread appends whole records and fsyncs each batch
+(:class:`Journal`), so a ``kill -9`` loses at most the records not yet synced; the next
+:meth:`Journal.open` cuts a torn tail and journals that it did. A full disk never reaches
+the caller: records wait in memory and the gap is journalled when writing works again.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
-import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from lockdown import log
+from lockdown.durable import AppendLog, DiskError
 from lockdown.errors import UserError, VerificationFailed
 
 if TYPE_CHECKING:
@@ -55,27 +60,78 @@ class JournalError(UserError):
     """The journal file cannot be opened or read."""
 
 
-class Journal:
-    """One session's journal. Thread-safe; ``append`` is the :data:`EventSink`."""
+class Health(enum.Enum):
+    """Whether the journal's records reach the disk."""
 
-    def __init__(self, path: Path, fd: int, seq: int, last_hash: str) -> None:
+    OK = "ok"
+    #: the disk refuses (full, read-only, gone): records wait in memory, bounded
+    DEGRADED = "degraded"
+    CLOSED = "closed"
+
+
+@dataclass
+class _Pending:
+    event: Event
+    utc: str
+    mono: float
+
+
+@dataclass
+class _Outage:
+    """What happened while the disk refused, journalled once writing works again."""
+
+    since: str
+    reason: str
+    lost: int = 0
+    lost_types: dict[str, int] = field(default_factory=dict)
+    first_lost: str | None = None
+    last_lost: str | None = None
+
+
+class Journal:
+    """One session's journal. ``append`` is the :data:`EventSink`: it never raises and
+    never blocks on the disk.
+
+    Appends are queued to one writer thread, which chains them (``seq``, ``prev``,
+    ``hash``), appends them through :class:`lockdown.durable.AppendLog` and fsyncs once
+    per batch (group commit: the latency is one fsync). A caller that must know a record
+    is on the disk before it acts waits with :meth:`append_durable` or :meth:`flush`.
+
+    When the disk refuses, the batch is cut back to the last whole record, the health
+    turns :attr:`Health.DEGRADED` and the records wait in memory (at most
+    :attr:`MAX_PENDING`; later ones are counted, by type, and lost). The writer retries
+    every :attr:`RETRY_S` seconds; once writing works again it first journals
+    ``journal.degraded`` (since when, why, how many records were held and lost), then the
+    held records with their own times.
+    """
+
+    MAX_PENDING: Final = 10_000
+    RETRY_S: Final = 1.0
+
+    def __init__(self, path: Path, log_file: AppendLog, seq: int, last_hash: str) -> None:
         self.path = path
-        self._fd = fd
+        self._file = log_file
         self._seq = seq
         self._last_hash = last_hash
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._queue: deque[_Pending] = deque()
+        self._accepted = 0
+        self._durable = 0
+        self._closing = False
+        self._health = Health.OK
+        self._outage: _Outage | None = None
+        self._health_listeners: list[Callable[[Health], None]] = []
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
 
     @classmethod
     def open(cls, path: Path) -> Journal:
         """Open (or create) a journal, repairing a torn tail left by a crash."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            log_file = AppendLog.open(path)
+            data = log_file.read_all()
         except OSError as exc:
             raise JournalError(f"{path}: cannot open the journal ({exc.strerror})") from None
-        data = b""
-        with open(fd, "rb", closefd=False) as fh:
-            data = fh.read()
         good_end = 0
         seq, last_hash = 0, GENESIS
         for line_end in _line_ends(data):
@@ -94,45 +150,205 @@ class Journal:
             good_end = line_end + 1
         torn = len(data) - good_end
         if torn:
-            os.ftruncate(fd, good_end)
+            try:
+                log_file.truncate(good_end)
+            except OSError as exc:
+                log_file.close()
+                raise JournalError(f"{path}: cannot repair the journal ({exc.strerror})") from None
             log.session.warning("Journal %s had a torn tail of %d bytes; cut", path, torn)
-        journal = cls(path, fd, seq, last_hash)
+        journal = cls(path, log_file, seq, last_hash)
         if torn:
             journal.append(Event("journal.repaired", {"dropped_bytes": torn}))
         return journal
 
-    def append(self, event: Event) -> None:
-        with self._lock:
-            record: dict[str, Any] = {
-                "seq": self._seq,
-                "utc": datetime.now(UTC).isoformat(timespec="microseconds"),
-                "mono": round(time.monotonic(), 6),
-                "type": event.type,
-                "payload": dict(event.payload),
-                "prev": self._last_hash,
-            }
-            record["hash"] = record_hash(record)
-            line = _canonical(record) + b"\n"
-            if len(line) > MAX_RECORD_BYTES:
-                record["payload"] = {"truncated": True, "bytes": len(line)}
-                record["hash"] = record_hash(record)
-                line = _canonical(record) + b"\n"
-            os.write(self._fd, line)
-            os.fsync(self._fd)
-            self._seq += 1
-            self._last_hash = record["hash"]
+    # -- the sink ---------------------------------------------------------------------
 
-    def close(self) -> None:
-        with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+    @property
+    def health(self) -> Health:
+        return self._health
+
+    def on_health(self, listener: Callable[[Health], None]) -> None:
+        """Call ``listener`` (on the writer thread) whenever the health changes."""
+        self._health_listeners.append(listener)
+
+    def append(self, event: Event) -> None:
+        """Queue ``event``; never raises, never waits for the disk."""
+        self._accept(event)
+
+    def _accept(self, event: Event) -> int:
+        pending = _Pending(
+            event,
+            datetime.now(UTC).isoformat(timespec="microseconds"),
+            round(time.monotonic(), 6),
+        )
+        with self._cond:
+            if self._closing and not self._thread.is_alive():
+                log.session.error("Journal closed; event %s not journalled", event.type)
+                return self._accepted
+            if len(self._queue) >= self.MAX_PENDING:
+                self._lose(pending)
+                return self._accepted
+            self._queue.append(pending)
+            self._accepted += 1
+            self._cond.notify_all()
+            return self._accepted
+
+    def _lose(self, pending: _Pending) -> None:
+        outage = self._outage or _Outage(pending.utc, "too many records waiting")
+        self._outage = outage
+        outage.lost += 1
+        outage.lost_types[pending.event.type] = outage.lost_types.get(pending.event.type, 0) + 1
+        outage.first_lost = outage.first_lost or pending.utc
+        outage.last_lost = pending.utc
+
+    def append_durable(self, event: Event, timeout: float = 5.0) -> bool:
+        """Append ``event`` and wait until it is on the disk; False after ``timeout``."""
+        target = self._accept(event)
+        return self._wait(target, timeout)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every record appended so far is on the disk; False after ``timeout``."""
+        with self._cond:
+            target = self._accepted
+        return self._wait(target, timeout)
+
+    def _wait(self, target: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._durable < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what waits (for at most ``timeout`` s), stop the writer, close the file."""
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        with self._cond:
+            left = len(self._queue)
+        if left:
+            log.session.error(
+                "Journal %s closed with %d records not written (%s)",
+                self.path,
+                left,
+                self._outage.reason if self._outage else "the disk was too slow",
+            )
+        self._file.close()
+        self._set_health(Health.CLOSED)
 
     def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- the writer thread ------------------------------------------------------------
+
+    def _set_health(self, health: Health) -> None:
+        if health is self._health:
+            return
+        self._health = health
+        for listener in self._health_listeners:
+            try:
+                listener(health)
+            except Exception:  # a listener must not stop the journal
+                log.session.exception("Journal health listener failed")
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue and self._closing:
+                    return
+                batch = list(self._queue)
+                outage = self._outage
+            if self._write(batch, outage):
+                with self._cond:
+                    for _ in batch:
+                        self._queue.popleft()
+                    self._durable += len(batch)
+                    if self._outage is outage:
+                        self._outage = None
+                    self._cond.notify_all()
+                self._set_health(Health.OK)
+                continue
+            with self._cond:
+                if self._closing:
+                    return  # close() reports what is left
+                self._cond.wait(self.RETRY_S)
+
+    def _write(self, batch: list[_Pending], outage: _Outage | None) -> bool:
+        """Append and fsync ``batch`` (after the outage's record); all or nothing."""
+        start, seq, last_hash = self._file.end, self._seq, self._last_hash
+        records: list[tuple[str, float, str, Mapping[str, Any]]] = []
+        if outage is not None:
+            now = datetime.now(UTC).isoformat(timespec="microseconds")
+            payload: dict[str, Any] = {
+                "since": outage.since,
+                "until": now,
+                "reason": outage.reason,
+                "held": len(batch),
+                "lost": outage.lost,
+                "lost_types": dict(outage.lost_types),
+                "first_lost": outage.first_lost,
+                "last_lost": outage.last_lost,
+            }
+            records.append((now, round(time.monotonic(), 6), "journal.degraded", payload))
+        records.extend((p.utc, p.mono, p.event.type, p.event.payload) for p in batch)
+        try:
+            for utc, mono, kind, values in records:
+                line, last_hash = _line(
+                    seq=seq, utc=utc, mono=mono, kind=kind, payload=values, prev=last_hash
+                )
+                self._file.append(line)
+                seq += 1
+            self._file.sync()
+        except DiskError as exc:
+            try:
+                self._file.truncate(start)
+            except OSError:
+                log.session.exception("Journal %s cannot be cut back", self.path)
+            with self._cond:
+                if self._outage is None:
+                    self._outage = _Outage(batch[0].utc, exc.strerror or str(exc))
+            if self._health is not Health.DEGRADED:
+                log.session.error(
+                    "Journal %s cannot be written (%s); records wait in memory",
+                    self.path,
+                    exc.strerror,
+                )
+            self._set_health(Health.DEGRADED)
+            return False
+        self._seq, self._last_hash = seq, last_hash
+        return True
+
+
+def _line(
+    *, seq: int, utc: str, mono: float, kind: str, payload: Mapping[str, Any], prev: str
+) -> tuple[bytes, str]:
+    """One chained journal line and its hash."""
+    record: dict[str, Any] = {
+        "seq": seq,
+        "utc": utc,
+        "mono": mono,
+        "type": kind,
+        "payload": dict(payload),
+        "prev": prev,
+    }
+    record["hash"] = record_hash(record)
+    line = _canonical(record) + b"\n"
+    if len(line) > MAX_RECORD_BYTES:
+        record["payload"] = {"truncated": True, "bytes": len(line)}
+        record["hash"] = record_hash(record)
+        line = _canonical(record) + b"\n"
+    return line, str(record["hash"])
 
 
 def _line_ends(data: bytes) -> Iterator[int]:

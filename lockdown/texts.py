@@ -51,6 +51,12 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "quit.ok": "Quit exam",
         "quit.cancel": "Back to the exam",
         "quit.ending": "Ending the exam…",
+        "session.ending_title": "Ending the exam",
+        "session.saving_recording": "Saving the recording… Please wait, this takes at most "
+        "{seconds} seconds. Keep this window open.",
+        "session.finishing": "Finishing the exam… Please wait, this takes at most {seconds} "
+        "seconds.",
+        "session.unlocking": "Unlocking your computer…",
         # permissions asked of the candidate
         "permission.ask": "The exam page asks to use {feature}. Allow it?",
         "permission.camera": "your camera",

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import psutil
 
-from lockdown import log
+from lockdown import durable, log
 from lockdown.events import Event, EventSink
 from lockdown.platform.base import DesktopPlatform
 
@@ -84,17 +84,6 @@ class RestoreRecord:
     started: float
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # Windows cannot open a folder; the file's own fsync has to do
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _process_start(pid: int) -> float:
     try:
         return float(psutil.Process(pid).create_time())
@@ -110,21 +99,13 @@ class RestoreLog:
 
     def record(self, kind: str, data: Mapping[str, Any]) -> RestoreRecord:
         """Write the record durably; call it BEFORE making the change."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        durable.make_folder(self.directory)
         pid = os.getpid()
         started = _process_start(pid)
         name = f"{int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}-{kind}{SUFFIX}"
         path = self.directory / name
         body = {"kind": kind, "pid": pid, "started": started, "data": dict(data)}
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, json.dumps(body, sort_keys=True).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        _fsync_dir(self.directory)
+        durable.atomic_write(path, json.dumps(body, sort_keys=True).encode())
         log.guards.debug("Restore record %s written", path.name)
         return RestoreRecord(path, kind, dict(data), pid, started)
 
@@ -134,7 +115,7 @@ class RestoreLog:
             record.path.unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(self.directory)
+        durable.fsync_folder(self.directory)
 
     def pending(self) -> list[RestoreRecord]:
         """Every readable record in the folder, oldest first."""

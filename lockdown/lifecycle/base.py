@@ -31,9 +31,22 @@ class Operation(Protocol):
         ...
 
 
+class WindsDown(Protocol):
+    """An operation with work to finish while the exam is still locked (optional)."""
+
+    def wind_down(self) -> Outcome:
+        """Finish work before anything reverts (store the last segments, drain uploads).
+
+        Called off the GUI thread, with a deadline; revert() follows either way.
+        """
+        ...
+
+
 class Phase(enum.Enum):
     PERFORMING = "performing"
     PERFORMED = "performed"
+    WINDING_DOWN = "winding down"
+    WOUND_DOWN = "wound down"
     REVERTING = "reverting"
     REVERTED = "reverted"
 

@@ -37,7 +37,7 @@ from lockdown import log
 from lockdown.events import Event, EventSink
 from lockdown.texts import text
 from lockdown.ui.dialogs import QuitDialog
-from lockdown.ui.pages import NoticePage
+from lockdown.ui.pages import NoticePage, ProgressPage
 from lockdown.ui.quitrules import QuitRules
 from lockdown.ui.toolbar import Toolbar
 from lockdown.ui.urlfilter import UrlFilter
@@ -96,10 +96,13 @@ class KioskWindow(QWidget):
         self.stack = QStackedWidget(self)
         self._layout = layout
 
-    def set_content(self, toolbar: QWidget, view: QWidget, notice: QWidget) -> None:
+    def set_content(
+        self, toolbar: QWidget, view: QWidget, notice: QWidget, progress: QWidget
+    ) -> None:
         self._layout.addWidget(toolbar)
         self.stack.addWidget(view)
         self.stack.addWidget(notice)
+        self.stack.addWidget(progress)
         self._layout.addWidget(self.stack, 1)
 
     def show_on(self, screen: QScreen, *, expose_timeout_s: float = 5.0) -> None:
@@ -190,10 +193,11 @@ class Kiosk(QObject):
         self.window = KioskWindow(journal)
         self.view = ExamView(self.page, self.window)
         self.notice = NoticePage(self.window)
+        self.progress = ProgressPage(self.window)
         self.toolbar = Toolbar(
             settings, on_reload=self.reload, on_zoom=self.zoom, on_quit=self.ask_quit
         )
-        self.window.set_content(self.toolbar, self.view, self.notice)
+        self.window.set_content(self.toolbar, self.view, self.notice, self.progress)
         self.page.setZoomFactor(settings["browser.zoom"])
         self._shortcuts = _install_shortcuts(self)
         self.quit_dialog: QuitDialog | None = None
@@ -230,14 +234,30 @@ class Kiosk(QObject):
         return bool(self._ended)
 
     def end(self, reason: str) -> None:
-        """End the exam (once): journal it and tell the composition root."""
+        """End the exam (once): journal it and tell the composition root.
+
+        ``ended`` is emitted whatever the journal or the toolbar do: nothing may keep the
+        candidate locked in.
+        """
         if self._ended:
             return
         self._ended = reason
-        self._journal(Event("kiosk.ended", {"reason": reason}))
-        log.init.info("Exam ended (%s)", reason)
-        self.toolbar.flash(text("quit.ending"))
-        self.ended.emit(reason)
+        try:
+            self._journal(Event("kiosk.ended", {"reason": reason}))
+            log.init.info("Exam ended (%s)", reason)
+            self.toolbar.flash(text("quit.ending"))
+        except Exception:
+            log.init.exception("Ending the exam: the journal or the toolbar failed")
+        finally:
+            self.ended.emit(reason)
+
+    def show_progress(self, message: str) -> None:
+        """Show what happens while the exam ends (the page is replaced; the lock stays)."""
+        if self.quit_dialog is not None:
+            self.quit_dialog.reject()
+        self.progress.show_step(message)
+        self.window.stack.setCurrentWidget(self.progress)
+        QCoreApplication.processEvents()
 
     def close(self) -> None:
         """Close the window and release the web engine objects (page before profile)."""

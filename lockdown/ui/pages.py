@@ -98,3 +98,34 @@ class NoticePage(QWidget):
         self.hint.setText(hint)
         self.button.setText(button)
         self._action = action
+
+
+class ProgressPage(QWidget):
+    """What happens while the exam ends: a title and one line that changes per step."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("lockdown-progress")
+        self.setStyleSheet(
+            "#lockdown-progress { background: #fafafa; }"
+            "QLabel#title { font-size: 24px; font-weight: bold; color: #0d47a1; }"
+            "QLabel#step { font-size: 17px; color: #212121; }"
+        )
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        layout = QVBoxLayout(self)
+        layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.setSpacing(14)
+        self.title = QLabel(text("session.ending_title"), self)
+        self.step = QLabel(self)
+        for name, label in (("title", self.title), ("step", self.step)):
+            label.setObjectName(name)
+            label.setWordWrap(True)
+            label.setFixedWidth(820)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.setAccessibleName(text("session.ending_title"))
+
+    def show_step(self, message: str) -> None:
+        self.step.setText(message)
+        self.step.setAccessibleName(message)

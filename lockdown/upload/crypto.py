@@ -18,7 +18,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lockdown import log
+from lockdown import durable, log
 from lockdown.upload.base import SpoolError
 
 KEY_BYTES: Final = 32
@@ -76,17 +76,8 @@ def write_key_file(path: Path, key: bytes) -> None:
     """Store ``key`` in ``path`` with mode 0600, atomically (write, fsync, rename)."""
     check_key(key)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, f"{KEY_FILE_PREFIX}{key.hex()}\n".encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        durable.make_folder(path.parent)
+        durable.atomic_write(path, f"{KEY_FILE_PREFIX}{key.hex()}\n".encode("ascii"), 0o600)
     except OSError as exc:
         raise SpoolKeyError(f"{path}: cannot write the spool key ({exc.strerror})") from None
 
@@ -109,20 +100,6 @@ def read_key_file(path: Path) -> bytes:
         raise SpoolKeyError(f"{path}: not a spool key file")
     log.register_secret(key.hex())
     return key
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink in ``folder`` durable (no-op where directories can't be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)

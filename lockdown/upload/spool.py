@@ -27,8 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from lockdown import log
+from lockdown import durable, log
 from lockdown.capture.base import Segment, Stream
+from lockdown.durable import AppendLog
 from lockdown.events import Event, EventSink
 from lockdown.upload import crypto
 from lockdown.upload.base import SpoolError
@@ -407,13 +408,6 @@ def _apply(
     return live, dropped
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def _why(exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full; free space or lower proctoring.spool_max_mb"
@@ -440,14 +434,14 @@ class Spool:
         *,
         report: EventSink,
         max_bytes: int,
-        manifest_fd: int,
+        manifest: AppendLog,
     ) -> None:
         self.folder = folder
         self.header = header
         self.max_bytes = max_bytes
         self._key = key
         self._report = report
-        self._fd = manifest_fd
+        self._manifest: AppendLog | None = manifest
         self._segments = folder / SEGMENTS_DIR
         self._lock = threading.Lock()
         self._live: dict[tuple[Stream, int], ManifestRecord] = {}
@@ -532,18 +526,17 @@ class Spool:
             header, key = cls._create(folder, key, key_file)
             created = True
         try:
-            fd = os.open(folder / MANIFEST_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            manifest = AppendLog.open(folder / MANIFEST_FILE)
         except OSError as exc:
             raise SpoolError(f"{folder}: cannot open the manifest: {_why(exc)}") from None
-        crypto.fsync_dir(folder)
-        spool = cls(folder, header, key, report=report, max_bytes=max_bytes, manifest_fd=fd)
+        spool = cls(folder, header, key, report=report, max_bytes=max_bytes, manifest=manifest)
         try:
             spool._recover()
         except OSError as exc:
-            os.close(fd)
+            manifest.close()
             raise SpoolError(f"{folder}: cannot repair the spool: {_why(exc)}") from None
         except SpoolError:
-            os.close(fd)
+            manifest.close()
             raise
         report(
             Event(
@@ -593,26 +586,22 @@ class Spool:
             key_location=location,
             key_file=stored,
         )
-        path = folder / HEADER_FILE
-        tmp = folder / (HEADER_FILE + ".tmp")
         try:
-            tmp.write_text(json.dumps(header.to_json(), indent=2) + "\n", encoding="utf-8")
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-            crypto.fsync_dir(folder)
+            text = json.dumps(header.to_json(), indent=2) + "\n"
+            durable.atomic_write(folder / HEADER_FILE, text.encode("utf-8"), 0o644)
         except OSError as exc:
             raise SpoolError(f"{folder}: cannot write the spool header: {_why(exc)}") from None
         return header, key
 
     def _recover(self) -> None:
-        data = os.pread(self._fd, os.fstat(self._fd).st_size, 0)
+        manifest = self._open_manifest()
+        data = manifest.read_all()
         parsed = parse_manifest(data)
         entries = [entry for _, entry in parsed.entries]
         if parsed.first_bad is not None:
             entries = [entry for offset, entry in parsed.entries if offset < parsed.first_bad]
-            os.ftruncate(self._fd, parsed.first_bad)
-            os.fsync(self._fd)
+            manifest.truncate(parsed.first_bad)
+            manifest.sync()
             line = parsed.problems[0][0]
             cut = len(data) - parsed.first_bad
             self._report(
@@ -645,7 +634,7 @@ class Spool:
                 log.upload.warning("Spool: discarded unfinished %s", path.name)
             elif path.name.endswith(".seg") and path.name not in known:
                 self._recover_orphan(path)
-        crypto.fsync_dir(self._segments)
+        durable.fsync_folder(self._segments)
         self._used = sum(rec.ciphertext_bytes for rec in self._live.values())
 
     def _recover_orphan(self, path: Path) -> None:
@@ -705,7 +694,7 @@ class Spool:
         blob = encode_segment(self._key, self.session_id, record, segment.data)
         record = ManifestRecord(**{**record.__dict__, "ciphertext_bytes": len(blob)})
         with self._lock:
-            if self._fd < 0:
+            if self._manifest is None:
                 raise SpoolError(f"{self.folder}: the spool is closed")
             if record.key in self._live or record.key in self._dropped:
                 raise SpoolError(
@@ -762,42 +751,34 @@ class Spool:
             del self._live[rec.key]
             self._used -= rec.ciphertext_bytes
             (self._segments / rec.file).unlink(missing_ok=True)
-            crypto.fsync_dir(self._segments)
+            durable.fsync_folder(self._segments)
         if self._used < NEAR_FULL * self.max_bytes:
             self._warned = False
 
     def _store(self, record: ManifestRecord, blob: bytes) -> None:
         final = self._segments / record.file
-        tmp = self._segments / (record.file + ".tmp")
         renamed = False
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                _write_all(fd, blob)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
+            durable.atomic_write(final, blob, 0o600)
             renamed = True
-            crypto.fsync_dir(self._segments)
             self._append(record)
         except OSError as exc:
-            for path in (tmp, final) if renamed else (tmp,):
+            if renamed:
                 with contextlib.suppress(OSError):
-                    path.unlink(missing_ok=True)
-            crypto.fsync_dir(self._segments)
+                    final.unlink(missing_ok=True)
+            durable.fsync_folder(self._segments)
             raise self._error(record, exc) from None
 
     def _append(self, entry: ManifestEntry) -> None:
         line = json.dumps(entry.to_json(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
-        size = os.fstat(self._fd).st_size
-        try:
-            _write_all(self._fd, line)
-            os.fsync(self._fd)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, size)
-            raise
+        manifest = self._open_manifest()
+        manifest.append(line)  # a whole line or nothing (cut back on a full disk)
+        manifest.sync()
+
+    def _open_manifest(self) -> AppendLog:
+        if self._manifest is None:
+            raise SpoolError(f"{self.folder}: the spool is closed")
+        return self._manifest
 
     def _error(self, rec: ManifestRecord, exc: OSError) -> SpoolError:
         message = f"{self.folder}: cannot store {rec.stream.value} segment {rec.seq}: {_why(exc)}"
@@ -874,9 +855,9 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            if self._manifest is not None:
+                self._manifest.close()
+                self._manifest = None
 
     def __enter__(self) -> Spool:
         return self

@@ -21,6 +21,6 @@ class JournalFull:
 def test_a_failing_stop_is_reported_not_raised_and_is_not_tried_twice(tmp_path: Path) -> None:
     step = ProctoringStep(Settings.defaults(), lambda _e: None, temp_paths(tmp_path), "s1")
     step._operation = JournalFull()
-    assert step.stop_recording() is Outcome.FAILED
-    assert step.stop_recording() is Outcome.SUCCESS  # nothing left to stop
+    assert step.wind_down() is Outcome.FAILED
+    assert step.wind_down() is Outcome.SUCCESS  # nothing left to stop
     assert step.revert() is Outcome.SUCCESS

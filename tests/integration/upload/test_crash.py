@@ -51,13 +51,13 @@ elif mode == "before-manifest":
         real_append(self, entry)
     spool_mod.Spool._append = append
 elif mode == "torn-manifest":
-    real_write = os.write
-    def write(fd, data):
+    real_pwrite = os.pwrite
+    def pwrite(fd, data, offset):
         if bytes(data[:2]) == b'{"' and b'"seq":3,' in bytes(data):
-            real_write(fd, bytes(data[: len(data) // 2]))
+            real_pwrite(fd, bytes(data[: len(data) // 2]), offset)
             die()
-        return real_write(fd, data)
-    os.write = write
+        return real_pwrite(fd, data, offset)
+    os.pwrite = pwrite
 
 spool = spool_mod.Spool.open(folder, report=lambda event: None, max_bytes=10**10)
 streams = [Stream.CAMERA] if mode != "loop" else list(Stream)

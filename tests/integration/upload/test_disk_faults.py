@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from lockdown import durable
 from lockdown.capture.base import Stream
-from lockdown.upload import spool as spool_mod
 from lockdown.upload.base import SpoolError
 from lockdown.upload.spool import MANIFEST_FILE, SEGMENTS_DIR, Spool, verify_folder
 from tests.unit.upload.factory import Events, media, segment
@@ -108,15 +108,15 @@ def test_a_full_disk_while_writing_the_manifest_rolls_the_segment_back(
     events = Events()
     with Spool.open(tmp_path, report=events, max_bytes=10**9) as spool:
         spool.add(segment(Stream.CAMERA, 0))
-        real_write = os.write
+        real_pwrite = os.pwrite
 
-        def write(fd: int, data: bytes) -> int:
+        def pwrite(fd: int, data: bytes, offset: int) -> int:
             if bytes(data[:2]) == b'{"':
-                real_write(fd, bytes(data[:10]))
+                real_pwrite(fd, bytes(data[:10]), offset)
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return real_write(fd, data)
+            return real_pwrite(fd, data, offset)
 
-        monkeypatch.setattr(spool_mod.os, "write", write)
+        monkeypatch.setattr(durable.os, "pwrite", pwrite)
         with pytest.raises(SpoolError, match="disk is full"):
             spool.add(segment(Stream.CAMERA, 1))
         monkeypatch.undo()
