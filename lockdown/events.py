@@ -12,6 +12,7 @@ the caller: records wait in memory and the gap is journalled when writing works 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import json
@@ -269,14 +270,14 @@ class Journal:
                     return
                 batch = list(self._queue)
                 outage = self._outage
-            if self._write(batch, outage):
-                with self._cond:
-                    for _ in batch:
-                        self._queue.popleft()
-                    self._durable += len(batch)
-                    if self._outage is outage:
-                        self._outage = None
-                    self._cond.notify_all()
+            written = self._write(batch, outage)
+            with self._cond:
+                for _ in range(written):
+                    self._queue.popleft()
+                self._durable += written
+                self._cond.notify_all()
+                failed = written < len(batch)
+            if not failed:
                 self._set_health(Health.OK)
                 continue
             with self._cond:
@@ -284,9 +285,12 @@ class Journal:
                     return  # close() reports what is left
                 self._cond.wait(self.RETRY_S)
 
-    def _write(self, batch: list[_Pending], outage: _Outage | None) -> bool:
-        """Append and fsync ``batch`` (after the outage's record); all or nothing."""
-        start, seq, last_hash = self._file.end, self._seq, self._last_hash
+    def _write(self, batch: list[_Pending], outage: _Outage | None) -> int:
+        """Append and fsync ``batch`` (after the outage's record); how many got written.
+
+        Records are appended one by one; the first one the disk refuses stops the batch
+        (the file is cut back to the record before it), and the ones before are synced.
+        """
         records: list[tuple[str, float, str, Mapping[str, Any]]] = []
         if outage is not None:
             now = datetime.now(UTC).isoformat(timespec="microseconds")
@@ -302,32 +306,47 @@ class Journal:
             }
             records.append((now, round(time.monotonic(), 6), "journal.degraded", payload))
         records.extend((p.utc, p.mono, p.event.type, p.event.payload) for p in batch)
-        try:
-            for utc, mono, kind, values in records:
-                line, last_hash = _line(
-                    seq=seq, utc=utc, mono=mono, kind=kind, payload=values, prev=last_hash
-                )
-                self._file.append(line)
-                seq += 1
-            self._file.sync()
-        except DiskError as exc:
+        start, seq, last_hash = self._file.end, self._seq, self._last_hash
+        appended = 0
+        failure: DiskError | None = None
+        for utc, mono, kind, values in records:
+            line, next_hash = _line(
+                seq=seq, utc=utc, mono=mono, kind=kind, payload=values, prev=last_hash
+            )
             try:
-                self._file.truncate(start)
-            except OSError:
-                log.session.exception("Journal %s cannot be cut back", self.path)
+                self._file.append(line)
+            except DiskError as exc:
+                failure = exc
+                break
+            seq, last_hash = seq + 1, next_hash
+            appended += 1
+        if appended:
+            try:
+                self._file.sync()
+            except DiskError as exc:
+                failure, appended = exc, 0
+                seq, last_hash = self._seq, self._last_hash
+                with contextlib.suppress(OSError):
+                    self._file.truncate(start)
+        self._seq, self._last_hash = seq, last_hash
+        written = appended - (1 if outage is not None and appended else 0)
+        if outage is not None and appended:
+            with self._cond:
+                if self._outage is outage:
+                    self._outage = None
+        if failure is not None:
             with self._cond:
                 if self._outage is None:
-                    self._outage = _Outage(batch[0].utc, exc.strerror or str(exc))
+                    pending = batch[written] if written < len(batch) else batch[-1]
+                    self._outage = _Outage(pending.utc, failure.strerror or str(failure))
             if self._health is not Health.DEGRADED:
                 log.session.error(
                     "Journal %s cannot be written (%s); records wait in memory",
                     self.path,
-                    exc.strerror,
+                    failure.strerror,
                 )
             self._set_health(Health.DEGRADED)
-            return False
-        self._seq, self._last_hash = seq, last_hash
-        return True
+        return written
 
 
 def _line(
