@@ -44,7 +44,7 @@ from lockdown.ui.hardening import accessibility, sandbox_state, scrub_argv, scru
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
-    from lockdown.launch import LoadedExam
+    from lockdown.config.loaded import LoadedExam
     from lockdown.ui.kiosk import Kiosk
 
 

@@ -119,6 +119,7 @@ class Journal:
         self._accepted = 0
         self._durable = 0
         self._closing = False
+        self._close_deadline = 0.0
         self._health = Health.OK
         self._outage: _Outage | None = None
         self._health_listeners: list[Callable[[Health], None]] = []
@@ -229,8 +230,9 @@ class Journal:
             if self._closing:
                 return
             self._closing = True
+            self._close_deadline = time.monotonic() + timeout
             self._cond.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(timeout + 1.0)
         with self._cond:
             left = len(self._queue)
         if left:
@@ -281,9 +283,10 @@ class Journal:
                 self._set_health(Health.OK)
                 continue
             with self._cond:
-                if self._closing:
+                left = self._close_deadline - time.monotonic()
+                if self._closing and left <= 0:
                     return  # close() reports what is left
-                self._cond.wait(self.RETRY_S)
+                self._cond.wait(min(self.RETRY_S, left) if self._closing else self.RETRY_S)
 
     def _write(self, batch: list[_Pending], outage: _Outage | None) -> int:
         """Append and fsync ``batch`` (after the outage's record); how many got written.

@@ -29,7 +29,7 @@ import getpass
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -39,7 +39,8 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from lockdown import log
 from lockdown.config import examfile
-from lockdown.config.settings import ConfigError, Organisation, Settings, layer
+from lockdown.config.loaded import LoadedExam
+from lockdown.config.settings import ConfigError, Organisation, layer
 from lockdown.errors import UserError
 from lockdown.ui.urlfilter import strip_fragment
 
@@ -229,20 +230,6 @@ def fetch(url: str, organisation: Organisation | None = None) -> bytes:
                         )
                 return data
     raise LaunchError(f"{url}: more than {MAX_REDIRECTS} redirects; check the link")
-
-
-@dataclass(frozen=True)
-class LoadedExam:
-    """A verified exam: frozen settings, exam keys, where it came from, its title."""
-
-    settings: Settings
-    keys: Any
-    origin: str
-    title: str
-    kind: str  # "lockdown" or "seb"
-    organisation: Organisation = field(default_factory=Organisation)
-    #: facts about how the configuration was fetched, for the journal
-    notes: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 def _wrong_kind(origin: str, promised: ConfigKind) -> ConfigError:

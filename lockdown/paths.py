@@ -41,8 +41,11 @@ class Paths:
         return self.journals / f"session-{stamp}-{os.getpid()}.jsonl"
 
     def ensure(self) -> None:
+        """Create the folders (mode 0700), each new one durable in its parent."""
+        from lockdown import durable
+
         for folder in (self.data, self.state, self.runtime, self.journals, self.spool):
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            durable.make_folder(folder)
 
 
 def default_paths() -> Paths:

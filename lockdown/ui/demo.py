@@ -23,8 +23,8 @@ from PySide6.QtCore import QTimer, QUrl
 from PySide6.QtGui import QGuiApplication
 
 from lockdown import log, resources
+from lockdown.config.loaded import LoadedExam
 from lockdown.config.settings import Organisation, convert, layer
-from lockdown.launch import LoadedExam
 from lockdown.ui.kiosk import Kiosk
 
 

@@ -255,6 +255,8 @@ class Kiosk(QObject):
         """Show what happens while the exam ends (the page is replaced; the lock stays)."""
         if self.quit_dialog is not None:
             self.quit_dialog.reject()
+        for button in self.toolbar.buttons.values():  # nothing to reload or quit any more
+            button.setEnabled(False)
         self.progress.show_step(message)
         self.window.stack.setCurrentWidget(self.progress)
         QCoreApplication.processEvents()

@@ -9,9 +9,9 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from lockdown.app import run_session
+from lockdown.config.loaded import LoadedExam
 from lockdown.config.settings import Organisation, flatten, layer
 from lockdown.events import read_records, verify
-from lockdown.launch import LoadedExam
 from lockdown.paths import temp_paths
 from lockdown.texts import text
 from lockdown.ui.kiosk import Kiosk

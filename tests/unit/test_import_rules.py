@@ -75,3 +75,42 @@ def test_rule_checker_catches_a_broken_rule() -> None:
         "ui/kiosk.py imports ['cv2'] (only capture/ and device checks may)",
         "checks/base.py imports ['numpy'] (only capture/ and device checks may)",
     ]
+
+
+#: Lower layers never import upper ones (module prefix -> packages it must not import).
+UPWARD = {
+    "guards/": ("lockdown.ui", "lockdown.app", "lockdown.launch"),
+    "ui/": ("lockdown.app", "lockdown.launch"),
+    "config/": ("lockdown.ui", "lockdown.app", "lockdown.launch", "lockdown.guards"),
+    "capture/": ("lockdown.ui", "lockdown.app", "lockdown.launch"),
+    "upload/": ("lockdown.ui", "lockdown.app", "lockdown.launch", "lockdown.guards"),
+    "events.py": ("lockdown.ui", "lockdown.app", "lockdown.guards", "lockdown.upload"),
+    "durable.py": ("lockdown.",),
+}
+
+
+def _full_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_lower_layers_never_import_upper_ones() -> None:
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        for prefix, forbidden in UPWARD.items():
+            if not rel.startswith(prefix):
+                continue
+            for name in sorted(_full_imports(path)):
+                if any(
+                    name == f or name.startswith(f if f.endswith(".") else f + ".")
+                    for f in forbidden
+                ):
+                    problems.append(f"{rel} imports {name}")
+    assert problems == []
