@@ -329,3 +329,52 @@ def test_sigterm_during_the_start_closes_the_dialog_and_starts_nothing(
     assert records[-1]["payload"]["reason"] == "start cancelled (signal SIGTERM)"
     assert QApplication.activeModalWidget() is None
     assert durable  # the module under the journal
+
+
+def test_the_kiosk_stays_responsive_behind_a_slow_disk(
+    qapp: Any, tmp_path: Path, http_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sync = durable.AppendLog.sync
+
+    def slow_sync(self: durable.AppendLog) -> None:
+        time.sleep(0.4)  # every fsync of the journal takes 0.4 s
+        real_sync(self)
+
+    monkeypatch.setattr(durable.AppendLog, "sync", slow_sync)
+    paths = temp_paths(tmp_path)
+    # the page tries a blocked address 20 times: 20 journal records while the candidate works
+    start = http_server.page(
+        "/",
+        "<p>exam</p><script>for (let i = 0; i < 20; i++) "
+        "setTimeout(() => { const f = document.createElement('iframe'); "
+        "f.src = 'https://blocked.example.org/' + i; document.body.appendChild(f); }, i * 50)"
+        "</script>",
+    )
+    gaps: list[float] = []
+    last: list[float] = []
+
+    def journey(kiosk: Kiosk) -> None:
+        def tick() -> None:
+            if not kiosk.window.isVisible():  # the kiosk is closed: the session is over
+                timer.stop()
+                return
+            now = time.monotonic()
+            if last:
+                gaps.append(now - last[-1])
+            last.append(now)
+
+        timer = QTimer(kiosk)
+        timer.timeout.connect(tick)
+        timer.start(20)
+        on_loaded(kiosk, lambda: kiosk.end("quit_button"), delay_ms=2000)
+
+    code = run_session(
+        exam(start, browser={"url_filter": True}), paths, single_instance=False, journey=journey
+    )
+    assert code == 0
+    blocked = [r for r in read_records(only_journal(paths.journals)) if "block" in r["type"]]
+    assert len(blocked) >= 5
+    assert len(gaps) > 50
+    worst = max(gaps)
+    print(f"GUI tick gaps behind a 0.4 s fsync: max {worst * 1000:.0f} ms over {len(gaps)}")
+    assert worst < 0.3  # never one 0.4 s fsync, let alone twenty
