@@ -5,6 +5,10 @@ each ``exec`` as it happens, at no cost while nothing starts. Subscribing needs 
 ``CAP_NET_ADMIN`` (and a kernel with ``CONFIG_PROC_EVENTS``); without them the caller
 falls back to :func:`proc_pids`, a listing of ``/proc`` diffed at a short interval.
 
+:class:`LogindSessions` tells the login session of a process the way ``sd_pid_get_session``
+does: from the ``session-ID.scope`` unit in its control group (``/proc/PID/cgroup``),
+which systemd-logind creates and the process cannot leave on its own.
+
 Wire format (``linux/netlink.h``, ``linux/connector.h``, ``linux/cn_proc.h``), native
 byte order: ``nlmsghdr`` (16 bytes) + ``cn_msg`` (20 bytes) + ``proc_event`` whose
 ``what``/``cpu``/``timestamp_ns`` header (16 bytes) is followed by the event data; for
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import socket
 import struct
@@ -188,3 +193,26 @@ def proc_comm(pid: int, root: str = "/proc") -> str | None:
 def proc_pids(root: str = "/proc") -> set[int]:
     """The pids listed under /proc (a few hundred µs for a few hundred processes)."""
     return {int(e.name) for e in os.scandir(root) if e.name.isdigit()}
+
+
+_SESSION_SCOPE: Final = re.compile(r"/session-([A-Za-z0-9_]+)\.scope(?:/|$)")
+
+
+class LogindSessions:
+    """Login sessions as systemd-logind places them (``session-ID.scope`` cgroups)."""
+
+    def __init__(self, root: str = "/proc") -> None:
+        self.root = root
+
+    def session_of(self, pid: int) -> str | None:
+        """The logind session id of ``pid``; None without logind or when it is in none."""
+        try:
+            with open(f"{self.root}/{pid}/cgroup", encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            path = line.split(":", 2)[-1]
+            if found := _SESSION_SCOPE.search(path):
+                return found.group(1)
+        return None
