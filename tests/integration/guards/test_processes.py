@@ -31,7 +31,15 @@ from lockdown.guards.processes import (
     scan_running,
 )
 from lockdown.platform.proc_linux import NetlinkExecSource
-from tests.support.processes import TEST_APPS, Detached, Recorder, alive, renamed_copy
+from tests.support.processes import (
+    SESSION_ENV,
+    TEST_APPS,
+    TEST_SCOPE,
+    Detached,
+    Recorder,
+    alive,
+    renamed_copy,
+)
 
 
 @contextmanager
@@ -42,7 +50,9 @@ def watching(
     factory: Callable[[], processes.ExecSource] = lambda: choose_exec_source(  # noqa: E731
         allow_netlink=netlink
     )
-    guard = ProcessWatcherGuard(TEST_APPS, terminate=terminate, grace=grace, source_factory=factory)
+    guard = ProcessWatcherGuard(
+        TEST_APPS, terminate=terminate, grace=grace, source_factory=factory, scope=TEST_SCOPE
+    )
     journal = Recorder()
     guard.start(journal)
     try:
@@ -100,9 +110,11 @@ def test_an_app_ignoring_sigterm_is_killed_after_the_grace_period(
 
 def test_our_own_child_processes_are_never_touched(tmp_path: Path, detached: Detached) -> None:
     obs = renamed_copy(tmp_path, "obs")
-    ours = subprocess.Popen([str(obs), "30"])
+    # in this run's (fake) session, so only the own-tree rule keeps it alive
+    ours = subprocess.Popen([str(obs), "30"], env={**os.environ, **SESSION_ENV})
     try:
-        assert all(m.process.pid != ours.pid for m in scan_running(TEST_APPS.matcher()))
+        found = scan_running(TEST_APPS.matcher(), scope=TEST_SCOPE)
+        assert all(m.process.pid != ours.pid for m in found)
         with watching(terminate=True) as (_, journal):
             outside = detached.start(obs, "30")
             journal.wait_for(EVENT_CLOSED, outside)  # the watcher is working …
@@ -135,9 +147,9 @@ def test_scan_running_lists_a_prohibited_app_started_before(
     tmp_path: Path, detached: Detached
 ) -> None:
     pid = detached.start(renamed_copy(tmp_path, "anydesk"), "30")
-    found = [m for m in scan_running(TEST_APPS.matcher()) if m.process.pid == pid]
-    assert [m.app.id for m in found] == ["anydesk"]
-    assert os.getpid() not in {m.process.pid for m in scan_running(TEST_APPS.matcher())}
+    running = scan_running(TEST_APPS.matcher(), scope=TEST_SCOPE)
+    assert [m.app.id for m in running if m.process.pid == pid] == ["anydesk"]
+    assert os.getpid() not in {m.process.pid for m in running}
 
 
 def test_polling_sees_a_process_that_execs_a_listed_app_after_it_appeared(
@@ -149,7 +161,9 @@ def test_polling_sees_a_process_that_execs_a_listed_app_after_it_appeared(
     obs = renamed_copy(tmp_path, "obs")
     code = f"import os, time; time.sleep(0.3); os.execv({str(obs)!r}, ['obs', '30'])"
     source = PollingExecSource("test", rescan_interval=3600)
-    guard = ProcessWatcherGuard(TEST_APPS, terminate=False, source_factory=lambda: source)
+    guard = ProcessWatcherGuard(
+        TEST_APPS, terminate=False, source_factory=lambda: source, scope=TEST_SCOPE
+    )
     journal = Recorder()
     guard.start(journal)
     try:
@@ -171,7 +185,9 @@ def test_a_watcher_whose_source_fails_to_start_releases_it(tmp_path: Path) -> No
             raise OSError("no more threads")
 
     before = _open_fds()
-    guard = ProcessWatcherGuard(TEST_APPS, terminate=False, source_factory=FailsAfterStarting)
+    guard = ProcessWatcherGuard(
+        TEST_APPS, terminate=False, source_factory=FailsAfterStarting, scope=TEST_SCOPE
+    )
     with pytest.raises(GuardUnavailable, match="no more threads"):
         guard.start(Recorder())
     assert _open_fds() == before, "the netlink socket or its wake-up pipe leaked"

@@ -12,7 +12,7 @@ from pytestqt.qtbot import QtBot
 
 from lockdown.guards.policy import ProhibitedAppsPrecheck
 from lockdown.ui.prohibited_dialog import ProhibitedAppsDialog
-from tests.support.processes import TEST_APPS, Detached, Recorder, alive, renamed_copy
+from tests.support.processes import TEST_APPS, TEST_SCOPE, Detached, Recorder, alive, renamed_copy
 
 pytestmark = pytest.mark.x11
 
@@ -23,7 +23,9 @@ def anydesk(tmp_path: Path, detached: Detached) -> int:
 
 
 def _dialog(qtbot: QtBot, can_close: bool, journal: Recorder) -> ProhibitedAppsDialog:
-    check = ProhibitedAppsPrecheck(TEST_APPS, journal, can_close=can_close, grace=1.0)
+    check = ProhibitedAppsPrecheck(
+        TEST_APPS, journal, can_close=can_close, grace=1.0, scope=TEST_SCOPE
+    )
     dialog = ProhibitedAppsDialog(check, check.scan())
     qtbot.addWidget(dialog)
     dialog.show()

@@ -26,7 +26,7 @@ from lockdown.guards.processes import (
 from lockdown.guards.restore import RestoreLog
 from lockdown.lifecycle.base import Outcome
 from lockdown.texts import TEXTS
-from tests.support.processes import TEST_APPS, Detached, Recorder, renamed_copy
+from tests.support.processes import TEST_APPS, TEST_SCOPE, Detached, Recorder, renamed_copy
 
 VM = vm.VmVerdict(90, (vm.Reason("cpu_hypervisor_flag", 50, "flag"), vm.Reason("dmi", 40, "x")))
 NOT_REMOTE = remote.RemoteVerdict(())
@@ -40,6 +40,7 @@ def settings(**guards: object) -> Settings:
 def operation(s: Settings, journal: Recorder, **kw: object) -> SystemGuardsOperation:
     kw.setdefault("vm_detector", lambda: vm.VmVerdict(0, ()))
     kw.setdefault("remote_detector", lambda: NOT_REMOTE)
+    kw.setdefault("scope", TEST_SCOPE)
     return SystemGuardsOperation(s, journal, apps=TEST_APPS, tcc=lambda: (), **kw)  # type: ignore[arg-type]
 
 
@@ -199,6 +200,7 @@ def test_settings_extend_the_list_for_the_precheck(tmp_path: Path, detached: Det
         vm_detector=lambda: vm.VmVerdict(0, ()),
         remote_detector=lambda: NOT_REMOTE,
         prompt=prompt,
+        scope=TEST_SCOPE,
     )
     assert op.perform() is Outcome.ABORTED
     assert found == ["extra:calc-helper"]

@@ -27,7 +27,15 @@ from lockdown.guards.processes import (
 )
 from lockdown.guards.restore import RestoreLog, undo_leftovers
 from lockdown.platform.null import NullPlatform
-from tests.support.processes import TEST_APPS, Detached, Recorder, alive, renamed_copy
+from tests.support.processes import (
+    SESSION_ENV,
+    TEST_APPS,
+    TEST_SCOPE,
+    Detached,
+    Recorder,
+    alive,
+    renamed_copy,
+)
 
 CHILD = r"""
 import sys, time
@@ -35,8 +43,11 @@ from pathlib import Path
 from lockdown.guards.appslist import AppList
 from lockdown.guards.processes import ProcessWatcherGuard
 from lockdown.guards.restore import RestoreLog
+from tests.support.processes import TEST_SCOPE
 apps = AppList.load(os_name="linux").restricted_to(["obs"])
-guard = ProcessWatcherGuard(apps, terminate=True, restore=RestoreLog(Path(sys.argv[1])))
+guard = ProcessWatcherGuard(
+    apps, terminate=True, restore=RestoreLog(Path(sys.argv[1])), scope=TEST_SCOPE
+)
 guard.start(lambda event: print(event.type, event.payload.get("pid"), flush=True))
 print("ready", flush=True)
 time.sleep(60)
@@ -58,7 +69,9 @@ def test_a_termination_is_recorded_before_the_kill_and_summarised_at_stop(
 ) -> None:
     restore = RestoreLog(tmp_path / "restore")
     stubborn = renamed_copy(tmp_path, "anydesk")
-    guard = ProcessWatcherGuard(TEST_APPS, terminate=True, grace=1.5, restore=restore)
+    guard = ProcessWatcherGuard(
+        TEST_APPS, terminate=True, grace=1.5, restore=restore, scope=TEST_SCOPE
+    )
     journal = Recorder()
     guard.start(journal)
     try:
@@ -117,6 +130,7 @@ def test_a_kill_9_before_the_end_leaves_the_record_for_the_next_start(
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, **SESSION_ENV},
     )
     assert guarding.stdout is not None
     try:
