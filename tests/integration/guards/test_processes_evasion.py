@@ -8,8 +8,9 @@ on the test display and ``xwd -root``. The positive controls show the protection
 the work: the same executable in a trusted system folder *is* exempt, and the same
 capture under the journal-only policy writes its file.
 
-The recorder here is Kooha (``kooha``), not OBS: other test runs on this machine still
-watch for ``obs`` copies with a guard that is not scoped to its own run.
+The recorder here is a name of this run's own, added the way an exam adds one
+(``guards.prohibited_apps_extra``), so no other test run's guard on this shared machine
+can close it first; the unit tests match the same variants against the real list.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ from tests.support.processes import (
 from tests.support.xserver import Xvfb
 
 LINUX = AppList.load(os_name="linux")
-#: a recorder plus the capture tools of the issue; nothing a developer's desktop would run
-APPS = LINUX.restricted_to(["kooha", "ffmpeg-grab", "scrot"])
+#: this run's recorder name (see above)
+REC = f"rec-{TEST_SESSION}"
+#: the recorder plus the capture tools of the issue; nothing a developer's desktop would run
+APPS = LINUX.restricted_to(["ffmpeg-grab", "scrot"]).extended([REC])
 
 
 @contextmanager
@@ -80,11 +83,14 @@ def _gone_soon(pid: int, timeout: float = 5.0) -> bool:
 def test_exec_a_with_an_essential_name_does_not_exempt_the_real_binary(
     tmp_path: Path, detached: Detached
 ) -> None:
-    kooha = renamed_copy(tmp_path, "kooha")
+    recorder_exe = renamed_copy(tmp_path, REC)
     with watching() as journal:
-        pid = detached.start(kooha, "30", argv0="pipewire")
+        pid = detached.start(recorder_exe, "30", argv0="pipewire")
         detected = journal.wait_for(EVENT_DETECTED, pid)
-        assert (detected.payload["matched_on"], detected.payload["exe"]) == ("exe", str(kooha))
+        assert (detected.payload["matched_on"], detected.payload["exe"]) == (
+            "exe",
+            str(recorder_exe),
+        )
         assert detected.payload["cmdline0"] == "pipewire"
         assert journal.wait_for(EVENT_CLOSED, pid).payload["how"] == "terminated"
 
@@ -109,8 +115,8 @@ def test_positive_control_a_root_owned_essential_executable_is_left_alone(
     )
     with watching(trusting) as journal:
         exempt = detached.start(pipewire, "30", argv0="pipewire")
-        kooha = detached.start(renamed_copy(tmp_path, "kooha"), "30")
-        journal.wait_for(EVENT_CLOSED, kooha)  # the watcher is working …
+        other = detached.start(renamed_copy(tmp_path, REC), "30")
+        journal.wait_for(EVENT_CLOSED, other)  # the watcher is working …
         assert alive(exempt)  # … and the essential executable was not touched
         assert not journal.of(EVENT_DETECTED, exempt)
 
@@ -119,8 +125,8 @@ def test_a_recorder_that_starts_the_guard_is_not_exempt_as_its_ancestor(tmp_path
     # A recorder (a copy of sh) runs the guard as its child: the guard must close its
     # parent. Its name is this run's own prohibited extra, so no other run's full-list
     # guard on this machine can close it first.
-    name = f"rec-{TEST_SESSION}"
-    kooha = renamed_copy(tmp_path, name, "/bin/sh")
+    name = REC
+    recorder_exe = renamed_copy(tmp_path, name, "/bin/sh")
     child = (
         "import os, sys, time\n"
         "from lockdown.guards.processes import ProcessWatcherGuard\n"
@@ -135,7 +141,7 @@ def test_a_recorder_that_starts_the_guard_is_not_exempt_as_its_ancestor(tmp_path
     script = tmp_path / "guard.py"
     script.write_text(child)
     recorder = subprocess.Popen(
-        [str(kooha), "-c", f"{sys.executable} {script}; sleep 30"],
+        [str(recorder_exe), "-c", f"{sys.executable} {script}; sleep 30"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[3],
@@ -159,7 +165,7 @@ def test_a_recorder_that_starts_the_guard_is_not_exempt_as_its_ancestor(tmp_path
         recorder.stdout.close()
 
 
-NAME_VARIANTS = ["KOOHA", "kooha (1)", "kooha.bin", "kooha-2", "Kooha Copy"]
+NAME_VARIANTS = [REC.upper(), f"{REC} (1)", f"{REC}.bin", f"{REC}-2", f"{REC.title()} Copy"]
 
 
 def test_copies_with_case_and_copy_suffixes_in_a_folder_with_spaces_are_caught(
@@ -175,7 +181,8 @@ def test_copies_with_case_and_copy_suffixes_in_a_folder_with_spaces_are_caught(
             pids[name] = detached.start(program, "30")
         for name, pid in pids.items():
             detected = journal.wait_for(EVENT_DETECTED, pid)
-            assert (detected.payload["app"], detected.payload["matched_on"]) == ("kooha", "exe")
+            assert detected.payload["app"] == f"extra:{REC}"
+            assert detected.payload["matched_on"] == "exe"
             assert detected.payload["exe"] == str(folder / name)
             assert journal.wait_for(EVENT_CLOSED, pid).payload["how"] == "terminated", name
 
@@ -186,14 +193,14 @@ def test_copies_with_case_and_copy_suffixes_in_a_folder_with_spaces_are_caught(
 def test_a_recorder_script_behind_interpreter_options_is_caught(
     tmp_path: Path, detached: Detached, options: tuple[str, ...]
 ) -> None:
-    script = tmp_path / "kooha"
+    script = tmp_path / REC
     script.write_text("import time\ntime.sleep(30)\n")
     with watching() as journal:
         pid = detached.start(Path(sys.executable), *options, str(script))
         detected = journal.wait_for(EVENT_DETECTED, pid)
         assert (detected.payload["matched_on"], detected.payload["matched_name"]) == (
             "script",
-            "kooha",
+            REC,
         )
         assert journal.wait_for(EVENT_CLOSED, pid).payload["how"] == "terminated"
 

@@ -1,4 +1,5 @@
-"""Crash safety of the process watcher: a termination is recorded before its signal.
+"""Crash safety of the process watcher: a termination is recorded before its signal,
+and a start the journal rate limit holds back is counted on disk.
 
 Real processes: renamed copies of /bin/sleep started detached, a real watcher closing
 them, and a real ``kill -9`` of the guarding process before the end of its session.
@@ -13,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from lockdown.events import Event
+import pytest
+
+from lockdown.events import Event, Journal, read_records, verify
 from lockdown.guards.processes import (
     EVENT_CLOSED,
     EVENT_DETECTED,
@@ -31,6 +34,7 @@ from tests.support.processes import (
     SESSION_ENV,
     TEST_APPS,
     TEST_SCOPE,
+    TEST_SESSION,
     Detached,
     Recorder,
     alive,
@@ -159,3 +163,91 @@ def test_a_kill_9_before_the_end_leaves_the_record_for_the_next_start(
     assert (data["pid"], data["name"], data["exe"]) == (pid, "obs", str(obs))
     assert data["reason"] == REASON_DURING
     assert RestoreLog(restore_dir).pending() == []
+
+
+HOLDING_CHILD = r"""
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from lockdown.events import Journal
+from lockdown.guards.appslist import AppList
+from lockdown.guards.processes import ProcessWatcherGuard
+from lockdown.guards.restore import RestoreLog, RestoreRecord
+from tests.support.processes import TEST_SCOPE
+
+journal_path, restore_dir, name, keep = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+
+class Announcing(RestoreLog):
+    # keep=disk: writes like the real one; keep=memory: the count lives only in memory
+    def record(self, kind: str, data: Any) -> RestoreRecord:
+        if keep == "disk" or kind != "journal_held":
+            out = super().record(kind, data)
+        else:
+            out = RestoreRecord(restore_dir / "none", kind, dict(data), 0, 0.0)
+        print("held", data.get("suppressed"), flush=True)
+        return out
+
+    def update(self, record: RestoreRecord, data: Any) -> RestoreRecord:
+        out = super().update(record, data) if keep == "disk" else record
+        print("held", data.get("suppressed"), flush=True)
+        return out
+
+
+apps = AppList.load(os_name="linux").restricted_to([]).extended([name])
+journal = Journal.open(Path(journal_path))
+guard = ProcessWatcherGuard(
+    apps, terminate=False, rate_interval=600, restore=Announcing(restore_dir), scope=TEST_SCOPE
+)
+guard.start(journal.append)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("keep", ["disk", "memory"], ids=["written", "positive-control"])
+def test_every_start_reaches_the_journal_although_lockdown_is_killed(
+    tmp_path: Path, detached: Detached, keep: str
+) -> None:
+    name = f"rec-{TEST_SESSION}"
+    journal_path, restore_dir = tmp_path / "journal.jsonl", tmp_path / "restore"
+    program = renamed_copy(tmp_path, name)
+    guarding = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_CHILD, str(journal_path), str(restore_dir), name, keep],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, **SESSION_ENV},
+    )
+    assert guarding.stdout is not None
+    try:
+        lines = iter(guarding.stdout.readline, "")
+        assert any(line.strip() == "ready" for line in lines)
+        first = detached.start(program, "30")
+        _wait(lambda: any(r["payload"].get("pid") == first for r in read_records(journal_path)))
+        second = detached.start(program, "30")  # within the rate-limit window: held back
+        assert any(line.split() == ["held", "1"] for line in lines)
+        os.kill(guarding.pid, signal.SIGKILL)
+        guarding.wait(10)
+    finally:
+        guarding.kill()
+        guarding.wait()
+        guarding.stdout.close()
+    # The next start journals what the dead run left, as app startup does.
+    with Journal.open(journal_path) as journal:
+        undo_leftovers(restore_dir, journal.append, NullPlatform())
+    records = read_records(journal_path)
+    started = [r for r in records if r["type"] == EVENT_DETECTED]
+    assert [r["payload"]["pid"] for r in started] == [first]
+    held = [
+        r["payload"]["data"]
+        for r in records
+        if r["type"] == "guards.restore_undone" and r["payload"]["kind"] == "journal_held"
+    ]
+    if keep == "disk":
+        assert [(h["payload"]["pid"], h["suppressed"]) for h in held] == [(second, 1)]
+    else:
+        assert held == [], "the positive control lost the repeat (held only in memory)"
+    assert verify(journal_path).records == len(records)
