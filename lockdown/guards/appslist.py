@@ -49,8 +49,8 @@ _INTERPRETER = re.compile(
 #: script follows) and options whose value names a module to run (python -m).
 _INTERPRETER_OPTIONS: Final[dict[str, tuple[str, frozenset[str], str, str]]] = {
     "python": ("WXQ", frozenset({"--check-hash-based-pycs"}), "c", "m"),
-    "perl": ("IMmlx0", frozenset(), "eE", ""),
-    "ruby": ("IrCEFKTWx0", frozenset({"--encoding", "--external-encoding"}), "e", ""),
+    "perl": ("I", frozenset(), "eE", ""),
+    "ruby": ("IrCE", frozenset({"--encoding", "--external-encoding"}), "e", ""),
     "node": (
         "rC",
         frozenset({"--require", "--import", "--loader", "--experimental-loader", "--title"}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from lockdown.guards.appslist import (
     AppListError,
     ProcessFacts,
     default_list_path,
+    name_variants,
 )
 
 CATEGORIES = {
@@ -145,6 +147,8 @@ def test_names_that_only_contain_a_listed_name_do_not_match(linux: AppList, exe:
         ("python3", "-mobs"),
         ("env", "A=1", "-u", "HOME", "python3", "-W", "error", "obs.py"),
         ("perl", "-I", "/tmp/lib", "/tmp/OBS"),
+        ("perl", "-w", "-l", "/tmp/obs"),
+        ("ruby", "-r", "json", "-W0", "/tmp/obs.rb"),
         ("bash", "-o", "errexit", "/tmp/obs (1)"),
         ("node", "--require", "x", "/tmp/obs.js"),
     ],
@@ -173,13 +177,29 @@ def test_inline_code_and_option_values_are_not_taken_for_a_script(
     assert linux.matcher().match(facts) is None
 
 
+LINUX_MATCHER = AppList.load(os_name="linux").matcher()
+RUNNERS = ["python3", "env", "bash", "perl", "ruby", "node", "sleep"]
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(max_size=12), max_size=8), st.sampled_from(["python3", "env", "bash"]))
-def test_any_command_line_is_parsed_without_error(args: list[str], runner: str) -> None:
-    m = AppList.load(os_name="linux").matcher()
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(["-W", "-X", "-c", "-m", "--", "-OW", "obs"]), st.text())
+    ).map(tuple),
+    st.sampled_from(RUNNERS),
+)
+def test_any_command_line_is_parsed_without_error(args: tuple[str, ...], runner: str) -> None:
     facts = ProcessFacts(pid=9, exe=f"/usr/bin/{runner}", cmdline=(runner, *args))
-    m.match(facts)
-    m.is_essential(facts)
+    match = LINUX_MATCHER.match(facts)
+    assert match is None or match.app.id in {a.id for a in LINUX_MATCHER.list.apps}
+    assert not LINUX_MATCHER.is_essential(facts)  # no owner read: never essential
+
+
+@given(st.text())
+def test_name_variants_only_ever_shorten_a_name(name: str) -> None:
+    variants = name_variants("linux", name)
+    assert all(len(b) < len(a) for a, b in itertools.pairwise(variants))
+    assert all(v == v.casefold().strip() for v in variants)
 
 
 @pytest.mark.parametrize(
