@@ -234,19 +234,27 @@ def test_ffmpeg_x11grab_on_the_test_display_is_caught_before_it_writes(
             assert out.stat().st_size > 0  # without the close policy the capture succeeds
 
 
+ONE_SHOT = {
+    "xwd": (["-root", "-silent", "-out"], "xwd"),
+    "import": (["-window", "root"], "import"),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(ONE_SHOT))
 @pytest.mark.parametrize("terminate", [True, False], ids=["close", "journal-positive-control"])
-def test_xwd_root_is_stopped_at_exec_before_it_writes(
-    tmp_path: Path, detached: Detached, xserver: Xvfb, terminate: bool
+def test_a_one_shot_screenshot_is_stopped_at_exec_before_it_writes(
+    tmp_path: Path, detached: Detached, xserver: Xvfb, terminate: bool, tool: str
 ) -> None:
-    out = tmp_path / "screen.xwd"
+    args, matched = ONE_SHOT[tool]
+    out = tmp_path / ("screen.xwd" if tool == "xwd" else "screen.png")
     with watching(terminate=terminate) as journal:
-        pid, _ = _capture(detached, "xwd", ["-root", "-silent", "-out", str(out)], env=xserver.env)
+        pid, _ = _capture(detached, tool, [*args, str(out)], env=xserver.env)
         detected = journal.wait_for(EVENT_DETECTED, pid)
-        assert (detected.payload["app"], detected.payload["matched_name"]) == ("scrot", "xwd")
+        assert (detected.payload["app"], detected.payload["matched_name"]) == ("scrot", matched)
         if terminate:
             assert detected.payload.get("stopped") is True
             assert journal.wait_for(EVENT_CLOSED, pid).payload["how"] == "terminated"
-            assert not out.exists() or out.stat().st_size == 0, "xwd wrote the screen"
+            assert not out.exists() or out.stat().st_size == 0, f"{tool} wrote the screen"
         else:
-            assert _gone_soon(pid)
+            assert _gone_soon(pid, 10)
             assert out.stat().st_size > 0  # the journal-only policy lets it write
