@@ -61,6 +61,13 @@ class TokenSessions:
 
 #: The candidate as tests see them: our user, this run's (fake) login session.
 TEST_SCOPE = CandidateScope(os.getuid(), TokenSessions(), TEST_SESSION)
+#: A prohibited name of this run's own (an exam's extra, like
+#: ``guards.prohibited_apps_extra``): no other test run's guard on this shared machine
+#: knows it, so only this run's watchers can close a copy named so. (Runs whose guard is
+#: not scoped yet close every ``obs`` copy on the machine within milliseconds.)
+RUN_RECORDER = f"rec-{TEST_SESSION}"
+#: :data:`TEST_APPS` plus :data:`RUN_RECORDER`.
+RUN_APPS = TEST_APPS.extended([RUN_RECORDER])
 
 # Double fork: the grandchild waits until it is orphaned, prints its pid and the
 # monotonic time, then execs the program, so it is not part of our process tree.

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from lockdown.guards import processes
+from lockdown.guards.appslist import AppList
 from lockdown.guards.base import GuardUnavailable
 from lockdown.guards.processes import (
     EVENT_CLOSED,
@@ -32,6 +33,8 @@ from lockdown.guards.processes import (
 )
 from lockdown.platform.proc_linux import NetlinkExecSource
 from tests.support.processes import (
+    RUN_APPS,
+    RUN_RECORDER,
     SESSION_ENV,
     TEST_APPS,
     TEST_SCOPE,
@@ -44,14 +47,14 @@ from tests.support.processes import (
 
 @contextmanager
 def watching(
-    *, terminate: bool, netlink: bool = True, grace: float = 2.0
+    *, terminate: bool, netlink: bool = True, grace: float = 2.0, apps: AppList = TEST_APPS
 ) -> Iterator[tuple[ProcessWatcherGuard, Recorder]]:
-    """A started watcher over :data:`TEST_APPS` and its journal; stopped on leaving."""
+    """A started watcher over ``apps`` and its journal; stopped on leaving."""
     factory: Callable[[], processes.ExecSource] = lambda: choose_exec_source(  # noqa: E731
         allow_netlink=netlink
     )
     guard = ProcessWatcherGuard(
-        TEST_APPS, terminate=terminate, grace=grace, source_factory=factory, scope=TEST_SCOPE
+        apps, terminate=terminate, grace=grace, source_factory=factory, scope=TEST_SCOPE
     )
     journal = Recorder()
     guard.start(journal)
@@ -109,14 +112,14 @@ def test_an_app_ignoring_sigterm_is_killed_after_the_grace_period(
 
 
 def test_our_own_child_processes_are_never_touched(tmp_path: Path, detached: Detached) -> None:
-    obs = renamed_copy(tmp_path, "obs")
+    recorder = renamed_copy(tmp_path, RUN_RECORDER)
     # in this run's (fake) session, so only the own-tree rule keeps it alive
-    ours = subprocess.Popen([str(obs), "30"], env={**os.environ, **SESSION_ENV})
+    ours = subprocess.Popen([str(recorder), "30"], env={**os.environ, **SESSION_ENV})
     try:
-        found = scan_running(TEST_APPS.matcher(), scope=TEST_SCOPE)
+        found = scan_running(RUN_APPS.matcher(), scope=TEST_SCOPE)
         assert all(m.process.pid != ours.pid for m in found)
-        with watching(terminate=True) as (_, journal):
-            outside = detached.start(obs, "30")
+        with watching(terminate=True, apps=RUN_APPS) as (_, journal):
+            outside = detached.start(recorder, "30")
             journal.wait_for(EVENT_CLOSED, outside)  # the watcher is working …
             assert ours.poll() is None  # … and our own child was left alone
             assert not journal.of(EVENT_DETECTED, ours.pid)

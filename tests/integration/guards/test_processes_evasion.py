@@ -34,9 +34,9 @@ from lockdown.guards.processes import (
     choose_exec_source,
 )
 from tests.support.processes import (
+    RUN_RECORDER,
     SESSION_ENV,
     TEST_SCOPE,
-    TEST_SESSION,
     Detached,
     Recorder,
     alive,
@@ -46,7 +46,7 @@ from tests.support.xserver import Xvfb
 
 LINUX = AppList.load(os_name="linux")
 #: this run's recorder name (see above)
-REC = f"rec-{TEST_SESSION}"
+REC = RUN_RECORDER
 #: the recorder plus the capture tools of the issue; nothing a developer's desktop would run
 APPS = LINUX.restricted_to(["ffmpeg-grab", "scrot"]).extended([REC])
 

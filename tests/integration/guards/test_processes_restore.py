@@ -31,10 +31,10 @@ from lockdown.guards.processes import (
 from lockdown.guards.restore import RestoreLog, undo_leftovers
 from lockdown.platform.null import NullPlatform
 from tests.support.processes import (
+    RUN_RECORDER,
     SESSION_ENV,
     TEST_APPS,
     TEST_SCOPE,
-    TEST_SESSION,
     Detached,
     Recorder,
     alive,
@@ -210,7 +210,7 @@ time.sleep(60)
 def test_every_start_reaches_the_journal_although_lockdown_is_killed(
     tmp_path: Path, detached: Detached, keep: str
 ) -> None:
-    name = f"rec-{TEST_SESSION}"
+    name = RUN_RECORDER
     journal_path, restore_dir = tmp_path / "journal.jsonl", tmp_path / "restore"
     program = renamed_copy(tmp_path, name)
     guarding = subprocess.Popen(

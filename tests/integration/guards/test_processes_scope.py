@@ -31,6 +31,7 @@ from lockdown.guards.processes import (
     scan_running,
 )
 from tests.support.processes import (
+    RUN_RECORDER,
     SESSION_VARIABLE,
     TEST_SCOPE,
     TEST_SESSION,
@@ -42,7 +43,7 @@ from tests.support.processes import (
 
 #: A prohibited name of this run's own (an exam's extra): no other run's guard on this
 #: machine knows it, so nothing but this module's watchers can close these copies.
-RECORDER = f"rec-{TEST_SESSION}"
+RECORDER = RUN_RECORDER
 APPS = AppList.load(os_name="linux").restricted_to([]).extended([RECORDER])
 GRACE = 0.5
 
