@@ -77,6 +77,11 @@ EVENT_SURVIVED: Final = "guards.prohibited_app_survived"
 EVENT_BACKEND: Final = "guards.process_watcher"
 
 EVENT_FAILED: Final = "guards.process_watcher_failed"
+EVENT_SCOPE: Final = "guards.process_scope"
+#: Development builds only: name this run's "login session" by an environment variable
+#: (``LOCKDOWN_DEV_PROCESS_SESSION``), for tests on a machine without logind shared by
+#: several test runs as one user. It narrows whose processes are closed: journalled.
+DEV_SESSION_SWITCH: Final = "PROCESS_SESSION"
 EVENT_TERMINATED_SUMMARY: Final = "guards.terminated_summary"
 #: The restore-record kind of a process Lockdown terminated.
 RECORD_KIND: Final = "process_terminated"
@@ -194,17 +199,35 @@ class CandidateScope:
     sessions: LoginSessions | None = None
     #: our own login session (None: we are in none, so sessions are not compared)
     session: str | None = None
+    #: where the sessions come from (journalled with the scope)
+    origin: str = ""
 
     @classmethod
     def current(cls, sessions: LoginSessions | None = None) -> CandidateScope:
-        """This process's real user and login session (logind's, on Linux)."""
-        if sessions is None and current_os() == "linux":
-            from lockdown.platform.proc_linux import LogindSessions
+        """This process's real user and login session (logind's, on Linux).
 
-            sessions = LogindSessions()
+        In a development build ``LOCKDOWN_DEV_PROCESS_SESSION`` replaces logind: only
+        processes whose environment carries the same value are ours.
+        """
         uid = os.getuid() if hasattr(os, "getuid") else None
+        if sessions is None and current_os() == "linux":
+            from lockdown import build
+            from lockdown.platform.proc_linux import EnvironmentSessions, LogindSessions
+
+            if token := build.dev_switch(DEV_SESSION_SWITCH):
+                variable = f"LOCKDOWN_DEV_{DEV_SESSION_SWITCH}"
+                log.guards.warning("Development switch %s: only its processes are ours", variable)
+                return cls(
+                    uid, EnvironmentSessions(variable), token, f"development switch {variable}"
+                )
+            sessions = LogindSessions()
+            session = sessions.session_of(os.getpid())
+            return cls(uid, sessions, session, "logind" if session else "no logind session")
         session = sessions.session_of(os.getpid()) if sessions is not None else None
-        return cls(uid, sessions, session)
+        return cls(uid, sessions, session, "given" if sessions is not None else "")
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"uid": self.uid, "session": self.session, "sessions": self.origin}
 
     def outside(self, facts: ProcessFacts) -> str:
         """Why ``facts`` is not the candidate's to touch; ``""`` when it is."""
@@ -705,6 +728,7 @@ class ProcessWatcherGuard:
             return
         self._own = self._own or OwnTree()
         self._scope = self._scope or CandidateScope.current()
+        report(Event(EVENT_SCOPE, self._scope.as_payload()))
         self._report = report
         self._sink = rate_limited(report, self._rate_interval, self._restore)
         try:
@@ -790,7 +814,8 @@ class ProcessWatcherGuard:
         stopped = self.terminate and not elsewhere and stop_now(facts)
         action = "report" if elsewhere else "terminate" if self.terminate else "journal"
         payload: dict[str, Any] = {
-            "key": match.app.id,
+            # rate-limited apart: another user's copies never hide the candidate's start
+            "key": f"{match.app.id} elsewhere" if elsewhere else match.app.id,
             **match.as_payload(),
             "uid": facts.uid,
             "action": action,

@@ -8,6 +8,9 @@ falls back to :func:`proc_pids`, a listing of ``/proc`` diffed at a short interv
 :class:`LogindSessions` tells the login session of a process the way ``sd_pid_get_session``
 does: from the ``session-ID.scope`` unit in its control group (``/proc/PID/cgroup``),
 which systemd-logind creates and the process cannot leave on its own.
+:class:`EnvironmentSessions` stands in for logind where there is none (tests, and a
+development build's ``LOCKDOWN_DEV_PROCESS_SESSION``): a variable in each process's
+environment names its session — anyone can set it, so never in an installed build.
 
 Wire format (``linux/netlink.h``, ``linux/connector.h``, ``linux/cn_proc.h``), native
 byte order: ``nlmsghdr`` (16 bytes) + ``cn_msg`` (20 bytes) + ``proc_event`` whose
@@ -216,3 +219,27 @@ class LogindSessions:
             if found := _SESSION_SCOPE.search(path):
                 return found.group(1)
         return None
+
+
+class EnvironmentSessions:
+    """Sessions named by an environment variable of each process (development and tests).
+
+    A process without the variable (or whose environment cannot be read) is in a session
+    of its own, never the one the variable names.
+    """
+
+    def __init__(self, variable: str, root: str = "/proc") -> None:
+        self.variable = variable
+        self.root = root
+
+    def session_of(self, pid: int) -> str | None:
+        try:
+            with open(f"{self.root}/{pid}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+        except OSError:
+            return f"unreadable-{pid}"
+        prefix = f"{self.variable}=".encode()
+        for entry in environ:
+            if entry.startswith(prefix):
+                return entry[len(prefix) :].decode(errors="replace")
+        return f"none-{pid}"

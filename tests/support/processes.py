@@ -6,10 +6,12 @@ caller (double fork, as if the candidate started it from the desktop), optionall
 another ``argv[0]`` (``exec -a``) or as another user.
 
 This machine has no logind, and other test runs (as root, like ours) start copies named
-like ours: :class:`TokenSessions` is the fake logind. Every program these helpers start
-carries this test run's session token in its environment (:data:`TEST_SESSION`); the
-fake puts every process without it in another session, so a watcher scoped with
-:data:`TEST_SCOPE` never touches another run's processes.
+like ours: :func:`fake_logind` is the fake logind. Every program of this test run
+carries the run's session token in its environment (:data:`TEST_SESSION`, set by
+``tests/conftest.py`` as ``LOCKDOWN_DEV_PROCESS_SESSION``, the development switch a real
+``lockdown`` started by a test obeys too); the fake puts every process without it in
+another session, so a watcher scoped with :data:`TEST_SCOPE` never touches another
+run's processes.
 """
 
 from __future__ import annotations
@@ -30,37 +32,27 @@ import psutil
 from lockdown.events import Event
 from lockdown.guards.appslist import AppList
 from lockdown.guards.processes import CandidateScope
+from lockdown.platform.proc_linux import EnvironmentSessions
 
 #: A few listed Linux apps the tests start renamed copies of.
 TEST_APPS = AppList.load(os_name="linux").restricted_to(["obs", "simplescreenrecorder", "anydesk"])
 
 #: The environment variable the fake logind reads, and this test run's session.
-SESSION_VARIABLE = "LOCKDOWN_TEST_SESSION"
+SESSION_VARIABLE = "LOCKDOWN_DEV_PROCESS_SESSION"
 #: (A child process of a test inherits its parent's session through the variable.)
 TEST_SESSION = os.environ.get(SESSION_VARIABLE) or uuid.uuid4().hex[:12]
 #: The environment that puts a child process in this run's session.
 SESSION_ENV = {SESSION_VARIABLE: TEST_SESSION}
 
 
-class TokenSessions:
-    """Fake logind: a process is in the session its ``LOCKDOWN_TEST_SESSION`` names, and
+def fake_logind() -> EnvironmentSessions:
+    """Fake logind: a process is in the session its ``LOCKDOWN_DEV_PROCESS_SESSION`` names;
     one without the variable is in a session of its own (never this run's)."""
-
-    def session_of(self, pid: int) -> str | None:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as fh:
-                environ = fh.read().split(b"\0")
-        except OSError:
-            return f"unreadable-{pid}"
-        prefix = f"{SESSION_VARIABLE}=".encode()
-        for entry in environ:
-            if entry.startswith(prefix):
-                return entry[len(prefix) :].decode(errors="replace")
-        return f"other-{pid}"
+    return EnvironmentSessions(SESSION_VARIABLE)
 
 
 #: The candidate as tests see them: our user, this run's (fake) login session.
-TEST_SCOPE = CandidateScope(os.getuid(), TokenSessions(), TEST_SESSION)
+TEST_SCOPE = CandidateScope(os.getuid(), fake_logind(), TEST_SESSION)
 #: A prohibited name of this run's own (an exam's extra, like
 #: ``guards.prohibited_apps_extra``): no other test run's guard on this shared machine
 #: knows it, so only this run's watchers can close a copy named so. (Runs whose guard is

@@ -37,8 +37,8 @@ from tests.support.processes import (
     TEST_SESSION,
     Detached,
     Recorder,
-    TokenSessions,
     alive,
+    fake_logind,
 )
 
 #: A prohibited name of this run's own (an exam's extra): no other run's guard on this
@@ -99,7 +99,7 @@ def _still_running_after_the_grace(pid: int) -> bool:
 
 #: The protection off for the positive controls: any user, still only this run's session
 #: (so the control never reaches another test run's processes).
-ANY_USER = CandidateScope(None, TokenSessions(), TEST_SESSION)
+ANY_USER = CandidateScope(None, fake_logind(), TEST_SESSION)
 #: Any session, still only our user.
 ANY_SESSION = CandidateScope(os.getuid(), None, None)
 
@@ -116,6 +116,8 @@ def test_another_users_prohibited_app_is_reported_and_left_running(
         if scope is TEST_SCOPE:
             assert detected.payload["action"] == "report"
             assert detected.payload["scope"] == f"it runs as another user (uid {uid})"
+            # counted apart from the candidate's own starts of the same app
+            assert detected.payload["key"] == f"extra:{RECORDER} elsewhere"
             assert _still_running_after_the_grace(pid), "another user's process was touched"
             assert not journal.of(EVENT_CLOSED, pid)
         else:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from lockdown import build
 from lockdown.guards.appslist import ProcessFacts
 from lockdown.guards.processes import CandidateScope
-from lockdown.platform.proc_linux import LogindSessions
+from lockdown.platform.proc_linux import EnvironmentSessions, LogindSessions
 
 
 def _proc(root: Path, pid: int, cgroup: str) -> None:
@@ -63,3 +66,42 @@ def test_the_current_scope_is_this_process_user() -> None:
     scope = CandidateScope.current(Sessions({}))
     assert scope.uid == os.getuid()
     assert scope.session is None
+
+
+@pytest.fixture
+def fresh_build() -> Iterator[None]:
+    build.current.cache_clear()
+    yield
+    build.current.cache_clear()
+
+
+def test_the_development_switch_names_our_session_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, fresh_build: None
+) -> None:
+    monkeypatch.setenv("LOCKDOWN_DEV_PROCESS_SESSION", "run-x")
+    monkeypatch.delenv("LOCKDOWN_AS_INSTALLED", raising=False)
+    scope = CandidateScope.current()
+    assert isinstance(scope.sessions, EnvironmentSessions)
+    assert scope.session == "run-x"
+    assert scope.as_payload()["sessions"] == "development switch LOCKDOWN_DEV_PROCESS_SESSION"
+    ours = subprocess.Popen(["sleep", "5"], env={"LOCKDOWN_DEV_PROCESS_SESSION": "run-x"})
+    theirs = subprocess.Popen(["sleep", "5"], env={"LOCKDOWN_DEV_PROCESS_SESSION": "run-y"})
+    try:
+        assert scope.outside(ProcessFacts(pid=ours.pid, uid=os.getuid())) == ""
+        assert scope.outside(ProcessFacts(pid=theirs.pid, uid=os.getuid())) == (
+            "it runs in another login session (run-y)"
+        )
+    finally:
+        for p in (ours, theirs):
+            p.kill()
+            p.wait()
+
+
+def test_an_installed_build_ignores_the_development_switch(
+    monkeypatch: pytest.MonkeyPatch, fresh_build: None
+) -> None:
+    monkeypatch.setenv("LOCKDOWN_DEV_PROCESS_SESSION", "run-x")
+    monkeypatch.setenv("LOCKDOWN_AS_INSTALLED", "1")
+    scope = CandidateScope.current()
+    assert isinstance(scope.sessions, LogindSessions)
+    assert scope.as_payload()["sessions"] in {"logind", "no logind session"}
