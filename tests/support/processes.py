@@ -58,8 +58,9 @@ TEST_SCOPE = CandidateScope(os.getuid(), fake_logind(), TEST_SESSION)
 #: knows it, so only this run's watchers can close a copy named so. (Runs whose guard is
 #: not scoped yet close every ``obs`` copy on the machine within milliseconds.)
 RUN_RECORDER = f"rec-{TEST_SESSION}"
-#: :data:`TEST_APPS` plus :data:`RUN_RECORDER`.
+#: :data:`TEST_APPS` plus :data:`RUN_RECORDER`, and the id of that app.
 RUN_APPS = TEST_APPS.extended([RUN_RECORDER])
+RUN_APP = f"extra:{RUN_RECORDER}"
 
 # Double fork: the grandchild waits until it is orphaned, prints its pid and the
 # monotonic time, then execs the program, so it is not part of our process tree.

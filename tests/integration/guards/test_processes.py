@@ -1,9 +1,11 @@
 """The process watcher with real processes: renamed copies of harmless binaries.
 
-A copy of /bin/sleep named like a listed app (``obs``, ``anydesk``) is started detached
-from the test process (double fork, as if the candidate started it from the desktop):
-it is detected, journalled and — with the close policy — terminated; an unlisted name
-is left alone; a child of our own process is never touched.
+A copy of /bin/sleep named like a prohibited app is started detached from the test
+process (double fork, as if the candidate started it from the desktop): it is detected,
+journalled and — with the close policy — terminated; an unlisted name is left alone; a
+child of our own process is never touched. The name is this run's own prohibited extra
+(:data:`~tests.support.processes.RUN_RECORDER`): other runs on this shared machine whose
+guard is not yet scoped close every ``obs`` or ``anydesk`` copy within milliseconds.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from lockdown.guards.processes import (
 )
 from lockdown.platform.proc_linux import NetlinkExecSource
 from tests.support.processes import (
+    RUN_APP,
     RUN_APPS,
     RUN_RECORDER,
     SESSION_ENV,
@@ -47,7 +50,7 @@ from tests.support.processes import (
 
 @contextmanager
 def watching(
-    *, terminate: bool, netlink: bool = True, grace: float = 2.0, apps: AppList = TEST_APPS
+    *, terminate: bool, netlink: bool = True, grace: float = 2.0, apps: AppList = RUN_APPS
 ) -> Iterator[tuple[ProcessWatcherGuard, Recorder]]:
     """A started watcher over ``apps`` and its journal; stopped on leaving."""
     factory: Callable[[], processes.ExecSource] = lambda: choose_exec_source(  # noqa: E731
@@ -68,7 +71,7 @@ def watching(
 def test_a_started_prohibited_app_is_journalled_and_terminated(
     tmp_path: Path, detached: Detached, netlink: bool
 ) -> None:
-    obs = renamed_copy(tmp_path, "obs")
+    obs = renamed_copy(tmp_path, RUN_RECORDER)
     notes = renamed_copy(tmp_path, "notes")
     with watching(terminate=True, netlink=netlink) as (_, journal):
         expected = "netlink-proc-connector" if netlink else "poll-proc"
@@ -76,7 +79,7 @@ def test_a_started_prohibited_app_is_journalled_and_terminated(
         harmless = detached.start(notes, "30")
         pid = detached.start(obs, "30")
         detected = journal.wait_for(EVENT_DETECTED, pid)
-        assert detected.payload["app"] == "obs"
+        assert detected.payload["app"] == RUN_APP
         assert detected.payload["action"] == "terminate"
         assert detected.payload["exe"] == str(obs)
         closed = journal.wait_for(EVENT_CLOSED, pid)
@@ -87,22 +90,23 @@ def test_a_started_prohibited_app_is_journalled_and_terminated(
 
 
 def test_ask_policy_journals_but_leaves_the_app_running(tmp_path: Path, detached: Detached) -> None:
-    ssr = renamed_copy(tmp_path, "simplescreenrecorder")  # longer than the 15-char comm
+    assert len(RUN_RECORDER) > 15  # longer than the 15-char comm
+    recorder = renamed_copy(tmp_path, RUN_RECORDER)
     with watching(terminate=False) as (_, journal):
-        pid = detached.start(ssr, "30")
+        pid = detached.start(recorder, "30")
         detected = journal.wait_for(EVENT_DETECTED, pid)
-        assert detected.payload["app"] == "simplescreenrecorder"
+        assert detected.payload["app"] == RUN_APP
         assert detected.payload["matched_on"] == "exe"
         assert detected.payload["action"] == "journal"
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        assert comm == "simplescreenrec"  # the kernel's name is truncated; the exe matched
+        assert comm == RUN_RECORDER[:15]  # the kernel's name is truncated; the exe matched
     assert alive(pid)
 
 
 def test_an_app_ignoring_sigterm_is_killed_after_the_grace_period(
     tmp_path: Path, detached: Detached
 ) -> None:
-    stubborn = renamed_copy(tmp_path, "anydesk")
+    stubborn = renamed_copy(tmp_path, RUN_RECORDER)
     with watching(terminate=True, grace=0.3) as (_, journal):
         pid = detached.start(stubborn, "30", ignore_sigterm=True)
         closed = journal.wait_for(EVENT_CLOSED, pid)
@@ -152,30 +156,30 @@ def test_a_flood_is_rate_limited_without_losing_the_count(
 def test_scan_running_lists_a_prohibited_app_started_before(
     tmp_path: Path, detached: Detached
 ) -> None:
-    pid = detached.start(renamed_copy(tmp_path, "anydesk"), "30")
-    running = scan_running(TEST_APPS.matcher(), scope=TEST_SCOPE)
-    assert [m.app.id for m in running if m.process.pid == pid] == ["anydesk"]
+    pid = detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
+    running = scan_running(RUN_APPS.matcher(), scope=TEST_SCOPE)
+    assert [m.app.id for m in running if m.process.pid == pid] == [RUN_APP]
     assert os.getpid() not in {m.process.pid for m in running}
 
 
 def test_polling_sees_a_process_that_execs_a_listed_app_after_it_appeared(
     tmp_path: Path, detached: Detached
 ) -> None:
-    # The pid shows up as a harmless python first and becomes ``obs`` 0.3 s later (a
-    # launcher that forks, then execs): polling must look at young pids again, not wait
-    # for the slow full rescan.
-    obs = renamed_copy(tmp_path, "obs")
-    code = f"import os, time; time.sleep(0.3); os.execv({str(obs)!r}, ['obs', '30'])"
+    # The pid shows up as a harmless python first and becomes the recorder 0.3 s later
+    # (a launcher that forks, then execs): polling must look at young pids again, not
+    # wait for the slow full rescan.
+    obs = renamed_copy(tmp_path, RUN_RECORDER)
+    code = f"import os, time; time.sleep(0.3); os.execv({str(obs)!r}, ['rec', '30'])"
     source = PollingExecSource("test", rescan_interval=3600)
     guard = ProcessWatcherGuard(
-        TEST_APPS, terminate=False, source_factory=lambda: source, scope=TEST_SCOPE
+        RUN_APPS, terminate=False, source_factory=lambda: source, scope=TEST_SCOPE
     )
     journal = Recorder()
     guard.start(journal)
     try:
         pid = detached.start(Path(sys.executable), "-c", code)
         detected = journal.wait_for(EVENT_DETECTED, pid, timeout=3.0)
-        assert detected.payload["app"] == "obs"
+        assert detected.payload["app"] == RUN_APP
     finally:
         guard.stop()
 
@@ -222,5 +226,5 @@ def test_a_failing_netlink_source_is_journalled_and_polling_takes_over(
         assert "Socket operation on non-socket" in failed.payload["reason"]
         backends = [e.payload["backend"] for e in journal.of("guards.process_watcher")]
         assert backends == ["netlink-proc-connector", "poll-proc"]
-        pid = detached.start(renamed_copy(tmp_path, "obs"), "30")
+        pid = detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
         assert journal.wait_for(EVENT_DETECTED, pid).payload["backend"] == "poll-proc"
