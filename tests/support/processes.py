@@ -132,10 +132,12 @@ def launch_detached(
 
 
 def renamed_copy(folder: Path, name: str, binary: str = "/bin/sleep") -> Path:
-    """A copy of ``binary`` at ``folder/name/name`` (its own folder: names may repeat)."""
+    """A copy of ``binary`` at ``folder/name/name`` (its own folder: names may repeat);
+    the copy made before when there is one."""
     target = folder / name / name
-    target.parent.mkdir()
-    shutil.copy2(binary, target)
+    target.parent.mkdir(exist_ok=True)
+    if not target.exists():
+        shutil.copy2(binary, target)
     return target
 
 

@@ -31,9 +31,9 @@ from lockdown.guards.processes import (
 from lockdown.guards.restore import RestoreLog, undo_leftovers
 from lockdown.platform.null import NullPlatform
 from tests.support.processes import (
+    RUN_APPS,
     RUN_RECORDER,
     SESSION_ENV,
-    TEST_APPS,
     TEST_SCOPE,
     Detached,
     Recorder,
@@ -47,8 +47,8 @@ from pathlib import Path
 from lockdown.guards.appslist import AppList
 from lockdown.guards.processes import ProcessWatcherGuard
 from lockdown.guards.restore import RestoreLog
-from tests.support.processes import TEST_SCOPE
-apps = AppList.load(os_name="linux").restricted_to(["obs"])
+from tests.support.processes import RUN_RECORDER, TEST_SCOPE
+apps = AppList.load(os_name="linux").restricted_to([]).extended([RUN_RECORDER])
 guard = ProcessWatcherGuard(
     apps, terminate=True, restore=RestoreLog(Path(sys.argv[1])), scope=TEST_SCOPE
 )
@@ -72,9 +72,9 @@ def test_a_termination_is_recorded_before_the_kill_and_summarised_at_stop(
     tmp_path: Path, detached: Detached
 ) -> None:
     restore = RestoreLog(tmp_path / "restore")
-    stubborn = renamed_copy(tmp_path, "anydesk")
+    stubborn = renamed_copy(tmp_path, RUN_RECORDER)
     guard = ProcessWatcherGuard(
-        TEST_APPS, terminate=True, grace=1.5, restore=restore, scope=TEST_SCOPE
+        RUN_APPS, terminate=True, grace=1.5, restore=restore, scope=TEST_SCOPE
     )
     journal = Recorder()
     guard.start(journal)
@@ -88,7 +88,7 @@ def test_a_termination_is_recorded_before_the_kill_and_summarised_at_stop(
         assert record.kind == RECORD_KIND
         assert record.pid == os.getpid()
         assert record.data["pid"] == pid
-        assert record.data["name"] == "anydesk"
+        assert record.data["name"] == RUN_RECORDER
         assert record.data["exe"] == str(stubborn)
         assert record.data["reason"] == REASON_DURING
         assert journal.wait_for(EVENT_CLOSED, pid).payload["how"] == "killed"
@@ -100,7 +100,7 @@ def test_a_termination_is_recorded_before_the_kill_and_summarised_at_stop(
     (summary,) = journal.of(EVENT_TERMINATED_SUMMARY)
     assert summary.payload["count"] == 1
     (entry,) = summary.payload["processes"]
-    assert (entry["pid"], entry["name"], entry["how"]) == (pid, "anydesk", "killed")
+    assert (entry["pid"], entry["name"], entry["how"]) == (pid, RUN_RECORDER, "killed")
     assert restore.pending() == []
 
 
@@ -108,10 +108,10 @@ def test_a_process_gone_before_the_signal_leaves_no_record(
     tmp_path: Path, detached: Detached
 ) -> None:
     restore = RestoreLog(tmp_path / "restore")
-    pid = detached.start(renamed_copy(tmp_path, "obs"), "30")
+    pid = detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
     facts = inspect(pid)
     assert facts is not None
-    match = TEST_APPS.matcher().match(facts)
+    match = RUN_APPS.matcher().match(facts)
     assert match is not None
     os.kill(pid, signal.SIGKILL)
     _wait(lambda: not alive(pid))
@@ -127,7 +127,7 @@ def test_a_kill_9_before_the_end_leaves_the_record_for_the_next_start(
     tmp_path: Path, detached: Detached
 ) -> None:
     restore_dir = tmp_path / "restore"
-    obs = renamed_copy(tmp_path, "obs")
+    obs = renamed_copy(tmp_path, RUN_RECORDER)
     guarding = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(restore_dir)],
         stdout=subprocess.PIPE,
@@ -160,7 +160,7 @@ def test_a_kill_9_before_the_end_leaves_the_record_for_the_next_start(
     assert event.payload["kind"] == RECORD_KIND
     assert event.payload["pid"] == guarding.pid
     data = event.payload["data"]
-    assert (data["pid"], data["name"], data["exe"]) == (pid, "obs", str(obs))
+    assert (data["pid"], data["name"], data["exe"]) == (pid, RUN_RECORDER, str(obs))
     assert data["reason"] == REASON_DURING
     assert RestoreLog(restore_dir).pending() == []
 
