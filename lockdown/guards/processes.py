@@ -206,7 +206,9 @@ class CandidateScope:
     def current(cls, sessions: LoginSessions | None = None) -> CandidateScope:
         """This process's real user and login session (logind's, on Linux).
 
-        In a development build ``LOCKDOWN_DEV_PROCESS_SESSION`` replaces logind: only
+        Inside a logind session the candidate is the session's user (``user-UID.slice``),
+        so a Lockdown started as root by ``sudo`` still closes the candidate's apps, not
+        root's. In a development build ``LOCKDOWN_DEV_PROCESS_SESSION`` replaces logind: only
         processes whose environment carries the same value are ours.
         """
         uid = os.getuid() if hasattr(os, "getuid") else None
@@ -221,10 +223,15 @@ class CandidateScope:
                     uid, EnvironmentSessions(variable), token, f"development switch {variable}"
                 )
             sessions = LogindSessions()
-            session = sessions.session_of(os.getpid())
-            return cls(uid, sessions, session, "logind" if session else "no logind session")
-        session = sessions.session_of(os.getpid()) if sessions is not None else None
-        return cls(uid, sessions, session, "given" if sessions is not None else "")
+        if sessions is None:
+            return cls(uid)
+        session = sessions.session_of(os.getpid())
+        if session is None:
+            return cls(uid, sessions, None, "no login session")
+        # The candidate is the session's user, even if Lockdown runs as root in it.
+        owner_of = getattr(sessions, "owner_of", None)
+        owner = owner_of(os.getpid()) if callable(owner_of) else None
+        return cls(owner if isinstance(owner, int) else uid, sessions, session, "logind")
 
     def as_payload(self) -> dict[str, Any]:
         return {"uid": self.uid, "session": self.session, "sessions": self.origin}

@@ -199,6 +199,7 @@ def proc_pids(root: str = "/proc") -> set[int]:
 
 
 _SESSION_SCOPE: Final = re.compile(r"/session-([A-Za-z0-9_]+)\.scope(?:/|$)")
+_USER_SLICE: Final = re.compile(r"/user-(\d+)\.slice(?:/|$)")
 
 
 class LogindSessions:
@@ -207,17 +208,25 @@ class LogindSessions:
     def __init__(self, root: str = "/proc") -> None:
         self.root = root
 
-    def session_of(self, pid: int) -> str | None:
-        """The logind session id of ``pid``; None without logind or when it is in none."""
+    def _paths(self, pid: int) -> list[str]:
         try:
             with open(f"{self.root}/{pid}/cgroup", encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
+                return [line.split(":", 2)[-1] for line in fh.read().splitlines()]
         except OSError:
-            return None
-        for line in text.splitlines():
-            path = line.split(":", 2)[-1]
+            return []
+
+    def session_of(self, pid: int) -> str | None:
+        """The logind session id of ``pid``; None without logind or when it is in none."""
+        for path in self._paths(pid):
             if found := _SESSION_SCOPE.search(path):
                 return found.group(1)
+        return None
+
+    def owner_of(self, pid: int) -> int | None:
+        """The uid of the user whose session ``pid`` is in (``user-UID.slice``), or None."""
+        for path in self._paths(pid):
+            if _SESSION_SCOPE.search(path) and (found := _USER_SLICE.search(path)):
+                return int(found.group(1))
         return None
 
 

@@ -38,6 +38,8 @@ def test_the_session_is_read_from_the_logind_scope_cgroup(
     _proc(tmp_path, 42, cgroup)
     assert LogindSessions(str(tmp_path)).session_of(42) == session
     assert LogindSessions(str(tmp_path)).session_of(43) is None  # gone
+    owner = LogindSessions(str(tmp_path)).owner_of(42)
+    assert owner == (1000 if session is not None else None)  # the session's user
 
 
 class Sessions:
@@ -60,6 +62,14 @@ def test_only_our_user_and_our_session_are_in_scope() -> None:
 def test_without_a_session_of_our_own_sessions_are_not_compared() -> None:
     scope = CandidateScope(1000, Sessions({2: "5"}), None)
     assert scope.outside(ProcessFacts(pid=2, uid=1000)) == ""
+
+
+def test_inside_a_logind_session_the_candidate_is_the_sessions_user(tmp_path: Path) -> None:
+    # Lockdown started as root by sudo in the candidate's session closes the candidate's
+    # apps (uid 1000), not root's
+    _proc(tmp_path, os.getpid(), "0::/user.slice/user-1000.slice/session-4.scope\n")
+    scope = CandidateScope.current(LogindSessions(str(tmp_path)))
+    assert (scope.uid, scope.session, scope.origin) == (1000, "4", "logind")
 
 
 def test_the_current_scope_is_this_process_user() -> None:
@@ -104,4 +114,4 @@ def test_an_installed_build_ignores_the_development_switch(
     monkeypatch.setenv("LOCKDOWN_AS_INSTALLED", "1")
     scope = CandidateScope.current()
     assert isinstance(scope.sessions, LogindSessions)
-    assert scope.as_payload()["sessions"] in {"logind", "no logind session"}
+    assert scope.as_payload()["sessions"] in {"logind", "no login session"}
