@@ -3,7 +3,10 @@
 Part ``watcher``: for each backend (the netlink process connector and the /proc polling fallback) it
 launches ``--launches`` copies of /bin/sleep renamed ``obs``, detached from this process
 (double fork, as a candidate would start an app), and measures the time from just before
-``exec`` to the ``guards.prohibited_app`` event (p50/p95/max). Then it leaves the watcher
+``exec`` to the ``guards.prohibited_app`` event (p50/p95/max; under the close policy that
+event follows the SIGSTOP, so it bounds the time a capture tool runs before it is
+frozen). The watcher is scoped to the bench's own launches (the test support's fake
+login session), so it never touches another program's process. Then it leaves the watcher
 idle for ``--idle-seconds`` and reports the CPU this process used (user+system) as a
 percentage of one core.
 
@@ -45,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lockdown.events import Event
 from lockdown.guards.appslist import AppList
 from lockdown.guards.processes import EVENT_DETECTED, ProcessWatcherGuard, choose_exec_source
-from tests.support.processes import launch_detached, renamed_copy
+from tests.support.processes import TEST_SCOPE, launch_detached, renamed_copy
 
 
 class Times:
@@ -81,6 +84,7 @@ def bench(netlink: bool, launches: int, idle: float, program: Path) -> None:
         grace=1.0,
         rate_interval=0.0,
         source_factory=lambda: choose_exec_source(allow_netlink=netlink),
+        scope=TEST_SCOPE,  # only the bench's own launches, never another program's
     )
     guard.start(times)
     latencies: list[float] = []

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libxcb-shm0 libxcb-glx0 libxcb-dri3-0 libx11-xcb1 libegl1 libgl1 libgbm1 libasound2
   libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libfontconfig1
   fonts-dejavu-core libdbus-1-3 libglib2.0-0 libbrotli1
+  x11-apps imagemagick
 )
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }

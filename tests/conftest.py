@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +30,9 @@ _session_x: Xvfb | None = None
 def pytest_configure(config: pytest.Config) -> None:
     """Start one Xvfb for the whole run before Qt can be imported by any test module."""
     global _session_x
+    # This run's processes (and a lockdown a test starts) form one "login session", so
+    # a prohibited-app guard of this run closes none of another run's (no logind here).
+    os.environ.setdefault("LOCKDOWN_DEV_PROCESS_SESSION", f"run-{uuid.uuid4().hex[:12]}")
     if os.environ.get("LOCKDOWN_TEST_USE_DISPLAY"):
         return
     _session_x = Xvfb().start()

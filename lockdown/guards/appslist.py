@@ -2,14 +2,22 @@
 
 The list is data; this module only reads it, applies the exam's extensions
 (``guards.prohibited_apps_extra``) and relaxations (``guards.permitted_apps``) and matches
-processes against it with the case rules of each OS:
+processes against it:
 
-- Linux: names are case-sensitive; the kernel truncates the process name (``comm``) to 15
-  characters, so the executable's base name and ``cmdline[0]`` are matched first, and a
-  script run by an interpreter (``python3 /usr/bin/kazam``) by its script name.
-- Windows: case-insensitive, ``.exe`` optional; the PE ``OriginalFilename`` catches a
-  renamed copy.
-- macOS: case-insensitive; bundle identifiers match too.
+- Names match case-insensitively on every OS and tolerate the suffixes a copy picks up
+  (``OBS``, ``obs (1)``, ``obs.bin``, ``obs copy``, ``obs-2``, ``obs.AppImage``). The
+  executable's own name (``/proc/PID/exe``) is matched first; ``cmdline[0]`` and the
+  kernel's ``comm`` only add detections (a candidate chooses them, so they never exempt).
+- A script run by an interpreter is matched by its script name, read past the
+  interpreter's options (``python3 -W ignore -X dev obs``, ``python3 -m obs``,
+  ``env VAR=1 perl obs``); inline code (``-c``/``-e``) has no script.
+- Argument patterns (``linux_args`` …) catch general tools used as capture tools:
+  ``ffmpeg -f x11grab``, ``gst-launch-1.0 ximagesrc``, ``magick import``.
+- Windows: ``.exe`` optional; the PE ``OriginalFilename`` catches a renamed copy.
+  macOS: bundle identifiers match too. Linux truncates ``comm`` to 15 characters.
+- Essential processes (never touched) are recognised by their real executable only:
+  its name, in a system folder (``[essential_dirs]``), owned by root and writable by no
+  one else (Linux, macOS) — never by ``argv[0]`` or ``comm``, which anyone can set.
 """
 
 from __future__ import annotations
@@ -32,7 +40,32 @@ OS_NAMES: Final[tuple[OsName, ...]] = ("linux", "windows", "macos")
 COMM_LENGTH: Final = 15
 EXTRA_CATEGORY: Final = "extra"
 _INTERPRETER = re.compile(
-    r"^(python[0-9.]*|pypy[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|gjs|sh|bash|dash|zsh|env)$"
+    r"^(?:(?P<python>python[0-9.]*|pypy[0-9.]*)|(?P<perl>perl[0-9.]*)|(?P<ruby>ruby[0-9.]*)"
+    r"|(?P<node>node|nodejs|bun|deno)|(?P<shell>sh|bash|dash|zsh|ksh|mksh|fish)|(?P<env>env)"
+    r"|(?P<other>gjs|lua[0-9.]*|php[0-9.]*|tclsh[0-9.]*|wish[0-9.]*|osascript))$"
+)
+#: Per interpreter family: single-letter options that take a value (attached or next),
+#: long options that take the next argument, options whose value is inline code (no
+#: script follows) and options whose value names a module to run (python -m).
+_INTERPRETER_OPTIONS: Final[dict[str, tuple[str, frozenset[str], str, str]]] = {
+    "python": ("WXQ", frozenset({"--check-hash-based-pycs"}), "c", "m"),
+    "perl": ("I", frozenset(), "eE", ""),
+    "ruby": ("IrCE", frozenset({"--encoding", "--external-encoding"}), "e", ""),
+    "node": (
+        "rC",
+        frozenset({"--require", "--import", "--loader", "--experimental-loader", "--title"}),
+        "ep",
+        "",
+    ),
+    "shell": ("oO", frozenset({"--rcfile", "--init-file"}), "c", ""),
+    "env": ("uCS", frozenset({"--unset", "--chdir", "--split-string"}), "", ""),
+    "other": ("", frozenset(), "ce", ""),
+}
+#: Suffixes a copy of a program picks up, stripped one at a time (on a casefolded name).
+_COPY_SUFFIX = re.compile(
+    r"(?:\s*\(\d+\)|[\s._-]*(?:copy|kopie|copie)(?:[\s._-]*\d+)?|[\s._-]+\d+"
+    r"|\.(?:bin|real|exe|appimage|orig|old|new|bak|sh|py|pl|rb|js|run|elf|out)"
+    r"|[\s._-]+(?:bin|real|appimage|portable|x86_64|amd64|x64|linux)|~)$"
 )
 
 
@@ -65,10 +98,20 @@ class ProhibitedApp:
     names: tuple[str, ...] = ()
     original_names: tuple[str, ...] = ()
     bundle_ids: tuple[str, ...] = ()
+    #: general programs that count as this app with certain arguments (``ffmpeg -f x11grab``)
+    arg_patterns: tuple[ArgPattern, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.names or self.original_names or self.bundle_ids)
+        return not (self.names or self.original_names or self.bundle_ids or self.arg_patterns)
+
+
+@dataclass(frozen=True)
+class ArgPattern:
+    """A program (by any of ``programs``) run with any of the arguments ``any_of``."""
+
+    programs: tuple[str, ...]
+    any_of: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -85,6 +128,11 @@ class ProcessFacts:
     original_filename: str = ""
     #: macOS: CFBundleIdentifier of the enclosing .app bundle
     bundle_id: str = ""
+    #: the real user id (-1: unknown)
+    uid: int = -1
+    #: owner and mode of the executable file itself (-1 / 0: unknown)
+    exe_owner: int = -1
+    exe_mode: int = 0
 
     def as_payload(self) -> dict[str, Any]:
         return {
@@ -101,7 +149,7 @@ class Match:
 
     app: ProhibitedApp
     process: ProcessFacts
-    #: exe | cmdline | script | name | original_filename | bundle_id
+    #: exe | cmdline | script | name | args | original_filename | bundle_id
     matched_on: str
     matched_name: str
 
@@ -124,6 +172,25 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _arg_patterns(value: object, where: str) -> tuple[ArgPattern, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise AppListError(f"{where}: expected a list of {{ programs = [...], any = [...] }}")
+    patterns = []
+    for number, raw in enumerate(value, start=1):
+        if not isinstance(raw, Mapping) or set(raw) - {"programs", "any"}:
+            raise AppListError(f"{where} #{number}: expected {{ programs = [...], any = [...] }}")
+        programs = _strings(raw.get("programs"), f"{where} #{number}.programs")
+        any_of = _strings(raw.get("any"), f"{where} #{number}.any")
+        if not programs or not any_of:
+            raise AppListError(f"{where} #{number}: programs and any must not be empty")
+        patterns.append(
+            ArgPattern(tuple(p.casefold() for p in programs), tuple(a.casefold() for a in any_of))
+        )
+    return tuple(patterns)
+
+
 def _per_os(table: object, os_name: OsName, where: str) -> tuple[str, ...]:
     if table is None:
         return ()
@@ -140,7 +207,11 @@ class AppList:
     apps: tuple[ProhibitedApp, ...]
     categories: Mapping[str, str] = field(default_factory=dict)
     essential: tuple[str, ...] = ()
+    #: the system folders an essential process's executable must live in
+    essential_dirs: tuple[str, ...] = ()
     remote_servers: tuple[str, ...] = ()
+    #: names the exam permits (``guards.permitted_apps``): such a name never matches
+    permitted_names: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path | None = None, os_name: OsName | None = None) -> AppList:
@@ -193,6 +264,9 @@ class AppList:
                     bundle_ids=_strings(raw.get("macos_bundle"), where)
                     if os_name == "macos"
                     else (),
+                    arg_patterns=_arg_patterns(
+                        raw.get(f"{os_name}_args"), f"{where}.{os_name}_args"
+                    ),
                 )
             )
         return cls(
@@ -200,6 +274,9 @@ class AppList:
             apps=tuple(a for a in apps if not a.empty),
             categories=dict(categories),
             essential=_per_os(doc.get("essential"), os_name, f"{origin}: [essential]"),
+            essential_dirs=_per_os(
+                doc.get("essential_dirs"), os_name, f"{origin}: [essential_dirs]"
+            ),
             remote_servers=_per_os(
                 doc.get("remote_servers"), os_name, f"{origin}: [remote_servers]"
             ),
@@ -243,7 +320,7 @@ class AppList:
             )
             if not slim.empty:
                 kept.append(slim)
-        return replace(self, apps=tuple(kept))
+        return replace(self, apps=tuple(kept), permitted_names=self.permitted_names | keys)
 
     def restricted_to(self, ids: Iterable[str]) -> AppList:
         """Only the apps with these ids (for tests and benchmarks on a shared machine)."""
@@ -270,12 +347,25 @@ class AppList:
 
 
 def _normalise(os_name: OsName, name: str) -> str:
-    if os_name == "linux":
-        return name
+    """The comparison key of a name: casefolded; on Windows without ``.exe``."""
     folded = name.casefold()
     if os_name == "windows" and folded.endswith(".exe"):
         folded = folded[:-4]
     return folded
+
+
+def name_variants(os_name: OsName, name: str) -> list[str]:
+    """``name``'s key, then the keys left as copy suffixes come off (``obs (1).bin`` ->
+    ``obs (1)`` -> ``obs``)."""
+    key = _normalise(os_name, name).strip()
+    out = [key] if key else []
+    for _ in range(6):
+        shorter = _COPY_SUFFIX.sub("", key).strip()
+        if not shorter or shorter == key:
+            break
+        key = shorter
+        out.append(key)
+    return out
 
 
 def basename(os_name: OsName, path: str) -> str:
@@ -284,18 +374,71 @@ def basename(os_name: OsName, path: str) -> str:
     return ntpath.basename(trimmed) if os_name == "windows" else posixpath.basename(trimmed)
 
 
+def _interpreter(os_name: OsName, program: str) -> str:
+    """The interpreter family of ``program`` (``python``, ``shell``, ``env`` …) or ``""``."""
+    for key in name_variants(os_name, program):
+        found = _INTERPRETER.match(key)
+        if found and found.lastgroup:
+            return found.lastgroup
+    return ""
+
+
+def _script_after_options(family: str, args: Sequence[str]) -> tuple[str, int]:
+    """The script an interpreter of ``family`` runs with ``args``, and its index.
+
+    ``("", -1)`` when it runs inline code or nothing. ``python3 -m pkg.obs`` runs ``obs``.
+    """
+    letters, long_values, code, module = _INTERPRETER_OPTIONS[family]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if family == "env" and "=" in arg and not arg.startswith("-"):
+            i += 1  # VAR=value
+            continue
+        if not arg.startswith(("-", "+")) or arg in ("-", "+"):
+            break
+        if arg.startswith("--"):
+            name = arg.split("=", 1)[0]
+            if name in ("--eval", "--print", "--command"):
+                return "", -1
+            i += 2 if (name in long_values and "=" not in arg) else 1
+            continue
+        cluster, i = arg[1:], i + 1
+        for pos, letter in enumerate(cluster):
+            rest = cluster[pos + 1 :]
+            if letter in code:
+                return "", -1
+            if letter in module:
+                target = rest or (args[i] if i < len(args) else "")
+                return target.rsplit(".", 1)[-1], (i - 1 if rest else i)
+            if letter in letters:
+                if not rest:
+                    i += 1  # the value is the next argument
+                break
+    if i < len(args):
+        return args[i], i
+    return "", -1
+
+
 def _script_name(os_name: OsName, facts: ProcessFacts) -> str:
-    """``kazam`` for ``python3 -O /usr/bin/kazam``; empty when not an interpreter."""
+    """``obs`` for ``python3 -W ignore -X dev /tmp/obs``; empty when not an interpreter."""
     if len(facts.cmdline) < 2:
         return ""
-    runner = _normalise(os_name, basename(os_name, facts.exe or facts.cmdline[0])).casefold()
-    if not _INTERPRETER.match(runner):
-        return ""
-    for arg in facts.cmdline[1:]:
-        if arg.startswith("-"):
-            continue
-        return basename(os_name, arg)
-    return ""
+    program = basename(os_name, facts.exe or facts.cmdline[0])
+    args: Sequence[str] = facts.cmdline[1:]
+    script = ""
+    for _ in range(4):  # env python3 -W ignore obs: one interpreter starts another
+        family = _interpreter(os_name, program)
+        if not family:
+            break
+        script, index = _script_after_options(family, args)
+        if not script:
+            return ""
+        program, args = script, args[index + 1 :]
+    return basename(os_name, script) if script else ""
 
 
 class Matcher:
@@ -307,6 +450,7 @@ class Matcher:
         self._by_name: dict[str, ProhibitedApp] = {}
         self._by_original: dict[str, ProhibitedApp] = {}
         self._by_bundle: dict[str, ProhibitedApp] = {}
+        self._patterns: list[tuple[ArgPattern, ProhibitedApp]] = []
         for app in apps.apps:
             for name in app.names:
                 self._by_name.setdefault(_normalise(self.os, name), app)
@@ -314,30 +458,65 @@ class Matcher:
                 self._by_original.setdefault(_normalise(self.os, name), app)
             for bundle in app.bundle_ids:
                 self._by_bundle.setdefault(bundle.casefold(), app)
+            self._patterns.extend((pattern, app) for pattern in app.arg_patterns)
+        self._pattern_programs = {p for pattern, _ in self._patterns for p in pattern.programs}
+        self._permitted = apps.permitted_names
         self._essential = {_normalise(self.os, n) for n in apps.essential}
+        self._essential_dirs = tuple(
+            d.rstrip("/\\").casefold() if self.os == "windows" else d.rstrip("/")
+            for d in apps.essential_dirs
+        )
         self._remote = {_normalise(self.os, n) for n in apps.remote_servers}
 
     def _candidates(self, facts: ProcessFacts) -> list[tuple[str, str]]:
+        """(how, name) pairs to look up: the executable first, then what the process says."""
         out: list[tuple[str, str]] = []
         if facts.exe:
             out.append(("exe", basename(self.os, facts.exe)))
-        if facts.cmdline and facts.cmdline[0]:
-            first = facts.cmdline[0]
-            if self.os == "linux" and len(facts.cmdline) == 1:
-                first = first.split(" ")[0]  # a process that rewrote its argv into one string
-            out.append(("cmdline", basename(self.os, first)))
         if script := _script_name(self.os, facts):
             out.append(("script", script))
+        if facts.cmdline and facts.cmdline[0]:
+            first = facts.cmdline[0]
+            if self.os == "linux" and len(facts.cmdline) == 1 and not posixpath.isabs(first):
+                first = first.split(" ")[0]  # a process that rewrote its argv into one string
+            out.append(("cmdline", basename(self.os, first)))
         if facts.name:
             out.append(("name", facts.name))
         return out
 
+    def _lookup(self, name: str) -> ProhibitedApp | None:
+        for key in name_variants(self.os, name):
+            if key in self._permitted:
+                return None  # the exam permits this name: no shorter form of it matches
+            if app := self._by_name.get(key):
+                return app
+        return None
+
+    def _match_args(self, facts: ProcessFacts, programs: list[str]) -> Match | None:
+        if not self._patterns or len(facts.cmdline) < 2:
+            return None
+        keys = {k for p in programs for k in name_variants(self.os, p)}
+        if not keys & self._pattern_programs:
+            return None
+        args = {a.casefold() for a in facts.cmdline[1:]}
+        for pattern, app in self._patterns:
+            program = next((k for k in pattern.programs if k in keys), None)
+            if program is None:
+                continue
+            token = next((t for t in pattern.any_of if t in args), None)
+            if token is not None:
+                return Match(app, facts, "args", f"{program} {token}")
+        return None
+
     def match(self, facts: ProcessFacts) -> Match | None:
         """The prohibited app this process is, or None."""
-        for how, name in self._candidates(facts):
-            app = self._by_name.get(_normalise(self.os, name))
+        candidates = self._candidates(facts)
+        for how, name in candidates:
+            app = self._lookup(name)
             if app is not None:
                 return Match(app, facts, how, name)
+        if found := self._match_args(facts, [n for how, n in candidates if how != "name"]):
+            return found
         if facts.original_filename:
             key = _normalise(self.os, facts.original_filename)
             app = self._by_original.get(key) or self._by_name.get(key)
@@ -349,13 +528,29 @@ class Matcher:
         # that starts a listed name is the best evidence there is.
         truncated = len(facts.name) == COMM_LENGTH
         if self.os == "linux" and truncated and not facts.exe and not facts.cmdline:
+            prefix = facts.name.casefold()
             for key, app in self._by_name.items():
-                if key.startswith(facts.name):
+                if key.startswith(prefix):
                     return Match(app, facts, "name", facts.name)
         return None
 
+    def _system_executable(self, facts: ProcessFacts) -> bool:
+        """The executable lives in a system folder and only root can change it."""
+        exe = facts.exe.casefold() if self.os == "windows" else facts.exe
+        sep = "\\" if self.os == "windows" else "/"
+        folder = exe.rsplit(sep, 1)[0] if sep in exe else ""
+        if not any(folder == d or folder.startswith(d + sep) for d in self._essential_dirs):
+            return False
+        if self.os == "windows":
+            return True  # WORKAROUND(no Authenticode check yet): the folder is admin-only
+        return facts.exe_owner == 0 and not facts.exe_mode & 0o022
+
     def is_essential(self, facts: ProcessFacts) -> bool:
-        """System processes never touched: pid 0/1, kernel threads, the essential names."""
+        """System processes never touched: pid 0/1, kernel threads, essential executables.
+
+        An essential process is recognised by its real executable (name, folder, owner),
+        never by ``argv[0]`` or ``comm``: ``exec -a pipewire obs`` is not pipewire.
+        """
         if facts.pid in (0, 1):
             return True
         if self.os == "linux" and (facts.pid == 2 or facts.ppid == 2):
@@ -363,13 +558,14 @@ class Matcher:
         if self.os == "linux" and not facts.exe and not facts.cmdline and facts.pid > 0:
             # kernel threads have no cmdline; a user process always has one
             return facts.ppid in (0, 2)
-        names = {_normalise(self.os, n) for _, n in self._candidates(facts)}
-        return bool(names & self._essential)
+        if not facts.exe or not self._system_executable(facts):
+            return False
+        return _normalise(self.os, basename(self.os, facts.exe)) in self._essential
 
     def remote_server(self, facts: ProcessFacts) -> str | None:
         """The remote-desktop server name this process is, or None."""
         for _, name in self._candidates(facts):
-            if _normalise(self.os, name) in self._remote:
+            if any(k in self._remote for k in name_variants(self.os, name)):
                 return name
         return None
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from lockdown import log
 from lockdown.guards import remote, vm
-from lockdown.guards.appslist import AppList, current_os
+from lockdown.guards.appslist import AppList, Match, current_os
 from lockdown.guards.base import Availability, GuardInfo
 from lockdown.guards.processes import probe, scan_running
 
@@ -148,7 +148,8 @@ def report() -> dict[str, Any]:
     """Everything the command prints, as one JSON-able object."""
     os_name = current_os()
     apps = AppList.load(os_name=os_name)
-    running = scan_running(apps.matcher())
+    elsewhere: list[tuple[Match, str]] = []
+    running = scan_running(apps.matcher(), elsewhere=elsewhere)
     out: dict[str, Any] = {
         "os": os_name,
         "guards": [
@@ -164,6 +165,10 @@ def report() -> dict[str, Any]:
         "virtual_machine": vm.detect().as_dict(),
         "remote_session": remote.detect(apps, os_name).as_dict(),
         "prohibited_apps_running": [m.as_payload() for m in running],
+        # other users' and sessions' matching processes: never the candidate's to close
+        "prohibited_apps_elsewhere": [
+            {**m.as_payload(), "uid": m.process.uid, "scope": why} for m, why in elsewhere
+        ],
     }
     if os_name == "macos":
         from lockdown.guards.tcc import screen_capture_grants

@@ -37,6 +37,7 @@ from lockdown.guards.appslist import AppList, Match, OsName, current_os
 from lockdown.guards.base import GuardUnavailable
 from lockdown.guards.processes import (
     REASON_BEFORE,
+    CandidateScope,
     CloseResult,
     OwnTree,
     ProcessWatcherGuard,
@@ -84,16 +85,24 @@ class PrecheckFindings:
     running: tuple[Match, ...] = ()
     #: macOS: apps holding Screen Recording permission (reported like a running capture app)
     capture_permitted: tuple[TccGrant, ...] = ()
+    #: matching processes that are not the candidate's (another user or session), and why:
+    #: reported, never closed, never in the candidate's way
+    elsewhere: tuple[tuple[Match, str], ...] = ()
 
     @property
     def clear(self) -> bool:
         return not self.running and not self.capture_permitted
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "apps": [m.as_payload() for m in self.running],
             "screen_recording_permission": [g.as_dict() for g in self.capture_permitted],
         }
+        if self.elsewhere:
+            out["elsewhere"] = [
+                {**m.as_payload(), "uid": m.process.uid, "scope": why} for m, why in self.elsewhere
+            ]
+        return out
 
 
 @dataclass
@@ -108,17 +117,19 @@ class ProhibitedAppsPrecheck:
     grace: float = 2.0
     #: records each termination before its signal (None: nothing recorded)
     ledger: TerminationLedger | None = None
+    #: whose processes may be closed (None: the candidate's, :meth:`CandidateScope.current`)
+    scope: CandidateScope | None = None
 
     def scan(self) -> PrecheckFindings:
-        return PrecheckFindings(
-            tuple(scan_running(self.apps.matcher(), self.own)), tuple(self.tcc())
-        )
+        elsewhere: list[tuple[Match, str]] = []
+        mine = scan_running(self.apps.matcher(), self.own, scope=self.scope, elsewhere=elsewhere)
+        return PrecheckFindings(tuple(mine), tuple(self.tcc()), tuple(elsewhere))
 
     def close(self, matches: tuple[Match, ...] | list[Match]) -> list[CloseResult]:
         """Close these processes (only with the ``close`` policy); journal each result."""
         if not self.can_close:
             raise PermissionError("the exam's policy does not allow closing apps")
-        results = close_all(matches, self.grace, self.ledger, REASON_BEFORE)
+        results = close_all(matches, self.grace, self.ledger, REASON_BEFORE, self.scope)
         for result in results:
             kind = "closed" if result.closed else "survived"
             self.sink(Event(f"guards.prohibited_app_{kind}", close_payload(result)))
@@ -155,6 +166,7 @@ class SystemGuardsOperation:
         watcher_factory: Callable[[AppList, bool], ProcessWatcherGuard] | None = None,
         own_bundle_ids: tuple[str, ...] = ("org.lockdown.Lockdown",),
         restore: RestoreLog | None = None,
+        scope: CandidateScope | None = None,
     ) -> None:
         self._settings = settings
         self._sink = sink
@@ -166,9 +178,10 @@ class SystemGuardsOperation:
         self._tcc = tcc or default_tcc(os_name, own_bundle_ids)
         #: every process closed before or during the exam, recorded before its signal
         self.ledger = TerminationLedger(restore)
+        self._scope = scope
         self._watcher_factory = watcher_factory or (
             lambda apps, terminate: ProcessWatcherGuard(
-                apps, terminate=terminate, ledger=self.ledger
+                apps, terminate=terminate, ledger=self.ledger, scope=self._scope
             )
         )
         self.watcher: ProcessWatcherGuard | None = None
@@ -218,9 +231,11 @@ class SystemGuardsOperation:
 
     def _precheck(self, *, can_close: bool) -> Outcome:
         check = ProhibitedAppsPrecheck(
-            self._apps, self._sink, can_close, self._tcc, ledger=self.ledger
+            self._apps, self._sink, can_close, self._tcc, ledger=self.ledger, scope=self._scope
         )
         findings = check.scan()
+        if findings.elsewhere:
+            self._sink(Event("guards.prohibited_apps_elsewhere", findings.as_dict()))
         if findings.clear:
             return Outcome.SUCCESS
         self._sink(Event("guards.prohibited_apps_running", findings.as_dict()))

@@ -11,8 +11,18 @@ Phases of one exam:
    the list (:mod:`lockdown.guards.appslist`), journals ``guards.prohibited_app`` and,
    when the policy is ``close``, terminates it (SIGTERM, then SIGKILL after a grace
    period; a process that survives is journalled as ``guards.prohibited_app_survived``).
-3. The guard never touches our own process tree (this process, its ancestors, its
-   descendants) or the system's essential processes.
+3. The guard touches only the candidate's processes (:class:`CandidateScope`): those of
+   our own user and, where logind says, our own login session. A matching process of
+   another user or session is journalled (``action: report``) and never signalled. It
+   never touches the processes we started (our descendants: the web engine's helpers),
+   and never the system's essential processes (recognised by their real executable,
+   :meth:`~lockdown.guards.appslist.Matcher.is_essential`). Our *ancestors* get no
+   exemption: a recorder that starts ``lockdown`` is a recorder.
+4. Under ``close`` a matching process is stopped (SIGSTOP) the moment its ``exec`` is
+   seen, before anything is written down, so a one-shot screenshot tool (``xwd -root``)
+   is frozen before it can write its file; then it is journalled, recorded, sent SIGTERM
+   and SIGCONT (a pending SIGTERM ends it before it runs another instruction), and
+   SIGKILL after the grace period.
 
 Crash safety: a terminated process cannot be brought back, so its "undo" is evidence.
 With a :class:`TerminationLedger` over a :class:`~lockdown.guards.restore.RestoreLog`,
@@ -23,12 +33,15 @@ first, :func:`lockdown.guards.restore.undo_leftovers` journals the leftovers at 
 next start.
 
 A flood (an app restarting in a loop) is rate-limited per app in the journal; the
-summary keeps the count.
+summary keeps the count. With a restore log the count of the starts held back is written
+to disk as it grows (:class:`lockdown.guards.ratelimit.RestoreHeldCounts`), so a
+``kill -9`` of Lockdown loses none: the next start journals the leftover count.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -64,6 +77,11 @@ EVENT_SURVIVED: Final = "guards.prohibited_app_survived"
 EVENT_BACKEND: Final = "guards.process_watcher"
 
 EVENT_FAILED: Final = "guards.process_watcher_failed"
+EVENT_SCOPE: Final = "guards.process_scope"
+#: Development builds only: name this run's "login session" by an environment variable
+#: (``LOCKDOWN_DEV_PROCESS_SESSION``), for tests on a machine without logind shared by
+#: several test runs as one user. It narrows whose processes are closed: journalled.
+DEV_SESSION_SWITCH: Final = "PROCESS_SESSION"
 EVENT_TERMINATED_SUMMARY: Final = "guards.terminated_summary"
 #: The restore-record kind of a process Lockdown terminated.
 RECORD_KIND: Final = "process_terminated"
@@ -116,9 +134,22 @@ def _extra_facts(os_name: OsName, exe: str) -> dict[str, str]:
     return {"bundle_id": proc_macos.bundle_id_for_exe(exe) or ""}
 
 
+def _exe_stat(pid: int, os_name: OsName, exe: str) -> tuple[int, int]:
+    """Owner and mode of the executable file itself (Linux: the inode behind
+    ``/proc/PID/exe``, even when it was replaced on disk); (-1, 0) when unknown."""
+    if os_name == "windows" or not exe:
+        return -1, 0
+    try:
+        st = os.stat(f"/proc/{pid}/exe" if os_name == "linux" else exe)
+    except OSError:
+        return -1, 0
+    return st.st_uid, st.st_mode
+
+
 def inspect(pid: int, os_name: OsName | None = None) -> ProcessFacts | None:
     """What is known about ``pid``; None when it is gone (or a zombie)."""
     os_name = os_name or current_os()
+    uid = -1
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():
@@ -129,8 +160,11 @@ def inspect(pid: int, os_name: OsName | None = None) -> ProcessFacts | None:
             created = _attr(proc.create_time, 0.0)
             exe = _attr(proc.exe, "")
             cmdline = tuple(_attr(proc.cmdline, ()))
+            if os_name != "windows":
+                uid = int(_attr(lambda: proc.uids().real, -1))
     except psutil.NoSuchProcess:
         return None
+    owner, mode = _exe_stat(pid, os_name, exe)
     return ProcessFacts(
         pid=pid,
         name=name,
@@ -138,22 +172,94 @@ def inspect(pid: int, os_name: OsName | None = None) -> ProcessFacts | None:
         cmdline=cmdline,
         ppid=ppid,
         create_time=created,
+        uid=uid,
+        exe_owner=owner,
+        exe_mode=mode,
         **_extra_facts(os_name, exe),
     )
 
 
+class LoginSessions(Protocol):
+    """Which login session a process belongs to (logind's view; a fake in tests)."""
+
+    def session_of(self, pid: int) -> str | None:
+        """The session id of ``pid``; None when it is in none (or it cannot be told)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CandidateScope:
+    """Which processes are the candidate's: our user's and, where logind says, our session's.
+
+    ``uid`` None means any user and ``sessions`` None any session: only positive-control
+    tests build such a scope. Windows compares no uid yet (psutil has none there).
+    """
+
+    uid: int | None
+    sessions: LoginSessions | None = None
+    #: our own login session (None: we are in none, so sessions are not compared)
+    session: str | None = None
+    #: where the sessions come from (journalled with the scope)
+    origin: str = ""
+
+    @classmethod
+    def current(cls, sessions: LoginSessions | None = None) -> CandidateScope:
+        """This process's real user and login session (logind's, on Linux).
+
+        Inside a logind session the candidate is the session's user (``user-UID.slice``),
+        so a Lockdown started as root by ``sudo`` still closes the candidate's apps, not
+        root's. In a development build ``LOCKDOWN_DEV_PROCESS_SESSION`` replaces logind: only
+        processes whose environment carries the same value are ours.
+        """
+        uid = os.getuid() if hasattr(os, "getuid") else None
+        if sessions is None and current_os() == "linux":
+            from lockdown import build
+            from lockdown.platform.proc_linux import EnvironmentSessions, LogindSessions
+
+            if token := build.dev_switch(DEV_SESSION_SWITCH):
+                variable = f"LOCKDOWN_DEV_{DEV_SESSION_SWITCH}"
+                log.guards.warning("Development switch %s: only its processes are ours", variable)
+                return cls(
+                    uid, EnvironmentSessions(variable), token, f"development switch {variable}"
+                )
+            sessions = LogindSessions()
+        if sessions is None:
+            return cls(uid)
+        session = sessions.session_of(os.getpid())
+        if session is None:
+            return cls(uid, sessions, None, "no login session")
+        # The candidate is the session's user, even if Lockdown runs as root in it.
+        owner_of = getattr(sessions, "owner_of", None)
+        owner = owner_of(os.getpid()) if callable(owner_of) else None
+        return cls(owner if isinstance(owner, int) else uid, sessions, session, "logind")
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"uid": self.uid, "session": self.session, "sessions": self.origin}
+
+    def outside(self, facts: ProcessFacts) -> str:
+        """Why ``facts`` is not the candidate's to touch; ``""`` when it is."""
+        if self.uid is not None and facts.uid != self.uid:
+            if facts.uid < 0:
+                return "its owner cannot be read"
+            return f"it runs as another user (uid {facts.uid})"
+        if self.sessions is not None and self.session is not None:
+            theirs = self.sessions.session_of(facts.pid)
+            if theirs is not None and theirs != self.session:
+                return f"it runs in another login session ({theirs})"
+        return ""
+
+
 class OwnTree:
-    """Our own process, its ancestors (the session's shell, launcher …) and descendants."""
+    """Our own process and the processes we started (its descendants), never ancestors.
+
+    Whoever started us is not ours: a recorder that launches ``lockdown`` is a recorder.
+    """
 
     def __init__(self, pid: int | None = None) -> None:
         self.pid = pid if pid is not None else os.getpid()
-        try:
-            self.ancestors = frozenset(p.pid for p in psutil.Process(self.pid).parents())
-        except psutil.Error:
-            self.ancestors = frozenset()
 
     def contains(self, facts: ProcessFacts) -> bool:
-        if facts.pid == self.pid or facts.pid in self.ancestors:
+        if facts.pid == self.pid:
             return True
         parent, steps = facts.ppid, 0
         while parent > 1 and steps < 64:
@@ -168,18 +274,33 @@ class OwnTree:
 
 
 def scan_running(
-    matcher: Matcher, own: OwnTree | None = None, pids: Iterable[int] | None = None
+    matcher: Matcher,
+    own: OwnTree | None = None,
+    pids: Iterable[int] | None = None,
+    *,
+    scope: CandidateScope | None = None,
+    elsewhere: list[tuple[Match, str]] | None = None,
 ) -> list[Match]:
-    """Prohibited apps running now (never our own tree or essential processes)."""
+    """The candidate's prohibited apps running now (never our tree or essential processes).
+
+    Matching processes outside ``scope`` (default: :meth:`CandidateScope.current`) are
+    not returned; they go to ``elsewhere`` with the reason, to be reported.
+    """
     own = own or OwnTree()
+    scope = scope or CandidateScope.current()
     found = []
     for pid in pids if pids is not None else psutil.pids():
         facts = inspect(pid, matcher.os)
         if facts is None or matcher.is_essential(facts) or own.contains(facts):
             continue
         match = matcher.match(facts)
-        if match is not None:
-            found.append(match)
+        if match is None:
+            continue
+        if why := scope.outside(facts):
+            if elsewhere is not None:
+                elsewhere.append((match, why))
+            continue
+        found.append(match)
     return found
 
 
@@ -309,17 +430,19 @@ def probe() -> GuardInfo:
 # -- journal rate limit -----------------------------------------------------------------------
 
 
-def rate_limited(sink: EventSink, interval: float) -> EventSink:
+def rate_limited(sink: EventSink, interval: float, restore: RestoreLog | None = None) -> EventSink:
     """Per-app flood control (:class:`lockdown.guards.ratelimit.RateLimitedSink`).
 
-    Each journalled event stands for one start, a summary for ``suppressed`` starts.
+    Each journalled event stands for one start, a summary for ``suppressed`` starts; with
+    ``restore`` the count held back is on disk as it grows (a crash loses none).
     """
     try:
-        from lockdown.guards.ratelimit import RateLimitedSink
+        from lockdown.guards.ratelimit import RateLimitedSink, RestoreHeldCounts
     except ImportError:  # built without the desktop guards: journal every event
         log.guards.warning("No journal rate limit available; every event is journalled")
         return sink
-    return RateLimitedSink(sink, interval, key_field="key")
+    held = RestoreHeldCounts(restore) if restore is not None else None
+    return RateLimitedSink(sink, interval, key_field="key", held=held)
 
 
 def _flush(sink: EventSink) -> None:
@@ -438,30 +561,59 @@ class TerminationLedger:
                     self.restore.done(record)
 
 
+def _same_process(proc: psutil.Process, facts: ProcessFacts) -> bool:
+    return not facts.create_time or abs(proc.create_time() - facts.create_time) <= 0.01
+
+
+def stop_now(facts: ProcessFacts) -> bool:
+    """SIGSTOP ``facts.pid`` at once (POSIX), unless its pid was reused; True when sent."""
+    if not hasattr(signal, "SIGSTOP"):
+        return False
+    try:
+        proc = psutil.Process(facts.pid)
+        if not _same_process(proc, facts):
+            return False
+        proc.send_signal(signal.SIGSTOP)
+    except psutil.Error:
+        return False
+    return True
+
+
 def close_process(
     match: Match,
     grace: float = GRACE_SECONDS,
     ledger: TerminationLedger | None = None,
     reason: str = REASON_DURING,
+    scope: CandidateScope | None = None,
 ) -> CloseResult:
     """SIGTERM (or WM_CLOSE-like terminate), SIGKILL after ``grace``; never a reused pid.
 
-    With a ``ledger`` the termination is recorded before the first signal.
+    With a ``ledger`` the termination is recorded before the first signal. The owner is
+    read again just before: a process outside ``scope`` (default: the candidate's) is not
+    touched. A stopped process (see :func:`stop_now`) gets SIGCONT after the SIGTERM.
     """
     facts = match.process
     token: int | None = None
     sent = False
     result = CloseResult(match, "survived", "the close did not finish", signalled=True)
+    scope = scope or CandidateScope.current()
     try:
         proc = psutil.Process(facts.pid)
-        if facts.create_time and abs(proc.create_time() - facts.create_time) > 0.01:
+        if not _same_process(proc, facts):
             return CloseResult(match, "gone", "the process ended and its pid was reused")
         if _gone(proc):  # exited (a zombie waiting for its parent): nothing to close
             return CloseResult(match, "gone")
+        now = inspect(facts.pid, current_os())
+        if now is None:
+            return CloseResult(match, "gone")
+        if why := scope.outside(now):
+            return CloseResult(match, "survived", f"not touched: {why}")
         if ledger is not None:
             token = ledger.before(match, reason)
         proc.terminate()
         sent = True
+        if hasattr(signal, "SIGCONT"):
+            proc.send_signal(signal.SIGCONT)  # a stopped process handles the SIGTERM now
         if _wait_gone(proc, grace):
             result = CloseResult(match, "terminated", signalled=True)
         else:
@@ -492,13 +644,15 @@ def close_all(
     grace: float = GRACE_SECONDS,
     ledger: TerminationLedger | None = None,
     reason: str = REASON_BEFORE,
+    scope: CandidateScope | None = None,
 ) -> list[CloseResult]:
     """Close several processes in parallel (each waits its own grace period)."""
     results: list[CloseResult] = []
     lock = threading.Lock()
+    scope = scope or CandidateScope.current()
 
     def one(m: Match) -> None:
-        result = close_process(m, grace, ledger, reason)
+        result = close_process(m, grace, ledger, reason, scope)
         with lock:
             results.append(result)
 
@@ -547,8 +701,12 @@ class ProcessWatcherGuard:
         rate_interval: float = RATE_INTERVAL,
         restore: RestoreLog | None = None,
         ledger: TerminationLedger | None = None,
+        scope: CandidateScope | None = None,
     ) -> None:
         self.matcher = apps.matcher()
+        self._scope = scope
+        #: where held-back counts are written (the ledger's restore log by default)
+        self._restore = restore if restore is not None else (ledger.restore if ledger else None)
         self.terminate = terminate
         self.grace = grace
         self._source_factory = source_factory
@@ -576,8 +734,10 @@ class ProcessWatcherGuard:
         if self._running:
             return
         self._own = self._own or OwnTree()
+        self._scope = self._scope or CandidateScope.current()
+        report(Event(EVENT_SCOPE, self._scope.as_payload()))
         self._report = report
-        self._sink = rate_limited(report, self._rate_interval)
+        self._sink = rate_limited(report, self._rate_interval, self._restore)
         try:
             source = self._source_factory()
         except Exception as exc:
@@ -648,7 +808,7 @@ class ProcessWatcherGuard:
         match = self.matcher.match(facts)
         if match is None or not self._running:
             return
-        assert self._own is not None
+        assert self._own is not None and self._scope is not None
         if self.matcher.is_essential(facts) or self._own.contains(facts):
             log.guards.debug("Not touching protected process %s (%s)", facts.pid, facts.name)
             return
@@ -657,20 +817,33 @@ class ProcessWatcherGuard:
             if key in self._handled:
                 return
             self._handled.add(key)
-        payload = {
-            "key": match.app.id,
+        elsewhere = self._scope.outside(facts)
+        stopped = self.terminate and not elsewhere and stop_now(facts)
+        action = "report" if elsewhere else "terminate" if self.terminate else "journal"
+        payload: dict[str, Any] = {
+            # rate-limited apart: another user's copies never hide the candidate's start
+            "key": f"{match.app.id} elsewhere" if elsewhere else match.app.id,
             **match.as_payload(),
-            "action": "terminate" if self.terminate else "journal",
+            "uid": facts.uid,
+            "action": action,
             "backend": self.backend,
             "detected_ms": round((time.monotonic() - seen_at) * 1000, 1),
         }
+        if elsewhere:
+            payload["scope"] = elsewhere
+        if stopped:
+            payload["stopped"] = True
         log.guards.warning(
-            "Prohibited app %s (pid %s) started; %s", match.app.name, facts.pid, payload["action"]
+            "Prohibited app %s (pid %s) started; %s%s",
+            match.app.name,
+            facts.pid,
+            action,
+            f" ({elsewhere})" if elsewhere else "",
         )
         sink = self._sink
         if sink is not None:
             sink(Event(EVENT_DETECTED, payload))
-        if self.terminate:
+        if action == "terminate":
             closer = threading.Thread(
                 target=self._close, args=(match,), name=f"close-{facts.pid}", daemon=True
             )
@@ -680,7 +853,7 @@ class ProcessWatcherGuard:
             closer.start()
 
     def _close(self, match: Match) -> None:
-        result = close_process(match, self.grace, self.ledger, REASON_DURING)
+        result = close_process(match, self.grace, self.ledger, REASON_DURING, self._scope)
         sink = self._sink
         if sink is None:
             return

@@ -9,7 +9,8 @@ at the next start, undoes it through the handler registered for its ``kind`` and
 journals ``guards.restore_undone``. Records of a still-running Lockdown are left alone.
 
 Some changes cannot be undone: a process Lockdown terminated cannot be brought back.
-Their kinds are registered as *evidence* (``process_terminated``): at the end of a
+Their kinds are registered as *evidence* (``process_terminated``, and ``journal_held``:
+the count of journal events a rate limit held back, rewritten as it grows): at the end of a
 session the owner journals them and drops the records; a leftover one is "undone" at the
 next start by journalling ``guards.restore_undone`` with the record's data (which
 process, why), so the candidate and reviewers learn what the run that died had done.
@@ -53,12 +54,22 @@ def _evidence_only(platform: DesktopPlatform, data: Mapping[str, Any]) -> None:
     )
 
 
+def _held_events(platform: DesktopPlatform, data: Mapping[str, Any]) -> None:
+    """Journal events a rate limit held back when the run died: journalled as evidence."""
+    log.guards.warning(
+        "A previous run held back %s %s event(s) it had not journalled yet",
+        data.get("suppressed", "?"),
+        data.get("type", "?"),
+    )
+
+
 _HANDLERS: dict[str, UndoHandler] = {
     "system_keys": _undo_system_keys,
     "process_terminated": _evidence_only,
+    "journal_held": _held_events,
 }
 #: Kinds whose record data goes into the journal when a leftover is "undone".
-_EVIDENCE: set[str] = {"process_terminated"}
+_EVIDENCE: set[str] = {"process_terminated", "journal_held"}
 
 
 def register_undo(kind: str, handler: UndoHandler, *, evidence: bool = False) -> None:
@@ -108,6 +119,20 @@ class RestoreLog:
         durable.atomic_write(path, json.dumps(body, sort_keys=True).encode())
         log.guards.debug("Restore record %s written", path.name)
         return RestoreRecord(path, kind, dict(data), pid, started)
+
+    def update(self, record: RestoreRecord, data: Mapping[str, Any]) -> RestoreRecord:
+        """Replace a record's data in place (atomically: the old or the new, never torn)."""
+        body = {"kind": record.kind, "pid": record.pid, "started": record.started}
+        body["data"] = dict(data)
+        tmp = record.path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, json.dumps(body, sort_keys=True).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, record.path)
+        return RestoreRecord(record.path, record.kind, dict(data), record.pid, record.started)
 
     def done(self, record: RestoreRecord) -> None:
         """The change was undone: drop its record."""

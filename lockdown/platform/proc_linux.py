@@ -5,6 +5,13 @@ each ``exec`` as it happens, at no cost while nothing starts. Subscribing needs 
 ``CAP_NET_ADMIN`` (and a kernel with ``CONFIG_PROC_EVENTS``); without them the caller
 falls back to :func:`proc_pids`, a listing of ``/proc`` diffed at a short interval.
 
+:class:`LogindSessions` tells the login session of a process the way ``sd_pid_get_session``
+does: from the ``session-ID.scope`` unit in its control group (``/proc/PID/cgroup``),
+which systemd-logind creates and the process cannot leave on its own.
+:class:`EnvironmentSessions` stands in for logind where there is none (tests, and a
+development build's ``LOCKDOWN_DEV_PROCESS_SESSION``): a variable in each process's
+environment names its session — anyone can set it, so never in an installed build.
+
 Wire format (``linux/netlink.h``, ``linux/connector.h``, ``linux/cn_proc.h``), native
 byte order: ``nlmsghdr`` (16 bytes) + ``cn_msg`` (20 bytes) + ``proc_event`` whose
 ``what``/``cpu``/``timestamp_ns`` header (16 bytes) is followed by the event data; for
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import socket
 import struct
@@ -188,3 +196,59 @@ def proc_comm(pid: int, root: str = "/proc") -> str | None:
 def proc_pids(root: str = "/proc") -> set[int]:
     """The pids listed under /proc (a few hundred µs for a few hundred processes)."""
     return {int(e.name) for e in os.scandir(root) if e.name.isdigit()}
+
+
+_SESSION_SCOPE: Final = re.compile(r"/session-([A-Za-z0-9_]+)\.scope(?:/|$)")
+_USER_SLICE: Final = re.compile(r"/user-(\d+)\.slice(?:/|$)")
+
+
+class LogindSessions:
+    """Login sessions as systemd-logind places them (``session-ID.scope`` cgroups)."""
+
+    def __init__(self, root: str = "/proc") -> None:
+        self.root = root
+
+    def _paths(self, pid: int) -> list[str]:
+        try:
+            with open(f"{self.root}/{pid}/cgroup", encoding="utf-8", errors="replace") as fh:
+                return [line.split(":", 2)[-1] for line in fh.read().splitlines()]
+        except OSError:
+            return []
+
+    def session_of(self, pid: int) -> str | None:
+        """The logind session id of ``pid``; None without logind or when it is in none."""
+        for path in self._paths(pid):
+            if found := _SESSION_SCOPE.search(path):
+                return found.group(1)
+        return None
+
+    def owner_of(self, pid: int) -> int | None:
+        """The uid of the user whose session ``pid`` is in (``user-UID.slice``), or None."""
+        for path in self._paths(pid):
+            if _SESSION_SCOPE.search(path) and (found := _USER_SLICE.search(path)):
+                return int(found.group(1))
+        return None
+
+
+class EnvironmentSessions:
+    """Sessions named by an environment variable of each process (development and tests).
+
+    A process without the variable (or whose environment cannot be read) is in a session
+    of its own, never the one the variable names.
+    """
+
+    def __init__(self, variable: str, root: str = "/proc") -> None:
+        self.variable = variable
+        self.root = root
+
+    def session_of(self, pid: int) -> str | None:
+        try:
+            with open(f"{self.root}/{pid}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+        except OSError:
+            return f"unreadable-{pid}"
+        prefix = f"{self.variable}=".encode()
+        for entry in environ:
+            if entry.startswith(prefix):
+                return entry[len(prefix) :].decode(errors="replace")
+        return f"none-{pid}"

@@ -150,8 +150,9 @@ def test_exam_ends_through_its_quit_url_and_the_session_is_reverted(
         "path": str(org),
         "sha256": hashlib.sha256(org.read_bytes()).hexdigest(),
     }
+    dev = [f"{k}={v}" for k, v in os.environ.items() if k.startswith("LOCKDOWN_DEV_") and v]
     assert sorted(started["overrides"]) == sorted(
-        [f"--organisation={org}", "--temp-basedir", f"LOCKDOWN_INSTANCE_NAME={instance}"]
+        [f"--organisation={org}", "--temp-basedir", f"LOCKDOWN_INSTANCE_NAME={instance}", *dev]
     )
     assert len(started["settings_hash"]) == 64 and started["isolation"] == "shared"
     assert started["debugging"]["denied"] is True

@@ -94,6 +94,9 @@ class Machine:
         }
         if installed:
             environment["LOCKDOWN_AS_INSTALLED"] = "1"
+            # the test run's own development switches would be refused first
+            for name in [n for n in environment if n.startswith("LOCKDOWN_DEV_")]:
+                del environment[name]
         mount = (
             f"mount -t overlay overlay -o lowerdir=/etc,upperdir={self.upper},"
             f"workdir={self.root / 'work'} /etc"

@@ -12,18 +12,29 @@ from pytestqt.qtbot import QtBot
 
 from lockdown.guards.policy import ProhibitedAppsPrecheck
 from lockdown.ui.prohibited_dialog import ProhibitedAppsDialog
-from tests.support.processes import TEST_APPS, Detached, Recorder, alive, renamed_copy
+from tests.support.processes import (
+    RUN_APPS,
+    RUN_RECORDER,
+    TEST_SCOPE,
+    Detached,
+    Recorder,
+    alive,
+    renamed_copy,
+)
 
 pytestmark = pytest.mark.x11
 
 
 @pytest.fixture
 def anydesk(tmp_path: Path, detached: Detached) -> int:
-    return detached.start(renamed_copy(tmp_path, "anydesk"), "30")
+    """A prohibited app (under this run's own name: no other run's guard closes it)."""
+    return detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
 
 
 def _dialog(qtbot: QtBot, can_close: bool, journal: Recorder) -> ProhibitedAppsDialog:
-    check = ProhibitedAppsPrecheck(TEST_APPS, journal, can_close=can_close, grace=1.0)
+    check = ProhibitedAppsPrecheck(
+        RUN_APPS, journal, can_close=can_close, grace=1.0, scope=TEST_SCOPE
+    )
     dialog = ProhibitedAppsDialog(check, check.scan())
     qtbot.addWidget(dialog)
     dialog.show()
@@ -36,7 +47,7 @@ def test_close_them_for_me_closes_the_app_and_lets_the_exam_start(
     journal = Recorder()
     dialog = _dialog(qtbot, True, journal)
     items = [dialog.apps.item(i).text() for i in range(dialog.apps.count())]
-    assert any(text.startswith("AnyDesk") for text in items)
+    assert any(text.startswith(RUN_RECORDER) for text in items)  # the app's name
     assert dialog.close_button.isVisible()
     qtbot.mouseClick(dialog.close_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.result() == QDialog.DialogCode.Accepted.value, timeout=5000)

@@ -26,7 +26,14 @@ from lockdown.guards.processes import (
 from lockdown.guards.restore import RestoreLog
 from lockdown.lifecycle.base import Outcome
 from lockdown.texts import TEXTS
-from tests.support.processes import TEST_APPS, Detached, Recorder, renamed_copy
+from tests.support.processes import (
+    RUN_APPS,
+    RUN_RECORDER,
+    TEST_SCOPE,
+    Detached,
+    Recorder,
+    renamed_copy,
+)
 
 VM = vm.VmVerdict(90, (vm.Reason("cpu_hypervisor_flag", 50, "flag"), vm.Reason("dmi", 40, "x")))
 NOT_REMOTE = remote.RemoteVerdict(())
@@ -40,7 +47,8 @@ def settings(**guards: object) -> Settings:
 def operation(s: Settings, journal: Recorder, **kw: object) -> SystemGuardsOperation:
     kw.setdefault("vm_detector", lambda: vm.VmVerdict(0, ()))
     kw.setdefault("remote_detector", lambda: NOT_REMOTE)
-    return SystemGuardsOperation(s, journal, apps=TEST_APPS, tcc=lambda: (), **kw)  # type: ignore[arg-type]
+    kw.setdefault("scope", TEST_SCOPE)
+    return SystemGuardsOperation(s, journal, apps=RUN_APPS, tcc=lambda: (), **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -75,7 +83,7 @@ def test_remote_session_denied_aborts_with_a_message() -> None:
 def test_running_apps_block_the_start_until_the_prompt_closes_them(
     tmp_path: Path, detached: Detached
 ) -> None:
-    pid = detached.start(renamed_copy(tmp_path, "anydesk"), "30")
+    pid = detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
     journal = Recorder()
     seen: list[PrecheckFindings] = []
 
@@ -100,7 +108,7 @@ def test_running_apps_block_the_start_until_the_prompt_closes_them(
 def test_a_cancelled_prompt_aborts_and_ask_policy_cannot_close(
     tmp_path: Path, detached: Detached
 ) -> None:
-    pid = detached.start(renamed_copy(tmp_path, "obs"), "30")
+    pid = detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
     journal = Recorder()
 
     def prompt(check: ProhibitedAppsPrecheck, findings: PrecheckFindings) -> bool:
@@ -122,7 +130,7 @@ def test_the_watcher_runs_between_perform_and_revert(tmp_path: Path, detached: D
     op = operation(settings(prohibited_apps="close"), journal)
     assert op.perform() is Outcome.SUCCESS
     try:
-        pid = detached.start(renamed_copy(tmp_path, "obs"), "30")
+        pid = detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
         journal.wait_for(EVENT_CLOSED, pid)
     finally:
         op.revert()
@@ -132,7 +140,7 @@ def test_terminations_before_and_during_the_exam_are_recorded_and_summarised(
     tmp_path: Path, detached: Detached
 ) -> None:
     restore = RestoreLog(tmp_path / "restore")
-    before = detached.start(renamed_copy(tmp_path, "anydesk"), "30")
+    before = detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
     journal = Recorder()
 
     def prompt(check: ProhibitedAppsPrecheck, findings: PrecheckFindings) -> bool:
@@ -143,7 +151,7 @@ def test_terminations_before_and_during_the_exam_are_recorded_and_summarised(
     op = operation(settings(prohibited_apps="close"), journal, prompt=prompt, restore=restore)
     try:
         assert op.perform() is Outcome.SUCCESS
-        during = detached.start(renamed_copy(tmp_path, "obs"), "30")
+        during = detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
         journal.wait_for(EVENT_CLOSED, during)
         recorded = {r.data["pid"]: r.data["reason"] for r in restore.pending()}
         assert recorded.get(before) == REASON_BEFORE
@@ -199,6 +207,7 @@ def test_settings_extend_the_list_for_the_precheck(tmp_path: Path, detached: Det
         vm_detector=lambda: vm.VmVerdict(0, ()),
         remote_detector=lambda: NOT_REMOTE,
         prompt=prompt,
+        scope=TEST_SCOPE,
     )
     assert op.perform() is Outcome.ABORTED
     assert found == ["extra:calc-helper"]

@@ -1,4 +1,5 @@
-"""Crash safety of the process watcher: a termination is recorded before its signal.
+"""Crash safety of the process watcher: a termination is recorded before its signal,
+and a start the journal rate limit holds back is counted on disk.
 
 Real processes: renamed copies of /bin/sleep started detached, a real watcher closing
 them, and a real ``kill -9`` of the guarding process before the end of its session.
@@ -13,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from lockdown.events import Event
+import pytest
+
+from lockdown.events import Event, Journal, read_records, verify
 from lockdown.guards.processes import (
     EVENT_CLOSED,
     EVENT_DETECTED,
@@ -27,7 +30,16 @@ from lockdown.guards.processes import (
 )
 from lockdown.guards.restore import RestoreLog, undo_leftovers
 from lockdown.platform.null import NullPlatform
-from tests.support.processes import TEST_APPS, Detached, Recorder, alive, renamed_copy
+from tests.support.processes import (
+    RUN_APPS,
+    RUN_RECORDER,
+    SESSION_ENV,
+    TEST_SCOPE,
+    Detached,
+    Recorder,
+    alive,
+    renamed_copy,
+)
 
 CHILD = r"""
 import sys, time
@@ -35,8 +47,11 @@ from pathlib import Path
 from lockdown.guards.appslist import AppList
 from lockdown.guards.processes import ProcessWatcherGuard
 from lockdown.guards.restore import RestoreLog
-apps = AppList.load(os_name="linux").restricted_to(["obs"])
-guard = ProcessWatcherGuard(apps, terminate=True, restore=RestoreLog(Path(sys.argv[1])))
+from tests.support.processes import RUN_RECORDER, TEST_SCOPE
+apps = AppList.load(os_name="linux").restricted_to([]).extended([RUN_RECORDER])
+guard = ProcessWatcherGuard(
+    apps, terminate=True, restore=RestoreLog(Path(sys.argv[1])), scope=TEST_SCOPE
+)
 guard.start(lambda event: print(event.type, event.payload.get("pid"), flush=True))
 print("ready", flush=True)
 time.sleep(60)
@@ -57,8 +72,10 @@ def test_a_termination_is_recorded_before_the_kill_and_summarised_at_stop(
     tmp_path: Path, detached: Detached
 ) -> None:
     restore = RestoreLog(tmp_path / "restore")
-    stubborn = renamed_copy(tmp_path, "anydesk")
-    guard = ProcessWatcherGuard(TEST_APPS, terminate=True, grace=1.5, restore=restore)
+    stubborn = renamed_copy(tmp_path, RUN_RECORDER)
+    guard = ProcessWatcherGuard(
+        RUN_APPS, terminate=True, grace=1.5, restore=restore, scope=TEST_SCOPE
+    )
     journal = Recorder()
     guard.start(journal)
     try:
@@ -71,7 +88,7 @@ def test_a_termination_is_recorded_before_the_kill_and_summarised_at_stop(
         assert record.kind == RECORD_KIND
         assert record.pid == os.getpid()
         assert record.data["pid"] == pid
-        assert record.data["name"] == "anydesk"
+        assert record.data["name"] == RUN_RECORDER
         assert record.data["exe"] == str(stubborn)
         assert record.data["reason"] == REASON_DURING
         assert journal.wait_for(EVENT_CLOSED, pid).payload["how"] == "killed"
@@ -83,7 +100,7 @@ def test_a_termination_is_recorded_before_the_kill_and_summarised_at_stop(
     (summary,) = journal.of(EVENT_TERMINATED_SUMMARY)
     assert summary.payload["count"] == 1
     (entry,) = summary.payload["processes"]
-    assert (entry["pid"], entry["name"], entry["how"]) == (pid, "anydesk", "killed")
+    assert (entry["pid"], entry["name"], entry["how"]) == (pid, RUN_RECORDER, "killed")
     assert restore.pending() == []
 
 
@@ -91,10 +108,10 @@ def test_a_process_gone_before_the_signal_leaves_no_record(
     tmp_path: Path, detached: Detached
 ) -> None:
     restore = RestoreLog(tmp_path / "restore")
-    pid = detached.start(renamed_copy(tmp_path, "obs"), "30")
+    pid = detached.start(renamed_copy(tmp_path, RUN_RECORDER), "30")
     facts = inspect(pid)
     assert facts is not None
-    match = TEST_APPS.matcher().match(facts)
+    match = RUN_APPS.matcher().match(facts)
     assert match is not None
     os.kill(pid, signal.SIGKILL)
     _wait(lambda: not alive(pid))
@@ -110,13 +127,14 @@ def test_a_kill_9_before_the_end_leaves_the_record_for_the_next_start(
     tmp_path: Path, detached: Detached
 ) -> None:
     restore_dir = tmp_path / "restore"
-    obs = renamed_copy(tmp_path, "obs")
+    obs = renamed_copy(tmp_path, RUN_RECORDER)
     guarding = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(restore_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, **SESSION_ENV},
     )
     assert guarding.stdout is not None
     try:
@@ -142,6 +160,94 @@ def test_a_kill_9_before_the_end_leaves_the_record_for_the_next_start(
     assert event.payload["kind"] == RECORD_KIND
     assert event.payload["pid"] == guarding.pid
     data = event.payload["data"]
-    assert (data["pid"], data["name"], data["exe"]) == (pid, "obs", str(obs))
+    assert (data["pid"], data["name"], data["exe"]) == (pid, RUN_RECORDER, str(obs))
     assert data["reason"] == REASON_DURING
     assert RestoreLog(restore_dir).pending() == []
+
+
+HOLDING_CHILD = r"""
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from lockdown.events import Journal
+from lockdown.guards.appslist import AppList
+from lockdown.guards.processes import ProcessWatcherGuard
+from lockdown.guards.restore import RestoreLog, RestoreRecord
+from tests.support.processes import TEST_SCOPE
+
+journal_path, restore_dir, name, keep = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+
+class Announcing(RestoreLog):
+    # keep=disk: writes like the real one; keep=memory: the count lives only in memory
+    def record(self, kind: str, data: Any) -> RestoreRecord:
+        if keep == "disk" or kind != "journal_held":
+            out = super().record(kind, data)
+        else:
+            out = RestoreRecord(restore_dir / "none", kind, dict(data), 0, 0.0)
+        print("held", data.get("suppressed"), flush=True)
+        return out
+
+    def update(self, record: RestoreRecord, data: Any) -> RestoreRecord:
+        out = super().update(record, data) if keep == "disk" else record
+        print("held", data.get("suppressed"), flush=True)
+        return out
+
+
+apps = AppList.load(os_name="linux").restricted_to([]).extended([name])
+journal = Journal.open(Path(journal_path))
+guard = ProcessWatcherGuard(
+    apps, terminate=False, rate_interval=600, restore=Announcing(restore_dir), scope=TEST_SCOPE
+)
+guard.start(journal.append)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("keep", ["disk", "memory"], ids=["written", "positive-control"])
+def test_every_start_reaches_the_journal_although_lockdown_is_killed(
+    tmp_path: Path, detached: Detached, keep: str
+) -> None:
+    name = RUN_RECORDER
+    journal_path, restore_dir = tmp_path / "journal.jsonl", tmp_path / "restore"
+    program = renamed_copy(tmp_path, name)
+    guarding = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_CHILD, str(journal_path), str(restore_dir), name, keep],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, **SESSION_ENV},
+    )
+    assert guarding.stdout is not None
+    try:
+        lines = iter(guarding.stdout.readline, "")
+        assert any(line.strip() == "ready" for line in lines)
+        first = detached.start(program, "30")
+        _wait(lambda: any(r["payload"].get("pid") == first for r in read_records(journal_path)))
+        second = detached.start(program, "30")  # within the rate-limit window: held back
+        assert any(line.split() == ["held", "1"] for line in lines)
+        os.kill(guarding.pid, signal.SIGKILL)
+        guarding.wait(10)
+    finally:
+        guarding.kill()
+        guarding.wait()
+        guarding.stdout.close()
+    # The next start journals what the dead run left, as app startup does.
+    with Journal.open(journal_path) as journal:
+        undo_leftovers(restore_dir, journal.append, NullPlatform())
+    records = read_records(journal_path)
+    started = [r for r in records if r["type"] == EVENT_DETECTED]
+    assert [r["payload"]["pid"] for r in started] == [first]
+    held = [
+        r["payload"]["data"]
+        for r in records
+        if r["type"] == "guards.restore_undone" and r["payload"]["kind"] == "journal_held"
+    ]
+    if keep == "disk":
+        assert [(h["payload"]["pid"], h["suppressed"]) for h in held] == [(second, 1)]
+    else:
+        assert held == [], "the positive control lost the repeat (held only in memory)"
+    assert verify(journal_path).records == len(records)
