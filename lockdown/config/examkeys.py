@@ -63,13 +63,25 @@ def _sort_key(key: str) -> tuple[str, str]:
 
 
 def _real(value: float) -> str:
-    # SEB versions disagree on reals; we write Python's shortest round-trip form.
-    if math.isfinite(value):
-        return repr(value)
-    return "null"
+    """A real as SEB for Windows writes it: .NET Framework's ``Double.ToString()``.
+
+    That is the general format with 15 significant digits: trailing zeros dropped (``1.0``
+    is ``1``), scientific notation when the decimal exponent is below -4 or at least 15,
+    with an upper-case ``E``, a sign and at least two digits (``1E+20``, ``1E-05``);
+    negative zero is ``0``; the non-finite values are ``NaN``, ``Infinity`` and
+    ``-Infinity``. Python's ``format(x, ".15G")`` follows the same rules for finite values.
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "0"
+    return format(value, ".15G")
 
 
 def _date(value: datetime) -> str:
+    # Moodle's form (``+00:00``, quoted); fractional seconds only when the date has them.
     moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return moment.isoformat()
 
@@ -83,7 +95,7 @@ def _write(value: object, out: list[str], depth: int) -> None:
         for key in sorted((k for k in value if k != ORIGINATOR_VERSION), key=_sort_key):
             item = value[key]
             if isinstance(item, Mapping) and not _has_content(item):
-                continue
+                continue  # SEB for Windows: a dictionary value with no entries is left out
             if not first:
                 out.append(",")
             first = False
@@ -114,21 +126,26 @@ def _write(value: object, out: list[str], depth: int) -> None:
 
 
 def _has_content(value: Mapping[str, Any]) -> bool:
-    """A dict is dropped when it holds nothing but ``originatorVersion`` and empty dicts."""
-    return any(
-        key != ORIGINATOR_VERSION and not (isinstance(item, Mapping) and not _has_content(item))
-        for key, item in value.items()
-    )
+    """SEB for Windows' rule: a dictionary has content when it has any entry at all.
+
+    Its entries are counted as parsed, before ``originatorVersion`` is removed and before
+    its own empty dictionaries are left out: ``{"originatorVersion": "x"}`` and
+    ``{"d": {}}`` are written as ``{}``; only ``{}`` itself is left out.
+    """
+    return len(value) > 0
 
 
 def seb_json(settings: Mapping[str, Any]) -> str:
     """The SEB-JSON text of a settings dictionary, as Safe Exam Browser hashes it.
 
-    ``originatorVersion`` is removed at every level and dictionaries left empty are dropped
-    (inside dictionaries; an empty ``{}`` in an array is kept); keys are sorted
+    SEB for Windows' rules (``Json.cs`` of SafeExamBrowser/seb-win-refactoring), everywhere
+    (``.seb`` files and Lockdown configurations alike): ``originatorVersion`` is removed at
+    every level; a dictionary *value* with no entries at all is left out, while an array
+    keeps every item, ``{}`` included (:func:`_has_content`); keys are sorted
     case-insensitively with lower case first on a tie; arrays keep their order; no
-    whitespace and no escaping; data is written as base64, dates as ISO 8601 in UTC
-    (``1940-10-09T22:13:56+00:00``), reals in Python's shortest form.
+    whitespace and no escaping; data is written as base64, reals as .NET Framework writes
+    them (:func:`_real`: ``1``, ``0.5``, ``1E+20``). Dates follow Moodle's form, ISO 8601
+    in UTC (``1940-10-09T22:13:56+00:00``; SEB versions write dates differently).
     """
     out: list[str] = []
     _write(settings, out, 0)
