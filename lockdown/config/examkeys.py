@@ -265,14 +265,62 @@ def keys_for_seb(cfg: SebConfig) -> ExamKeys:
 # -- `lockdown config keys FILE` ----------------------------------------------------------
 
 
-def _password_source(given: str | None, origin: str) -> Callable[[int], str | None]:
+MAX_PASSWORD_FILE_BYTES: Final = 64 * 1024
+
+
+def read_password_file(spec: str) -> str:
+    """The password in the first line of file ``spec``, or of standard input for ``-``.
+
+    The line ends at the first line break (``\n`` or ``\r\n``), which is not part of the
+    password; everything else is, spaces included. Every failure is one line.
+    """
+    origin = "standard input" if spec == "-" else spec
+    try:
+        if spec == "-":
+            line = sys.stdin.readline(MAX_PASSWORD_FILE_BYTES)
+        else:
+            with open(spec, encoding="utf-8", newline="") as fh:
+                line = fh.readline(MAX_PASSWORD_FILE_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"{origin}: password file not found; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{origin}: is a folder, expected a password file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{origin}: the password file is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{origin}: cannot read the password file ({exc.strerror})") from None
+    password = line.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise ConfigError(
+            f"{origin}: the password file is empty; put the password on its first line"
+        )
+    log.register_secret(password)
+    return password
+
+
+def _password_source(
+    given: str | None, origin: str, *, password_file: str | None = None
+) -> Callable[[int], str | None]:
+    """Where a ``.seb`` password comes from: ``--password``, ``--password-file`` or the terminal.
+
+    A file is read only when the ``.seb`` file asks for a password, once; a given
+    password is tried once; the terminal is asked up to three times.
+    """
+    read: list[str] = []
+
     def ask(attempt: int) -> str | None:
+        if password_file is not None:
+            if attempt > 1:
+                return None
+            if not read:
+                read.append(read_password_file(password_file))
+            return read[0]
         if given is not None:
             return given if attempt == 1 else None
         if not sys.stdin.isatty():
             raise ConfigError(
                 f"{origin}: the file is password-protected and there is no terminal to ask "
-                "on; pass --password PASSWORD"
+                "on; pass --password-file FILE (or - for standard input)"
             )
         try:
             return getpass.getpass(f"Password for {origin} (try {attempt} of 3): ")
@@ -280,6 +328,15 @@ def _password_source(given: str | None, origin: str) -> Callable[[int], str | No
             return None
 
     return ask
+
+
+def password_source_for(args: argparse.Namespace, origin: str) -> Callable[[int], str | None]:
+    """The password source of a command with ``--password`` / ``--password-file``."""
+    return _password_source(
+        getattr(args, "password", None),
+        origin,
+        password_file=getattr(args, "password_file", None),
+    )
 
 
 def keys_for_file(path: Path, *, password: Callable[[int], str | None]) -> ExamKeys:
@@ -299,9 +356,9 @@ def keys_for_file(path: Path, *, password: Callable[[int], str | None]) -> ExamK
 
 
 def main_keys(args: argparse.Namespace) -> int:
-    """``lockdown config keys FILE [--password PW]``: print the two keys, labelled."""
+    """``lockdown config keys FILE [--password-file FILE|-]``: print the two keys, labelled."""
     path = Path(args.file)
-    keys = keys_for_file(path, password=_password_source(args.password, str(path)))
+    keys = keys_for_file(path, password=password_source_for(args, str(path)))
     print(f"Config Key: {keys.config_key}")
     print(f"Browser Exam Key: {keys.browser_exam_key}")
     return 0

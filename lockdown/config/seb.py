@@ -510,7 +510,13 @@ def build_tree(xml_bytes: bytes, *, origin: str) -> dict[str, Any]:
         parser.Parse(xml_bytes, True)
     except _Refused as exc:
         raise ConfigError(f"{origin}: {exc}") from None
-    except (xml.parsers.expat.ExpatError, ValueError, LookupError, binascii.Error) as exc:
+    except (
+        xml.parsers.expat.ExpatError,
+        ValueError,
+        LookupError,
+        OverflowError,
+        binascii.Error,
+    ) as exc:
         raise _invalid(origin, exc) from None
     if not isinstance(builder.root, dict):
         raise ConfigError(

@@ -313,7 +313,9 @@ def test_cli_without_a_terminal_asks_for_password_flag() -> None:
     )
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr.strip().endswith("there is no terminal to ask on; pass --password PASSWORD")
+    assert done.stderr.strip().endswith(
+        "there is no terminal to ask on; pass --password-file FILE (or - for standard input)"
+    )
     assert done.stderr.count("\n") == 1
 
 
