@@ -2,12 +2,14 @@
 
 ``lockdown open TARGET`` reads like this:
 
+0. Without a usable display, stop with one line before Qt starts (``lockdown.ui.display``).
 1. Strip remote-debugging switches from the environment (journalled once the journal
    is open) and make the Qt application (the web engine is imported first).
 2. Refuse to start when another session runs: hand the target over to it and exit.
 3. Load and verify the exam configuration (``lockdown.launch``): Lockdown TOML or a
    Safe Exam Browser ``.seb`` (its password asked in a dialog, three tries); layer it
-   over the organisation file; frozen from here on.
+   over the organisation file; frozen from here on. From a link: a small window while
+   it downloads, a dialog when it cannot be opened (``lockdown.ui.launchwindow``).
 4. Open the session journal, listen for a second instance, build the kiosk.
 5. Perform the operation sequence (today: the kiosk; the guards, recorders and the
    proctoring session go in front of it as they land). The exam runs in the Qt loop.
@@ -346,10 +348,13 @@ def _message_box(message: str) -> None:
 
 def main_open(args: argparse.Namespace) -> int:
     """``lockdown open TARGET``."""
-    from lockdown.launch import hand_over, load_exam
+    from lockdown.launch import hand_over
     from lockdown.texts import text
     from lockdown.ui.dialogs import seb_password_prompt
+    from lockdown.ui.display import require_display
+    from lockdown.ui.launchwindow import load_with_feedback
 
+    require_display()  # before Qt: without a display its xcb plugin aborts the process
     removed = scrub_environment(os.environ)
     app = qt_application()
     answer = hand_over(args.target)
@@ -357,7 +362,7 @@ def main_open(args: argparse.Namespace) -> int:
         log.init.warning("Another session is running: %s", answer)
         raise SecondInstance(text("instance.refused"))
     organisation = _organisation(args)
-    exam = load_exam(args.target, organisation, password=seb_password_prompt())
+    exam = load_with_feedback(args.target, organisation, password=seb_password_prompt())
     del app
     return run_session(exam, args.paths, removed_debugging=removed)
 
