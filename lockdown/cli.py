@@ -173,8 +173,7 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
 
 
 def _not_yet(name: str) -> int:
-    print(f"lockdown {name}: not available yet in this version", file=sys.stderr)
-    return 2
+    raise UserError(f"`lockdown {name}` is not available yet in this version")
 
 
 def _dispatch(module: str, function: str, name: str) -> Handler:

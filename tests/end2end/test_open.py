@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from lockdown.events import read_records, verify
+from lockdown.texts import text
 from tests.integration.ui.tls import https_url, make_certificate, tls_server
 from tests.support.httpserver import LocalServer, Response
 from tests.support.xserver import Xvfb
@@ -179,11 +180,51 @@ def test_bad_lockdown_links_exit_2_with_one_line(
         http_server.page(path, response.decode())
     link = http_server.url(path).replace("http://", "lockdown://")
     proc = lockdown(tmp_path, None, "open", link, instance=f"e2e-{uuid.uuid4().hex}")
+    # A link launch has no terminal: the candidate is shown the reason, and closes it.
+    close_window(text("launch.failed_title"))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     errors = [line for line in err.splitlines() if line.startswith("lockdown: ")]
     assert len(errors) == 1 and expected in errors[0]
     assert "Traceback" not in err
+
+
+def close_window(title: str, timeout: float = 30) -> None:
+    """Wait for a window called ``title`` on the session display, focus it, press Return."""
+    found = subprocess.run(
+        ["xdotool", "search", "--sync", "--onlyvisible", "--name", f"^{title}$"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    window = found.stdout.split()[0]
+    subprocess.run(
+        ["xdotool", "windowfocus", "--sync", window, "key", "Return"], timeout=10, check=True
+    )
+
+
+def test_no_usable_display_is_one_line_before_qt_starts(tmp_path: Path) -> None:
+    exam = config(tmp_path, "https://exam.example.org/")
+    for display in (None, ":97"):
+        env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+        if display is not None:
+            env["DISPLAY"] = display
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "lockdown.cli", "--temp-basedir", "open", str(exam)],
+            env={**env, "QT_QPA_PLATFORM": "xcb"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("lockdown: ")]
+        assert len(errors) == 1, done.stderr
+        assert ("DISPLAY is not set" if display is None else "X display :97") in errors[0]
+        assert "xcb" not in done.stderr and "Traceback" not in done.stderr
+        assert time.monotonic() - started < 10
 
 
 def test_corrupt_seb_file_exits_2_with_one_line(tmp_path: Path) -> None:

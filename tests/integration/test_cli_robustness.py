@@ -1,0 +1,184 @@
+"""The real `lockdown` process given bad arguments, for every command: never a traceback.
+
+Also: global options after the command, ``--json`` on failures, a reader that goes away
+(``lockdown config keys F | head -1``), and an unwritable folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lockdown import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data" / "seb"
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # `open` stops before Qt
+    return {
+        **env,
+        "PYTHONPATH": str(ROOT),
+        "LOCKDOWN_ORGANISATION_FILE": str(tmp_path / "none.toml"),
+        "LOCKDOWN_INSTANCE_NAME": f"robustness-{os.getpid()}",
+    }
+
+
+def bad_invocations(tmp_path: Path) -> list[list[str]]:
+    """For every command: an unknown option, and bad values or files where it takes any."""
+    missing = str(tmp_path / "missing")
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x00\xff garbage \x1f\x8b")
+    runs = [[*words.split(), "--no-such-option"] for words in cli.EXAMPLES if words]
+    runs += [
+        ["--no-such-option"],
+        ["no-such-command"],
+        ["open"],
+        ["open", missing],
+        ["open", "ftp://exam.example.org/"],
+        ["demo", "--screenshots"],
+        ["settings", "extra"],
+        ["config"],
+        ["config", "validate", missing],
+        ["config", "validate", str(garbage)],
+        ["config", "validate", str(DATA / "exam-password.seb"), "--password-file", missing],
+        ["config", "validate", str(DATA / "exam.toml"), "--pubkey", "ed25519:nonsense"],
+        ["config", "sign", missing, "--key", missing],
+        ["config", "sign", str(DATA / "exam.toml"), "--key", str(garbage)],
+        ["config", "keys", missing],
+        ["config", "keys", str(garbage)],
+        ["config", "keys", str(DATA / "exam-password.seb"), "--password", "wrong"],
+        ["config", "keys", str(DATA / "exam-password.seb"), "--password-file", str(garbage)],
+        ["keys", "generate", "--out", str(tmp_path / "no" / "such" / "folder" / "k")],
+        ["journal", "verify", missing],
+        ["journal", "verify", "--json", str(garbage)],
+        ["environment", "--organisation", missing],
+        ["environment", "--organisation", str(garbage), "--json"],
+        ["record", "--seconds", "abc", "--out", missing],
+        ["record", "--seconds", "-1", "--out", missing],
+        ["record", "--out", missing, "--config", str(garbage)],
+        ["spool", "verify", missing],
+        ["spool", "verify", "--json", str(garbage)],
+        ["check", "--json", "--bogus"],
+        ["check", "--json"],
+        ["--organisation", missing, "config", "validate", str(DATA / "exam.toml")],
+    ]
+    return runs
+
+
+def test_every_command_with_bad_arguments_fails_in_one_line_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    runs = bad_invocations(tmp_path)
+    # every command of the parser is in the list, so a new command cannot be forgotten
+    assert {" ".join(r[: len(w.split())]) for r in runs for w in cli.EXAMPLES if w} >= {
+        w for w in cli.EXAMPLES if w
+    }
+    started = [
+        (
+            argv,
+            subprocess.Popen(
+                [sys.executable, "-m", "lockdown.cli", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env_for(tmp_path),
+                cwd=tmp_path,
+            ),
+        )
+        for argv in runs
+    ]
+    failures = []
+    for argv, proc in started:
+        out, err = proc.communicate(timeout=120)
+        problems = []
+        if proc.returncode not in (1, 2):
+            problems.append(f"exit {proc.returncode}")
+        if "Traceback" in err or "Traceback" in out:
+            problems.append("traceback")
+        messages = [
+            line
+            for line in err.splitlines()
+            if line.startswith(("lockdown: ", "lockdown ")) and ": error: " not in line
+        ]
+        usage_errors = [line for line in err.splitlines() if ": error: " in line]
+        if len(messages) + len(usage_errors) != 1:
+            problems.append(f"{len(messages) + len(usage_errors)} error lines")
+        if "--json" in argv:
+            try:
+                answer = json.loads(out)
+            except ValueError:
+                answer = {}
+            if answer.get("ok") is not False or not answer.get("error"):
+                problems.append(f"no JSON failure on stdout: {out[:200]!r}")
+        if problems:
+            failures.append(f"lockdown {' '.join(argv)}: {', '.join(problems)}\n{err[-600:]}")
+    assert failures == []
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    for argv in (["config", "keys", str(DATA / "exam.plist.xml")], ["settings"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before anything is written
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "lockdown.cli", *argv],
+                stdout=write_end,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                timeout=60,
+                check=False,
+            )
+        finally:
+            os.close(write_end)
+        assert done.returncode == cli.EXIT_CLOSED_PIPE, done.stderr
+        assert done.stderr == "", done.stderr
+
+
+def test_head_reads_the_first_line_and_nothing_complains() -> None:
+    command = (
+        f"{sys.executable} -m lockdown.cli settings | head -1; "
+        f"{sys.executable} -m lockdown.cli config keys {DATA / 'exam.plist.xml'} | head -1"
+    )
+    done = subprocess.run(
+        ["sh", "-c", command],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        check=False,
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("Config Key: ")
+    assert done.stderr == ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="an unwritable folder cannot stop root")
+def test_an_unwritable_folder_is_one_line(tmp_path: Path) -> None:
+    # root writes anywhere, so a read-only bind of the folder plays the unwritable disk
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k,ro", "tmpfs", str(locked)], check=True)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lockdown.cli", "keys", "generate", "--out", str(locked / "k")],
+            capture_output=True,
+            text=True,
+            env=env_for(tmp_path),
+            timeout=60,
+            check=False,
+        )
+    finally:
+        subprocess.run(["umount", str(locked)], check=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "Read-only file system" in done.stderr
