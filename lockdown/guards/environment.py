@@ -305,7 +305,8 @@ def main(args: argparse.Namespace) -> int:
         os.dup2(saved, 1)
         os.close(saved)
     if getattr(args, "json", False):
-        print(json.dumps({"ok": True, **data}, indent=2, ensure_ascii=False))
+        ok = data["policy"]["exam_can_start"]
+        print(json.dumps({"ok": ok, **data}, indent=2, ensure_ascii=False))
     else:
         print(_text(data))
     return 0 if data["policy"]["exam_can_start"] else 1

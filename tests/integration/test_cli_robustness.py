@@ -35,6 +35,10 @@ def bad_invocations(tmp_path: Path) -> list[list[str]]:
     missing = str(tmp_path / "missing")
     garbage = tmp_path / "garbage.bin"
     garbage.write_bytes(b"\x00\xff garbage \x1f\x8b")
+    huge = tmp_path / "huge.toml"  # an integer longer than Python converts by default
+    huge.write_text("format = 1\n[guards]\nmax_displays = " + "9" * 100_000 + "\n")
+    long = tmp_path / "long.toml"
+    long.write_text("format = 1\n[guards]\nmax_displays = " + "9" * 4000 + "\n")
     runs = [[*words.split(), "--no-such-option"] for words in cli.EXAMPLES if words]
     runs += [
         ["--no-such-option"],
@@ -52,6 +56,9 @@ def bad_invocations(tmp_path: Path) -> list[list[str]]:
         ["config", "sign", missing, "--key", missing],
         ["config", "sign", str(DATA / "exam.toml"), "--key", str(garbage)],
         ["config", "keys", missing],
+        ["config", "keys", str(huge)],
+        ["config", "keys", str(long)],
+        ["environment", "--organisation", str(huge)],
         ["config", "keys", str(garbage)],
         ["config", "keys", str(DATA / "exam-password.seb"), "--password", "wrong"],
         ["config", "keys", str(DATA / "exam-password.seb"), "--password-file", str(garbage)],
@@ -111,6 +118,10 @@ def test_every_command_with_bad_arguments_fails_in_one_line_without_a_traceback(
         usage_errors = [line for line in err.splitlines() if ": error: " in line]
         if len(messages) + len(usage_errors) != 1:
             problems.append(f"{len(messages) + len(usage_errors)} error lines")
+        if any(len(line) > 400 for line in messages):
+            problems.append("an error line longer than 400 characters")
+        if "set_int_max_str_digits" in err:
+            problems.append("Python's integer-limit advice")
         if "--json" in argv:
             try:
                 answer = json.loads(out)

@@ -83,6 +83,7 @@ def test_a_policy_that_refuses_this_vm_exits_1_and_says_why(tmp_path: Path, plac
     assert done.returncode == 1, done.stderr
     data = json.loads(done.stdout)
     assert data["virtual_machine"]["virtual_machine"] is True
+    assert data["ok"] is False
     assert data["policy"] == {
         "exam_can_start": False,
         "refusals": ["a virtual machine (guards.virtual_machine = deny)"],
