@@ -33,6 +33,8 @@ PasswordPrompt = Callable[[int], str | None]
 Loader = Callable[..., "LoadedExam"]
 #: how long the error dialog stays when nobody closes it
 ERROR_DIALOG_MS: Final = 120_000
+#: the download window appears when the download takes longer than this
+SHOW_AFTER_MS: Final = 300
 _POLL_MS: Final = 50
 
 
@@ -92,7 +94,7 @@ class DownloadWindow(QWidget):
         self._timer.start(1000)
 
     def _tick(self) -> None:
-        seconds = int(time.monotonic() - self._started)
+        seconds = round(time.monotonic() - self._started)
         self.waited.setText(
             text("launch.download_waited", seconds=seconds, timeout=round(self._timeout_s))
         )
@@ -124,7 +126,11 @@ def _run_with_window(work: Callable[[], LoadedExam], host: str, timeout_s: float
             outcome.append((False, exc))
 
     window = DownloadWindow(host, timeout_s)
-    window.show()
+    # shown only when the download takes a moment: a fast one does not flash a window
+    show = QTimer(window)
+    show.setSingleShot(True)
+    show.timeout.connect(window.show)
+    show.start(SHOW_AFTER_MS)
     worker = threading.Thread(target=run, name="lockdown-config-download", daemon=True)
     loop = QEventLoop()
     poll = QTimer()
