@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from lockdown.events import read_records, verify
 from lockdown.texts import text
 from tests.integration.ui.tls import https_url, make_certificate, tls_server
 from tests.support.httpserver import LocalServer, Response
+from tests.support.processes import renamed_copy
 from tests.support.xserver import Xvfb
 
 pytestmark = [pytest.mark.x11, pytest.mark.webengine, pytest.mark.slow]
@@ -181,7 +183,7 @@ def test_bad_lockdown_links_exit_2_with_one_line(
     link = http_server.url(path).replace("http://", "lockdown://")
     proc = lockdown(tmp_path, None, "open", link, instance=f"e2e-{uuid.uuid4().hex}")
     # A link launch has no terminal: the candidate is shown the reason, and closes it.
-    close_window(text("launch.failed_title"))
+    close_window(tmp_path, text("launch.failed_title"))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     errors = [line for line in err.splitlines() if line.startswith("lockdown: ")]
@@ -189,19 +191,23 @@ def test_bad_lockdown_links_exit_2_with_one_line(
     assert "Traceback" not in err
 
 
-def close_window(title: str, timeout: float = 30) -> None:
-    """Wait for a window called ``title`` on the session display, focus it, press Return."""
+def close_window(folder: Path, title: str, timeout: float = 30) -> None:
+    """Wait for a window called ``title`` on the session display, focus it, press Return.
+
+    WORKAROUND(shared test machine): xdotool is a listed prohibited app, and the process
+    watcher of any Lockdown session running on the machine (another test run's) closes
+    it by name; a renamed copy of the same binary is left alone.
+    """
+    tool = str(renamed_copy(folder, "x-input-helper", shutil.which("xdotool") or "xdotool"))
     found = subprocess.run(
-        ["xdotool", "search", "--sync", "--onlyvisible", "--name", f"^{title}$"],
+        [tool, "search", "--sync", "--onlyvisible", "--name", f"^{title}$"],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=True,
     )
     window = found.stdout.split()[0]
-    subprocess.run(
-        ["xdotool", "windowfocus", "--sync", window, "key", "Return"], timeout=10, check=True
-    )
+    subprocess.run([tool, "windowfocus", "--sync", window, "key", "Return"], timeout=10, check=True)
 
 
 def test_no_usable_display_is_one_line_before_qt_starts(tmp_path: Path) -> None:
