@@ -206,7 +206,7 @@ EXAMPLES: Final = {
     "demo": "lockdown demo --screenshots ./demo-shots",
     "settings": "lockdown settings > settings.md",
     "config": "lockdown config validate exam.toml",
-    "config validate": "lockdown config validate exam.seb --password-file -  < password.txt",
+    "config validate": "lockdown config validate exam.seb --password-file - < password.txt",
     "config sign": "lockdown config sign exam.toml --key it-dept.key --out exam-signed.toml",
     "config keys": "lockdown config keys exam.seb --password-file password.txt",
     "keys": "lockdown keys generate --out it-dept",

@@ -33,7 +33,7 @@ HEAD = b'<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>a
 #: the work took. A CPU limit stops a child that runs away.
 CHILD = r"""
 import resource, sys, time
-resource.setrlimit(resource.RLIMIT_CPU, (3, 4))
+resource.setrlimit(resource.RLIMIT_CPU, (2, 3))
 mode, path = sys.argv[1], sys.argv[2]
 data = open(path, "rb").read()
 from lockdown.config import seb
