@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -58,8 +58,6 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def _plain(value: object) -> object:
     """A validated (frozen) option value as plain JSON-able data."""
-    from collections.abc import Mapping
-
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | frozenset):
@@ -82,9 +80,8 @@ def _validate_seb(args: argparse.Namespace, org: Any, data: bytes) -> int:
         f"{len(cfg.values)} settings mapped, {len(cfg.ignored)} ignored"
     )
     for key in sorted(cfg.values):
-        print(
-            f"  mapped  {by_option[key]} -> {key} = {json.dumps(_plain(cfg.values[key]), default=str, ensure_ascii=False)}"
-        )
+        value = json.dumps(_plain(cfg.values[key]), default=str, ensure_ascii=False)
+        print(f"  mapped  {by_option[key]} -> {key} = {value}")
     for key in settings.ignored:
         print(f"  ignored {key}: locked by the organisation")
     if cfg.ignored:
