@@ -405,9 +405,9 @@ EXIT_CLOSED_PIPE: Final = 141
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     """One line on stderr; with ``--json`` also a JSON object on stdout."""
+    print(f"lockdown: {message}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps({"ok": False, "error": message, "exit_code": code}))
-    print(f"lockdown: {message}", file=sys.stderr)
     return code
 
 
@@ -443,22 +443,31 @@ def _run(argv: Sequence[str] | None) -> int:
         raise
     except OSError as exc:
         log.init.debug("Unexpected operating-system error", exc_info=True)
+        if exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            _silence_stdout()  # most likely stdout itself: what it holds cannot be written
         return _fail(args, _os_error(exc), 2)
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lockdown`` command; returns its exit code (see the module docstring)."""
     try:
         code = _run(argv)
-        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        sys.stdout.flush()  # a closed pipe or a full disk shows here, not at exit
     except BrokenPipeError:
-        # The reader went away (`| head -1`): stop quietly; point stdout at /dev/null so
-        # the interpreter's last flush does not complain either.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _silence_stdout()  # the reader went away (`| head -1`): stop quietly
         return EXIT_CLOSED_PIPE
+    except OSError as exc:  # stdout itself cannot be written (`> /dev/full`)
+        _silence_stdout()
+        print(f"lockdown: cannot write the output: {_os_error(exc)}", file=sys.stderr)
+        return 2
     return code
 
 

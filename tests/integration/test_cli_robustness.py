@@ -1,7 +1,7 @@
 """The real `lockdown` process given bad arguments, for every command: never a traceback.
 
-Also: global options after the command, ``--json`` on failures, a reader that goes away
-(``lockdown config keys F | head -1``), and an unwritable folder.
+Also: ``--json`` on failures, a reader that goes away (``lockdown config keys F |
+head -1``), output to a full disk (``/dev/full``) and an unwritable folder.
 """
 
 from __future__ import annotations
@@ -183,6 +183,28 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
             os.close(write_end)
         assert done.returncode == cli.EXIT_CLOSED_PIPE, done.stderr
         assert done.stderr == "", done.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to play a full disk")
+@pytest.mark.parametrize(
+    "argv",
+    [["settings"], ["config", "keys", str(DATA / "exam.plist.xml")], ["environment", "--json"]],
+)
+def test_output_to_a_full_disk_is_one_line(tmp_path: Path, argv: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "lockdown.cli", *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env_for(tmp_path),
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("lockdown: ")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], done.stderr
 
 
 def test_head_reads_the_first_line_and_nothing_complains() -> None:
