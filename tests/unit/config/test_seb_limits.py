@@ -59,7 +59,8 @@ pid = os.fork()
 if pid == 0:
     os.execv(sys.executable, [sys.executable, "-c", *sys.argv[1:]])
 _, status, usage = os.wait4(pid, 0)
-print(f"status {status} rss {usage.ru_maxrss}", flush=True)
+cpu = usage.ru_utime + usage.ru_stime
+print(f"status {status} rss {usage.ru_maxrss} cpu {cpu:.3f}", flush=True)
 """
 
 
@@ -67,6 +68,7 @@ print(f"status {status} rss {usage.ru_maxrss}", flush=True)
 class Run:
     seconds: float | None  # None when the child was stopped before it finished
     rss_mb: float
+    cpu_seconds: float  # the whole child: interpreter start, imports, reading, refusing
     outcome: str
     signal: int
 
@@ -82,12 +84,13 @@ def run_child(mode: str, path: Path) -> Run:
         check=True,
     )
     *lines, last = done.stdout.decode().splitlines()
-    _, status_text, _, rss_kb = last.split()
+    _, status_text, _, rss_kb, _, cpu = last.split()
     status = int(status_text)
     finished = os.WIFEXITED(status) and len(lines) == 2
     return Run(
         seconds=float(lines[0]) if finished else None,
         rss_mb=int(rss_kb) / 1024,  # ru_maxrss is in kilobytes on Linux
+        cpu_seconds=float(cpu),
         outcome=lines[1] if finished else "",
         signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
     )
@@ -124,6 +127,7 @@ def test_hostile_files_are_refused_in_under_a_second_and_100_mb(
     assert run.outcome.startswith("refused: hostile.seb: "), run
     assert fragment in run.outcome
     assert run.seconds is not None and run.seconds < MAX_SECONDS, run
+    assert run.cpu_seconds < MAX_SECONDS, run
     assert run.rss_mb < MAX_RSS_MB, run
 
 
