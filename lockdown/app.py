@@ -2,12 +2,14 @@
 
 ``lockdown open TARGET`` reads like this:
 
+0. Without a usable display, stop with one line before Qt starts (``lockdown.ui.display``).
 1. Strip remote-debugging switches from the environment (journalled once the journal
    is open) and make the Qt application (the web engine is imported first).
 2. Refuse to start when another session runs: hand the target over to it and exit.
 3. Load and verify the exam configuration (``lockdown.launch``): Lockdown TOML or a
    Safe Exam Browser ``.seb`` (its password asked in a dialog, three tries); layer it
-   over the organisation file; frozen from here on.
+   over the organisation file; frozen from here on. From a link: a small window while
+   it downloads, a dialog when it cannot be opened (``lockdown.ui.launchwindow``).
 4. Open the session journal, listen for a second instance, build the kiosk.
 5. Perform the operation sequence (today: the kiosk; the guards, recorders and the
    proctoring session go in front of it as they land). The exam runs in the Qt loop.
@@ -519,10 +521,13 @@ def _message_box(message: str) -> None:
 
 def main_open(args: argparse.Namespace) -> int:
     """``lockdown open TARGET``."""
-    from lockdown.launch import hand_over, load_exam
+    from lockdown.launch import hand_over
     from lockdown.texts import text
     from lockdown.ui.dialogs import seb_password_prompt
+    from lockdown.ui.display import require_display
+    from lockdown.ui.launchwindow import load_with_feedback
 
+    require_display()  # before Qt: without a display its xcb plugin aborts the process
     removed = scrub_environment(os.environ)
     debugging = system_trust().deny_debugging()
     try:
@@ -533,7 +538,7 @@ def main_open(args: argparse.Namespace) -> int:
         if answer is not None:
             log.init.warning("Another session is running: %s", answer)
             raise SecondInstance(text("instance.refused"))
-        exam = load_exam(args.target, organisation, password=seb_password_prompt())
+        exam = load_with_feedback(args.target, organisation, password=seb_password_prompt())
     except SecondInstance:
         raise
     except UserError as exc:

@@ -1,18 +1,28 @@
 """The ``lockdown`` command: argument parsing and dispatch to the packages that do the work.
 
 Exit codes: 0 success, 1 a check or verification found a problem, 2 a usage or
-configuration error (one line on stderr, never a traceback).
+configuration error (one line on stderr, never a traceback; with ``--json`` also a JSON
+object ``{"ok": false, "error": …}`` on stdout), 141 when the reader of our output went
+away (``lockdown config keys F | head -1``: quiet, like a tool stopped by SIGPIPE).
+
+The global options (``--debug``, ``--json-logging``, …) are accepted before or after the
+command; every command and argument has a help text and every command an example
+(:data:`EXAMPLES`, checked by a test).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import errno
 import json
 import logging
+import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, Final
 
 from lockdown import log, paths
 from lockdown.errors import UserError
@@ -64,11 +74,47 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plain(value: object) -> object:
+    """A validated (frozen) option value as plain JSON-able data."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | frozenset):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _validate_seb(args: argparse.Namespace, org: Any, data: bytes) -> int:
+    """``config validate`` of a ``.seb`` file: what it maps onto our options, what it ignores."""
+    from lockdown.config import examkeys, seb
+    from lockdown.config.settings import layer
+
+    origin = str(args.file)
+    seb.check_allowed(org, origin=origin)
+    cfg = seb.load_seb(data, origin=origin, password=examkeys.password_source_for(args, origin))
+    settings = layer(org, cfg.values)
+    by_option = {ours: theirs for theirs, (ours, _) in seb.MAPPED.items()}
+    print(
+        f"{origin}: valid Safe Exam Browser configuration; Config Key {cfg.config_key}; "
+        f"{len(cfg.values)} settings mapped, {len(cfg.ignored)} ignored"
+    )
+    for key in sorted(cfg.values):
+        value = json.dumps(_plain(cfg.values[key]), default=str, ensure_ascii=False)
+        print(f"  mapped  {by_option[key]} -> {key} = {value}")
+    for key in settings.ignored:
+        print(f"  ignored {key}: locked by the organisation")
+    if cfg.ignored:
+        print(f"  ignored (no Lockdown counterpart): {', '.join(cfg.ignored)}")
+    return 0
+
+
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    from lockdown.config import examfile, keys
+    from lockdown.config import examfile, keys, seb
     from lockdown.config.settings import layer
 
     org = _organisation(args)
+    data = examfile.read_file(Path(args.file))
+    if Path(args.file).suffix.lower() == ".seb" or seb.looks_like_seb(data):
+        return _validate_seb(args, org, data)
     trusted = None
     if args.pubkey:
         text = (
@@ -78,7 +124,7 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
         )
         keys.parse_public(text)
         trusted = (*org.trusted_keys, text)
-    config = examfile.load_file(Path(args.file), org, trusted_keys=trusted)
+    config = examfile.load_bytes(data, org, origin=str(args.file), trusted_keys=trusted)
     settings = layer(org, config.values)
     who = (
         f"signed by {config.signed_by}"
@@ -142,8 +188,7 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
 
 
 def _not_yet(name: str) -> int:
-    print(f"lockdown {name}: not available yet in this version", file=sys.stderr)
-    return 2
+    raise UserError(f"`lockdown {name}` is not available yet in this version")
 
 
 def _dispatch(module: str, function: str, name: str) -> Handler:
@@ -211,8 +256,92 @@ def untrusted_argv(argv: Sequence[str]) -> list[str]:
     return [*before, "open", after[0]]
 
 
+_JSON_HELP: Final = "print one JSON object for machines (on failures too)"
+
+#: An example for every command (by its words after ``lockdown``), shown in its ``--help``.
+EXAMPLES: Final = {
+    "": "lockdown open https://exam.example.org/physics.toml",
+    "open": "lockdown open lockdowns://exam.example.org/physics.toml",
+    "demo": "lockdown demo --screenshots ./demo-shots",
+    "settings": "lockdown settings > settings.md",
+    "config": "lockdown config validate exam.toml",
+    "config validate": "lockdown config validate exam.seb --password-file - < password.txt",
+    "config sign": "lockdown config sign exam.toml --key it-dept.key --out exam-signed.toml",
+    "config keys": "lockdown config keys exam.seb --password-file password.txt",
+    "keys": "lockdown keys generate --out it-dept",
+    "keys generate": "lockdown keys generate --out it-dept",
+    "journal": "lockdown journal verify session-20260601T080000Z-4242.jsonl",
+    "journal verify": "lockdown journal verify --json session-20260601T080000Z-4242.jsonl",
+    "environment": "lockdown environment --json --organisation /etc/lockdown/organisation.toml",
+    "record": "lockdown record --seconds 5 --out ./test-recording",
+    "spool": "lockdown spool verify ./test-recording",
+    "spool verify": "lockdown spool verify --json ./test-recording",
+    "check": "lockdown check --json",
+}
+
+
+def _password_options(parser: argparse.ArgumentParser) -> None:
+    """``--password-file FILE|-`` (preferred) and ``--password`` for an encrypted ``.seb``."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the .seb password from the first line of FILE, or of standard input "
+        "with - (asked on the terminal when neither option is given)",
+    )
+    group.add_argument(
+        "--password",
+        help="the .seb password on the command line (visible to other users in the "
+        "process list: prefer --password-file)",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose usage errors honour ``--json`` (a JSON object on stdout too)."""
+
+    json_errors = False
+
+    def error(self, message: str) -> Any:  # argparse declares NoReturn
+        if _Parser.json_errors:
+            print(json.dumps({"ok": False, "error": message, "exit_code": 2}))
+        return super().error(message)
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, words: str = ""
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every parser below ``parser`` with its command words (``config keys``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                path = f"{words} {name}".strip()
+                yield path, child
+                yield from _subcommands(child, path)
+
+
+def _polish(parser: argparse.ArgumentParser) -> None:
+    """Give every command its example, and accept the global options after it too."""
+    shared = [
+        a
+        for a in parser._actions
+        if a.option_strings and a.dest not in ("help", "version") and a.help
+    ]
+    for words, child in [("", parser), *_subcommands(parser)]:
+        child.formatter_class = argparse.RawDescriptionHelpFormatter
+        if words in EXAMPLES:  # a test makes sure every command has one
+            child.epilog = f"example:\n  {EXAMPLES[words]}"
+        if not words:
+            continue
+        taken = {s for a in child._actions for s in a.option_strings}
+        for action in shared:
+            if taken.isdisjoint(action.option_strings):
+                inherited = copy.copy(action)
+                inherited.default = argparse.SUPPRESS  # absent: keep the value parsed before
+                child._add_action(inherited)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lockdown",
         description="Lockdown exam browser: take exams locked down, with proctoring and a system check.",
     )
@@ -236,7 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "open", help="open an exam: a config file, an https:// URL or a lockdown:// / seb:// link"
     )
-    p.add_argument("target")
+    p.add_argument(
+        "target",
+        help="a Lockdown exam configuration or .seb file, an https:// URL, or a lockdown://, "
+        "lockdowns://, seb:// or sebs:// link",
+    )
     p.set_defaults(func=_dispatch("lockdown.app", "main_open", "open"))
 
     p = sub.add_parser("demo", help="open the bundled demo exam")
@@ -250,23 +383,26 @@ def build_parser() -> argparse.ArgumentParser:
         dest="config_command", metavar="ACTION", required=True
     )
     p = config.add_parser(
-        "validate", help="check an exam configuration file (signature, schema, validity)"
+        "validate",
+        help="check an exam configuration or .seb file (signature, schema, validity; "
+        "for .seb: the settings mapped and ignored)",
     )
-    p.add_argument("file")
+    p.add_argument("file", help="the Lockdown exam configuration (.toml) or .seb file")
     p.add_argument("--pubkey", help="also trust this public key (file or ed25519:… text)")
+    _password_options(p)
     p.set_defaults(func=cmd_config_validate)
     p = config.add_parser("sign", help="sign an exam configuration file")
-    p.add_argument("file")
+    p.add_argument("file", help="the Lockdown exam configuration (.toml) to sign")
     p.add_argument(
         "--key", required=True, metavar="KEYFILE", help="private key from `lockdown keys generate`"
     )
-    p.add_argument("--out", help="write the signed file here instead of in place")
+    p.add_argument("--out", metavar="FILE", help="write the signed file here instead of in place")
     p.set_defaults(func=cmd_config_sign)
     p = config.add_parser(
         "keys", help="print the Config Key and Browser Exam Key of a .seb or Lockdown config"
     )
-    p.add_argument("file")
-    p.add_argument("--password", help="password of an encrypted .seb file (asked when missing)")
+    p.add_argument("file", help="the .seb file or Lockdown exam configuration")
+    _password_options(p)
     p.set_defaults(func=_dispatch("lockdown.config.examkeys", "main_keys", "config keys"))
 
     keys_ = sub.add_parser("keys", help="signing keys").add_subparsers(
@@ -284,19 +420,23 @@ def build_parser() -> argparse.ArgumentParser:
         dest="journal_command", metavar="ACTION", required=True
     )
     p = journal.add_parser("verify", help="check a journal's hash chain")
-    p.add_argument("file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("file", help="the session journal (session-….jsonl)")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.set_defaults(func=cmd_journal_verify)
 
     p = sub.add_parser(
-        "environment", help="what the guards see on this machine (for support staff)"
+        "environment",
+        help="what the guards see on this machine, and whether the organisation's policy "
+        "lets an exam start here (exit 1 when not; for support staff)",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.set_defaults(func=_dispatch("lockdown.guards.environment", "main", "environment"))
 
     p = sub.add_parser("record", help="make a short test recording with the configured sources")
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--seconds", type=float, default=10.0, help="how long to record (default: 10)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="the folder to record into (a spool)"
+    )
     p.add_argument(
         "--config", metavar="FILE", help="exam configuration whose proctoring settings to use"
     )
@@ -306,16 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
         dest="spool_command", metavar="ACTION", required=True
     )
     p = spool.add_parser("verify", help="check every segment of a spool and summarise it")
-    p.add_argument("dir")
+    p.add_argument("dir", help="the spool folder (holds spool.json)")
     p.add_argument(
         "--key", metavar="FILE", help="the spool's key file, when it is not where spool.json says"
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.set_defaults(func=_dispatch("lockdown.upload.cli", "main_spool_verify", "spool verify"))
 
     p = sub.add_parser("check", help="run the system check and print the report")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.set_defaults(func=_dispatch("lockdown.checks.cli", "main", "check"))
+    _polish(parser)
     return parser
 
 
@@ -323,7 +464,30 @@ def build_parser() -> argparse.ArgumentParser:
 _CHATTY = frozenset({"open", "demo", "record"})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: Exit code when the reader of our output went away (128 + SIGPIPE, as a shell reports it).
+EXIT_CLOSED_PIPE: Final = 141
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """One line on stderr; with ``--json`` also a JSON object on stdout."""
+    print(f"lockdown: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "error": message, "exit_code": code}))
+    return code
+
+
+def _os_error(exc: OSError) -> str:
+    """An operating-system error the command did not expect, as one line that says what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}{reason}; free some disk space or choose another folder"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}{reason}; choose a folder you can write to"
+    return f"{where}{reason}"
+
+
+def _run(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if UNTRUSTED_ARGS in arguments:
         try:
@@ -331,6 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UserError as exc:
             print(f"lockdown: {exc}", file=sys.stderr)
             return exc.exit_code
+    _Parser.json_errors = "--json" in arguments
     parser = build_parser()
     args = parser.parse_args(arguments)
     level = logging.INFO if args.command in _CHATTY else logging.WARNING
@@ -343,11 +508,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.paths = _paths(args)
         code: int = args.func(args)
     except UserError as exc:
-        print(f"lockdown: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(args, str(exc), exc.exit_code)
     except KeyboardInterrupt:
         print("lockdown: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        log.init.debug("Unexpected operating-system error", exc_info=True)
+        if exc.filename is None and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            _silence_stdout()  # most likely stdout itself: what it holds cannot be written
+        return _fail(args, _os_error(exc), 2)
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lockdown`` command; returns its exit code (see the module docstring)."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe or a full disk shows here, not at exit
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (`| head -1`): stop quietly
+        return EXIT_CLOSED_PIPE
+    except OSError as exc:  # stdout itself cannot be written (`> /dev/full`)
+        _silence_stdout()
+        print(f"lockdown: cannot write the output: {_os_error(exc)}", file=sys.stderr)
+        return 2
     return code
 
 

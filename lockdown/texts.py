@@ -116,6 +116,13 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
             "The exam cannot be locked down on this computer ({guard}: {reason}). "
             "Ask your exam support for help."
         ),
+        # opening an exam from a link
+        "launch.downloading_title": "Opening the exam",
+        "launch.downloading": "Downloading the exam settings from {host}…",
+        "launch.download_waited": "{seconds} s (stops waiting after {timeout} s without an answer)",
+        "launch.failed_title": "The exam could not be opened",
+        "launch.failed": "The exam could not be opened: {reason}\n\nIf the link came from your "
+        "exam page, try it again; if it keeps failing, ask your exam support for help.",
         # the session
         "session.not_started_title": "The exam did not start",
         "session.not_started": "The exam could not start. Close Lockdown, then start it again; "

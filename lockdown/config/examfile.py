@@ -119,6 +119,11 @@ def parse_body(body: bytes, *, origin: str) -> tuple[ExamMeta, dict[str, Any]]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML ({exc}); the file may be truncated") from None
+    except ValueError:  # tomllib on an integer longer than Python converts (4,300 digits)
+        raise ConfigError(
+            f"{origin}: not valid TOML (a number with far too many digits); "
+            "ask your exam organiser for a corrected file"
+        ) from None
     fmt = doc.pop("format", None)
     if fmt != FORMAT_VERSION:
         raise ConfigError(

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from lockdown import log
 from lockdown.build import Build
 from lockdown.build import current as current_build
 from lockdown.config.settings import ConfigError, Organisation, layer
@@ -63,13 +64,25 @@ def _sort_key(key: str) -> tuple[str, str]:
 
 
 def _real(value: float) -> str:
-    # SEB versions disagree on reals; we write Python's shortest round-trip form.
-    if math.isfinite(value):
-        return repr(value)
-    return "null"
+    """A real as SEB for Windows writes it: .NET Framework's ``Double.ToString()``.
+
+    That is the general format with 15 significant digits: trailing zeros dropped (``1.0``
+    is ``1``), scientific notation when the decimal exponent is below -4 or at least 15,
+    with an upper-case ``E``, a sign and at least two digits (``1E+20``, ``1E-05``);
+    negative zero is ``0``; the non-finite values are ``NaN``, ``Infinity`` and
+    ``-Infinity``. Python's ``format(x, ".15G")`` follows the same rules for finite values.
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "0"
+    return format(value, ".15G")
 
 
 def _date(value: datetime) -> str:
+    # Moodle's form (``+00:00``, quoted); fractional seconds only when the date has them.
     moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return moment.isoformat()
 
@@ -83,7 +96,7 @@ def _write(value: object, out: list[str], depth: int) -> None:
         for key in sorted((k for k in value if k != ORIGINATOR_VERSION), key=_sort_key):
             item = value[key]
             if isinstance(item, Mapping) and not _has_content(item):
-                continue
+                continue  # SEB for Windows: a dictionary value with no entries is left out
             if not first:
                 out.append(",")
             first = False
@@ -114,21 +127,26 @@ def _write(value: object, out: list[str], depth: int) -> None:
 
 
 def _has_content(value: Mapping[str, Any]) -> bool:
-    """A dict is dropped when it holds nothing but ``originatorVersion`` and empty dicts."""
-    return any(
-        key != ORIGINATOR_VERSION and not (isinstance(item, Mapping) and not _has_content(item))
-        for key, item in value.items()
-    )
+    """SEB for Windows' rule: a dictionary has content when it has any entry at all.
+
+    Its entries are counted as parsed, before ``originatorVersion`` is removed and before
+    its own empty dictionaries are left out: ``{"originatorVersion": "x"}`` and
+    ``{"d": {}}`` are written as ``{}``; only ``{}`` itself is left out.
+    """
+    return len(value) > 0
 
 
 def seb_json(settings: Mapping[str, Any]) -> str:
     """The SEB-JSON text of a settings dictionary, as Safe Exam Browser hashes it.
 
-    ``originatorVersion`` is removed at every level and dictionaries left empty are dropped
-    (inside dictionaries; an empty ``{}`` in an array is kept); keys are sorted
+    SEB for Windows' rules (``Json.cs`` of SafeExamBrowser/seb-win-refactoring), everywhere
+    (``.seb`` files and Lockdown configurations alike): ``originatorVersion`` is removed at
+    every level; a dictionary *value* with no entries at all is left out, while an array
+    keeps every item, ``{}`` included (:func:`_has_content`); keys are sorted
     case-insensitively with lower case first on a tie; arrays keep their order; no
-    whitespace and no escaping; data is written as base64, dates as ISO 8601 in UTC
-    (``1940-10-09T22:13:56+00:00``), reals in Python's shortest form.
+    whitespace and no escaping; data is written as base64, reals as .NET Framework writes
+    them (:func:`_real`: ``1``, ``0.5``, ``1E+20``). Dates follow Moodle's form, ISO 8601
+    in UTC (``1940-10-09T22:13:56+00:00``; SEB versions write dates differently).
     """
     out: list[str] = []
     _write(settings, out, 0)
@@ -267,14 +285,62 @@ def keys_for_seb(cfg: SebConfig, settings: Mapping[str, Any], mode: str) -> Exam
 # -- `lockdown config keys FILE` ----------------------------------------------------------
 
 
-def _password_source(given: str | None, origin: str) -> Callable[[int], str | None]:
+MAX_PASSWORD_FILE_BYTES: Final = 64 * 1024
+
+
+def read_password_file(spec: str) -> str:
+    """The password in the first line of file ``spec``, or of standard input for ``-``.
+
+    The line ends at the first line break (``\n`` or ``\r\n``), which is not part of the
+    password; everything else is, spaces included. Every failure is one line.
+    """
+    origin = "standard input" if spec == "-" else spec
+    try:
+        if spec == "-":
+            line = sys.stdin.readline(MAX_PASSWORD_FILE_BYTES)
+        else:
+            with open(spec, encoding="utf-8", newline="") as fh:
+                line = fh.readline(MAX_PASSWORD_FILE_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"{origin}: password file not found; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{origin}: is a folder, expected a password file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{origin}: the password file is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{origin}: cannot read the password file ({exc.strerror})") from None
+    password = line.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise ConfigError(
+            f"{origin}: the password file is empty; put the password on its first line"
+        )
+    log.register_secret(password)
+    return password
+
+
+def _password_source(
+    given: str | None, origin: str, *, password_file: str | None = None
+) -> Callable[[int], str | None]:
+    """Where a ``.seb`` password comes from: ``--password``, ``--password-file`` or the terminal.
+
+    A file is read only when the ``.seb`` file asks for a password, once; a given
+    password is tried once; the terminal is asked up to three times.
+    """
+    read: list[str] = []
+
     def ask(attempt: int) -> str | None:
+        if password_file is not None:
+            if attempt > 1:
+                return None
+            if not read:
+                read.append(read_password_file(password_file))
+            return read[0]
         if given is not None:
             return given if attempt == 1 else None
         if not sys.stdin.isatty():
             raise ConfigError(
                 f"{origin}: the file is password-protected and there is no terminal to ask "
-                "on; pass --password PASSWORD"
+                "on; pass --password-file FILE (or - for standard input)"
             )
         try:
             return getpass.getpass(f"Password for {origin} (try {attempt} of 3): ")
@@ -282,6 +348,15 @@ def _password_source(given: str | None, origin: str) -> Callable[[int], str | No
             return None
 
     return ask
+
+
+def password_source_for(args: argparse.Namespace, origin: str) -> Callable[[int], str | None]:
+    """The password source of a command with ``--password`` / ``--password-file``."""
+    return _password_source(
+        getattr(args, "password", None),
+        origin,
+        password_file=getattr(args, "password_file", None),
+    )
 
 
 def keys_for_file(
@@ -325,7 +400,7 @@ def main_keys(args: argparse.Namespace) -> int:
     path = Path(args.file)
     organisation = choose_organisation(getattr(args, "organisation", None))
     all_keys = keys_for_file(
-        path, password=_password_source(args.password, str(path)), organisation=organisation
+        path, password=password_source_for(args, str(path)), organisation=organisation
     )
     this = current_build()
     print(f"Config Key: {all_keys[0].config_key}")

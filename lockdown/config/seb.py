@@ -10,22 +10,28 @@ Container (see ``docs/exam-keys.md``): plain XML (``<?xml``), optionally gzipped
   ``phsk`` (encrypted for a certificate in the machine's identity store): refused with
   one line saying what to ask for instead.
 
-The settings dictionary is an Apple XML property list read with :mod:`plistlib` (dict,
-array, string, integer, real, true/false, date, data). The SEB keys listed in
+The settings dictionary is an Apple XML property list (dict, array, string, integer,
+real, true/false, date, data), read in two streaming expat passes: a pre-scan that builds
+nothing and refuses too many elements, too deep nesting and over-long integers, then the
+tree (:func:`parse_plist`; plistlib is not used: it builds the whole tree before any
+check and cannot read SEB for Windows' dates with fractional seconds). The SEB keys listed in
 :data:`MAPPED` become our option values (validated by the settings schema); every other
 key is logged on ``lockdown.config`` and listed in :attr:`SebConfig.ignored`.
 """
 
 from __future__ import annotations
 
+import binascii
 import gzip
 import hashlib
 import hmac
 import os
-import plistlib
+import re
+import xml.parsers.expat
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -39,6 +45,12 @@ from lockdown.config.settings import ConfigError, Organisation, convert
 MAX_SEB_BYTES: Final = 8 * 1024 * 1024
 MAX_XML_BYTES: Final = 16 * 1024 * 1024
 MAX_PASSWORD_TRIES: Final = 3
+#: elements (keys and values) a settings property list may hold; a full SEB file has ~1,000
+MAX_ELEMENTS: Final = 100_000
+#: characters of an ``<integer>``: SEB's integers are 32 or 64 bits
+MAX_INTEGER_CHARS: Final = 24
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**64 - 1
 GZIP_MAGIC: Final = b"\x1f\x8b"
 PREFIX_PLAIN: Final = b"plnd"
 PREFIX_PASSWORD: Final = b"pswd"
@@ -258,42 +270,260 @@ def unwrap(data: bytes, *, origin: str, password: PasswordSource) -> bytes:
 # -- the property list --------------------------------------------------------------------
 
 
-def _check_depth(root: object, *, origin: str) -> None:
-    stack: list[tuple[object, int]] = [(root, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > examkeys.MAX_DEPTH:
-            raise ConfigError(
-                f"{origin}: settings nested deeper than {examkeys.MAX_DEPTH} levels; "
+class _Refused(Exception):
+    """The property list breaks a limit or a rule; the message says which (one line)."""
+
+
+def _line(parser: xml.parsers.expat.XMLParserType) -> str:
+    return f"line {parser.CurrentLineNumber}"
+
+
+class _Prescan:
+    """A streaming pass over the XML that builds nothing: counts elements, tracks nesting.
+
+    It refuses too many elements, containers nested too deeply, over-long integers and
+    entity declarations as soon as it meets them, so a hostile file (millions of empty
+    ``<dict/>``, an unclosed ``<array>`` nested a million times) costs neither time nor
+    memory before it is refused.
+    """
+
+    def __init__(self, parser: xml.parsers.expat.XMLParserType) -> None:
+        self.parser = parser
+        self.elements = 0
+        self.open: list[bool] = []  # one entry per open element: is it a container?
+        self.containers = 0
+        self.in_integer = False
+        self.integer_chars = 0
+
+    def start(self, name: str, attrs: object) -> None:
+        self.elements += 1
+        if self.elements > MAX_ELEMENTS:
+            raise _Refused(
+                f"the settings hold more than {MAX_ELEMENTS:,} elements; "
                 "not a Safe Exam Browser configuration"
             )
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+        container = name in ("dict", "array")
+        if container:
+            if self.containers > examkeys.MAX_DEPTH:
+                raise _Refused(
+                    f"settings nested deeper than {examkeys.MAX_DEPTH} levels; "
+                    "not a Safe Exam Browser configuration"
+                )
+            self.containers += 1
+        self.open.append(container)
+        self.in_integer = name == "integer"
+        self.integer_chars = 0
+
+    def end(self, name: str) -> None:
+        if self.open.pop():
+            self.containers -= 1
+        self.in_integer = False
+
+    def text(self, data: str) -> None:
+        if self.in_integer:
+            self.integer_chars += len(data.strip())
+            if self.integer_chars > MAX_INTEGER_CHARS:
+                raise _Refused(
+                    f"an integer at {_line(self.parser)} is longer than {MAX_INTEGER_CHARS} "
+                    "digits; not a Safe Exam Browser configuration"
+                )
 
 
-def parse_plist(xml: bytes, *, origin: str) -> dict[str, Any]:
-    """The top-level ``<dict>`` of an Apple XML property list."""
+def _entity(*_args: object) -> None:
+    raise _Refused("XML entity declarations are not supported in plist files")
+
+
+_DATE: Final = re.compile(
+    r"(?P<year>\d{4})(?:-(?P<month>\d\d)(?:-(?P<day>\d\d)(?:T(?P<hour>\d\d)"
+    r"(?::(?P<minute>\d\d)(?::(?P<second>\d\d)(?:\.(?P<fraction>\d{1,9}))?)?)?)?)?)?"
+    r"(?P<zone>Z|[+-]\d\d:\d\d)?",
+    re.ASCII,
+)
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+|0[xX][0-9a-fA-F]+", re.ASCII)
+
+
+def _date(text: str) -> datetime:
+    """A plist date: Apple's ``2026-06-01T08:00:00Z`` (units may be left out, as plistlib
+    reads them) and SEB for Windows' ``2026-06-01T08:00:00.1234567Z`` or ``+02:00``;
+    the result is naive UTC (fractions beyond microseconds are cut)."""
+    match = _DATE.fullmatch(text.strip())
+    if match is None or (match["zone"] is None and match["second"] is None):
+        raise ValueError(f"date {text.strip()[:40]!r} is not in ISO 8601 form")
+    year, month, day, hour, minute, second = (
+        int(match[k] or default) for k, default in _DATE_PARTS
+    )
+    micro = int((match["fraction"] or "0")[:6].ljust(6, "0"))
+    moment = datetime(year, month, day, hour, minute, second, micro)
+    zone = match["zone"]
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        moment = (moment.replace(tzinfo=timezone(sign * offset))).astimezone(UTC)
+        moment = moment.replace(tzinfo=None)
+    return moment
+
+
+_DATE_PARTS: Final = (
+    ("year", "1"),
+    ("month", "1"),
+    ("day", "1"),
+    ("hour", "0"),
+    ("minute", "0"),
+    ("second", "0"),
+)
+
+
+def _integer(text: str) -> int:
+    raw = text.strip()
+    if not _INTEGER.fullmatch(raw):
+        raise ValueError(f"integer {raw[:40]!r} is not a number")
+    number = int(raw, 16) if raw[:2].lower() == "0x" else int(raw)
+    if not INT_MIN <= number <= INT_MAX:
+        raise ValueError(f"integer {raw[:24]}… does not fit in 64 bits")
+    return number
+
+
+class _Builder:
+    """The second pass, after the pre-scan passed: builds the settings as plistlib would."""
+
+    def __init__(self, parser: xml.parsers.expat.XMLParserType) -> None:
+        self.parser = parser
+        self.stack: list[dict[str, Any] | list[Any]] = []
+        self.key: str | None = None
+        self.root: object = None
+        self.rooted = False
+        self.text: list[str] = []
+
+    def _add(self, value: object) -> None:
+        if not self.stack:
+            if self.rooted:
+                raise ValueError(f"a second top-level value at {_line(self.parser)}")
+            self.root, self.rooted = value, True
+            return
+        top = self.stack[-1]
+        if isinstance(top, dict):
+            if self.key is None:
+                raise ValueError(f"a value without a key at {_line(self.parser)}")
+            top[self.key] = value
+            self.key = None
+        else:
+            top.append(value)
+
+    def start(self, name: str, attrs: object) -> None:
+        self.text = []
+        if name in ("dict", "array"):
+            container: dict[str, Any] | list[Any] = {} if name == "dict" else []
+            self._add(container)
+            self.stack.append(container)
+        elif name not in _SCALARS and name != "plist":
+            raise ValueError(f"unknown element <{name[:40]}> at {_line(self.parser)}")
+
+    def end(self, name: str) -> None:
+        if name in ("dict", "array"):
+            if name == "dict" and self.key is not None:
+                raise ValueError(f"missing value for key {self.key[:40]!r} at {_line(self.parser)}")
+            self.stack.pop()
+            return
+        if name == "plist":
+            return
+        text = "".join(self.text)
+        self.text = []
+        if name == "key":
+            if self.key is not None or not self.stack or not isinstance(self.stack[-1], dict):
+                raise ValueError(f"unexpected key at {_line(self.parser)}")
+            self.key = text
+        elif name == "string":
+            self._add(text)
+        elif name == "integer":
+            self._add(_integer(text))
+        elif name == "real":
+            self._add(float(text))
+        elif name == "true":
+            self._add(True)
+        elif name == "false":
+            self._add(False)
+        elif name == "date":
+            self._add(_date(text))
+        elif name == "data":
+            self._add(binascii.a2b_base64(text.encode("ascii")))
+
+    def data(self, data: str) -> None:
+        self.text.append(data)
+
+
+_SCALARS: Final = frozenset({"key", "string", "integer", "real", "true", "false", "date", "data"})
+
+
+def prescan(xml_bytes: bytes, *, origin: str) -> int:
+    """Refuse a property list that is too big or too deep before any of it is built.
+
+    Returns the number of elements. Raises :class:`ConfigError` (one line) on too many
+    elements (:data:`MAX_ELEMENTS`), nesting deeper than :data:`examkeys.MAX_DEPTH`, an
+    integer longer than :data:`MAX_INTEGER_CHARS` characters or an entity declaration.
+    """
+    parser = xml.parsers.expat.ParserCreate()
+    scan = _Prescan(parser)
+    parser.StartElementHandler = scan.start
+    parser.EndElementHandler = scan.end
+    parser.CharacterDataHandler = scan.text
+    parser.EntityDeclHandler = _entity
     try:
-        obj = plistlib.loads(xml, fmt=plistlib.FMT_XML)
-    except RecursionError:
-        raise ConfigError(
-            f"{origin}: the settings are nested too deeply; not a Safe Exam Browser configuration"
-        ) from None
-    except Exception as exc:  # plistlib raises many kinds of errors on malformed input
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise ConfigError(
-            f"{origin}: the settings are not a valid property list ({reason}); "
-            "the file is damaged or not a Safe Exam Browser configuration"
-        ) from None
-    if not isinstance(obj, dict):
+        parser.Parse(xml_bytes, True)
+    except _Refused as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    except (xml.parsers.expat.ExpatError, ValueError, LookupError) as exc:
+        raise _invalid(origin, exc) from None
+    return scan.elements
+
+
+def _invalid(origin: str, exc: BaseException) -> ConfigError:
+    reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+    return ConfigError(
+        f"{origin}: the settings are not a valid property list ({reason}); "
+        "the file is damaged or not a Safe Exam Browser configuration"
+    )
+
+
+def parse_plist(xml_bytes: bytes, *, origin: str) -> dict[str, Any]:
+    """The top-level ``<dict>`` of an Apple XML property list.
+
+    Two streaming passes with expat: :func:`prescan` first (limits, nothing built), then
+    the tree (the types plistlib reads, plus SEB for Windows' dates with fractional
+    seconds and offsets; integers limited to 64 bits; unknown elements refused).
+    """
+    prescan(xml_bytes, origin=origin)
+    return build_tree(xml_bytes, origin=origin)
+
+
+def build_tree(xml_bytes: bytes, *, origin: str) -> dict[str, Any]:
+    """The settings tree of a property list, without the limits: call :func:`prescan` first.
+
+    (Apart for the tests, which show that the pre-scan is what bounds time and memory.)
+    """
+    parser = xml.parsers.expat.ParserCreate()
+    builder = _Builder(parser)
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    parser.EntityDeclHandler = _entity
+    try:
+        parser.Parse(xml_bytes, True)
+    except _Refused as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    except (
+        xml.parsers.expat.ExpatError,
+        ValueError,
+        LookupError,
+        OverflowError,
+        binascii.Error,
+    ) as exc:
+        raise _invalid(origin, exc) from None
+    if not isinstance(builder.root, dict):
         raise ConfigError(
             f"{origin}: the settings property list does not hold a dictionary; "
             "not a Safe Exam Browser configuration"
         )
-    _check_depth(obj, origin=origin)
-    return obj
+    return builder.root
 
 
 # -- mapping SEB keys onto our options ----------------------------------------------------

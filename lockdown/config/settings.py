@@ -102,6 +102,8 @@ def parse_organisation(data: bytes, *, origin: str) -> Organisation:
         raise ConfigError(f"{origin}: not a UTF-8 text file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML ({exc})") from None
+    except ValueError:  # tomllib on an integer longer than Python converts (4,300 digits)
+        raise ConfigError(f"{origin}: not valid TOML (a number with far too many digits)") from None
     unknown = sorted(set(doc) - {"settings", "locked"})
     if unknown:
         raise ConfigError(

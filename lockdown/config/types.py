@@ -51,7 +51,7 @@ class Int:
         if (self.minimum is not None and value < self.minimum) or (
             self.maximum is not None and value > self.maximum
         ):
-            raise InvalidValue(f"expected {self.describe()}, got {value}")
+            raise InvalidValue(f"expected {self.describe()}, got {_fmt(value)}")
         return value
 
     def describe(self) -> str:
@@ -72,11 +72,11 @@ class Float:
             raise InvalidValue(f"expected {self.describe()}, got {_fmt(value)}")
         number = float(value)
         if not math.isfinite(number):
-            raise InvalidValue(f"expected {self.describe()}, got {value}")
+            raise InvalidValue(f"expected {self.describe()}, got {_fmt(value)}")
         if (self.minimum is not None and number < self.minimum) or (
             self.maximum is not None and number > self.maximum
         ):
-            raise InvalidValue(f"expected {self.describe()}, got {value}")
+            raise InvalidValue(f"expected {self.describe()}, got {_fmt(value)}")
         return number
 
     def describe(self) -> str:

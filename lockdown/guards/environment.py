@@ -2,8 +2,12 @@
 
 Prints each guard's backend and whether it fully works here, the screens, the
 virtual-machine score with its reasons, the remote-session verdict, the prohibited apps
-running now and (macOS) the apps holding Screen Recording permission. ``--json`` prints
-one JSON object for machines. Nothing is changed on the machine.
+running now and (macOS) the apps holding Screen Recording permission, then the verdict:
+whether the organisation's policy (the system organisation file, or ``--organisation``)
+would let an exam start here. ``--json`` prints one JSON object for machines, with the
+Lockdown version and build, the time (UTC) and the operating system. Exit code 0 when an
+exam may start here, 1 when the policy would refuse this machine. Nothing is changed on
+the machine.
 """
 
 from __future__ import annotations
@@ -11,13 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from lockdown import log
+from lockdown import __version__, build, log
 from lockdown.guards import remote, vm
 from lockdown.guards.appslist import AppList, Match, current_os
 from lockdown.guards.base import Availability, GuardInfo
@@ -144,14 +152,60 @@ def guard_infos() -> list[GuardInfo]:
     return infos
 
 
-def report() -> dict[str, Any]:
-    """Everything the command prints, as one JSON-able object."""
+def _os_details() -> dict[str, str]:
+    return {
+        "system": platform.system(),
+        "release": platform.release(),
+        "version": platform.version(),
+        "machine": platform.machine(),
+    }
+
+
+def verdict(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Would the organisation's policy let an exam start on this machine, and why not.
+
+    The exam start refuses a virtual machine or a remote session under ``deny`` and more
+    screens than ``guards.max_displays`` (an exam configuration may still tighten these).
+    """
+    refusals: list[str] = []
+    if data["virtual_machine"]["virtual_machine"] and settings["guards.virtual_machine"] == "deny":
+        refusals.append("a virtual machine (guards.virtual_machine = deny)")
+    if data["remote_session"]["remote_session"] and settings["guards.remote_session"] == "deny":
+        refusals.append("a remote session (guards.remote_session = deny)")
+    screens_seen = data["screens"]
+    allowed = int(settings["guards.max_displays"])
+    if screens_seen["available"] and screens_seen["count"] > allowed:
+        refusals.append(
+            f"{screens_seen['count']} screens attached, {allowed} allowed (guards.max_displays)"
+        )
+    return {"exam_can_start": not refusals, "refusals": refusals}
+
+
+def report(
+    settings: Mapping[str, Any] | None = None, organisation: str | None = None
+) -> dict[str, Any]:
+    """Everything the command prints, as one JSON-able object.
+
+    Args:
+        settings: the organisation's effective settings (defaults when None).
+        organisation: the organisation file they came from, named in the report.
+    """
+    if settings is None:
+        from lockdown.config.settings import Organisation, layer
+
+        settings = layer(Organisation(), {})
     os_name = current_os()
     apps = AppList.load(os_name=os_name)
     elsewhere: list[tuple[Match, str]] = []
     running = scan_running(apps.matcher(), elsewhere=elsewhere)
+    current = build.current()
     out: dict[str, Any] = {
+        "version": __version__,
+        "build": current.as_record(),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "os": os_name,
+        "os_details": _os_details(),
+        "organisation": organisation,
         "guards": [
             {
                 "name": i.name,
@@ -174,11 +228,19 @@ def report() -> dict[str, Any]:
         from lockdown.guards.tcc import screen_capture_grants
 
         out["screen_recording_permission"] = screen_capture_grants().as_dict()
+    out["policy"] = verdict(out, settings)
     return out
 
 
 def _text(data: dict[str, Any]) -> str:
-    lines = [f"Lockdown environment ({data['os']})", "", "Guards:"]
+    details = data["os_details"]
+    lines = [
+        f"Lockdown {data['version']} environment ({data['os']}: {details['system']} "
+        f"{details['release']} {details['machine']}) at {data['time']}",
+        f"Organisation file: {data['organisation'] or 'none (defaults)'}",
+        "",
+        "Guards:",
+    ]
     for g in data["guards"]:
         why = f" — {g['reason']}" if g["reason"] else ""
         lines.append(f"  {g['name']:<28} {g['availability']:<11} {g['backend']}{why}")
@@ -213,23 +275,43 @@ def _text(data: dict[str, Any]) -> str:
         lines += ["", "Screen Recording permission:"]
         lines += [f"  {a['client']}" for a in tcc["apps"]] or ["  none"]
         lines += [f"  note: {n}" for n in tcc["notes"]]
+    policy = data["policy"]
+    if policy["exam_can_start"]:
+        lines += ["", "Verdict: the organisation's policy lets an exam start here"]
+    else:
+        lines += ["", "Verdict: the organisation's policy would refuse this machine:"]
+        lines += [f"  - {r}" for r in policy["refusals"]]
     return "\n".join(lines)
 
 
+def _organisation_settings(args: argparse.Namespace) -> tuple[Mapping[str, Any], str | None]:
+    """The organisation's effective settings (``--organisation`` or the system file)."""
+    from lockdown.config.settings import layer, load_organisation
+    from lockdown.paths import organisation_file
+
+    given = getattr(args, "organisation", None)
+    path = Path(given) if given else organisation_file()
+    org = load_organisation(path, required=bool(given))
+    return layer(org, {}), str(org.path) if org.path is not None else None
+
+
 def main(args: argparse.Namespace) -> int:
+    """``lockdown environment [--json]``: 0 when an exam may start here, 1 when not."""
+    settings, organisation = _organisation_settings(args)
     log.guards.info("Collecting the environment report")
     # Native libraries and tools may write to stdout; keep it clean for the report.
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
-        data = report()
+        data = report(settings, organisation)
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
     if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        ok = data["policy"]["exam_can_start"]
+        print(json.dumps({"ok": ok, **data}, indent=2, ensure_ascii=False))
     else:
         print(_text(data))
-    return 0
+    return 0 if data["policy"]["exam_can_start"] else 1

@@ -100,10 +100,16 @@ def _full_imports(path: Path) -> set[str]:
     return names
 
 
+#: The one UI piece that sits above the launch: the download window wraps load_exam.
+ABOVE_LAUNCH = frozenset({"ui/launchwindow.py"})
+
+
 def test_lower_layers_never_import_upper_ones() -> None:
     problems = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
+        if rel in ABOVE_LAUNCH:
+            continue
         for prefix, forbidden in UPWARD.items():
             if not rel.startswith(prefix):
                 continue

@@ -21,7 +21,7 @@ from lockdown.config.settings import ConfigError, Organisation, layer
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "seb"
 ROOT = Path(__file__).resolve().parents[3]
-SEB_CK = "bba8e35b2731fa893c310587e3054188cca278b1ab3631754e8e6c1eeb7da2bd"
+SEB_CK = "adac1a5a0017f452d8fac260edef4b3b66c6e969c61b9109acff453bdfe2ff96"
 TOML_CK = "a30c176594b884d906eda691b93373be46331e3c7a3fb69a007a6389fe8e156e"
 PASSWORD = "Prüfung-2026!"
 
@@ -50,10 +50,11 @@ def test_hand_written_seb_json_of_own_vector() -> None:
         ({"k": 'a"b\\c\n/é'}, '{"k":"a"b\\c\n/é"}'),
         ({"t": True, "f": False, "i": -7, "z": 0}, '{"f":false,"i":-7,"t":true,"z":0}'),
         ({"d": b"\x00\xff\x10", "e": b""}, '{"d":"AP8Q","e":""}'),
-        ({"r": 0.5, "w": 2.0}, '{"r":0.5,"w":2.0}'),
+        ({"r": 0.5, "w": 2.0}, '{"r":0.5,"w":2}'),
         ({"originatorVersion": "x", "n": {"originatorVersion": "y", "v": 1}}, '{"n":{"v":1}}'),
-        ({"e": {}, "o": {"originatorVersion": "y"}, "n": {"m": {}}}, "{}"),
+        ({"e": {}, "o": {"originatorVersion": "y"}, "n": {"m": {}}}, '{"n":{},"o":{}}'),
         ({"a": [{}, {"originatorVersion": "x", "k": 1}]}, '{"a":[{},{"k":1}]}'),
+        ({"a": [{"e": {}}, [{}]], "b": {"c": {"d": {}}}}, '{"a":[{},[{}]],"b":{"c":{}}}'),
         ({"m": MappingProxyType({"x": (1, 2)})}, '{"m":{"x":[1,2]}}'),
         ({"d": datetime(1940, 10, 9, 22, 13, 56)}, '{"d":"1940-10-09T22:13:56+00:00"}'),
         (
@@ -65,6 +66,48 @@ def test_hand_written_seb_json_of_own_vector() -> None:
 def test_seb_json_rules(settings: dict[str, object], text: str) -> None:
     assert examkeys.seb_json(settings) == text
     assert examkeys.config_key(settings) == hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        # .NET Framework's Double.ToString() (the "G" format, 15 significant digits), as
+        # SEB for Windows' Json.cs writes reals with NumberFormatInfo.InvariantInfo
+        (1.0, "1"),
+        (2.0, "2"),
+        (-3.0, "-3"),
+        (100.0, "100"),
+        (0.5, "0.5"),
+        (-2.25, "-2.25"),
+        (0.1 + 0.2, "0.3"),
+        (1 / 3, "0.333333333333333"),
+        (1e20, "1E+20"),
+        (1.5e300, "1.5E+300"),
+        (1e15, "1E+15"),
+        (1e14, "100000000000000"),
+        (123456789012345678.0, "1.23456789012346E+17"),
+        (0.0001, "0.0001"),
+        (0.00001, "1E-05"),
+        (-2.5e-7, "-2.5E-07"),
+        (0.0, "0"),
+        (-0.0, "0"),
+        (float("inf"), "Infinity"),
+        (float("-inf"), "-Infinity"),
+        (float("nan"), "NaN"),
+    ],
+)
+def test_reals_are_written_as_seb_for_windows_writes_them(value: float, text: str) -> None:
+    assert examkeys.seb_json({"r": value}) == f'{{"r":{text}}}'
+
+
+def test_whole_number_reals_of_a_plist_hash_like_integers() -> None:
+    xml = (
+        b'<?xml version="1.0"?><plist version="1.0"><dict>'
+        b"<key>a</key><real>1.0</real><key>b</key><real>2</real>"
+        b"<key>c</key><real>1e+20</real><key>d</key><real>0.75</real></dict></plist>"
+    )
+    plist = seb.parse_plist(xml, origin="reals")
+    assert examkeys.seb_json(plist) == '{"a":1,"b":2,"c":1E+20,"d":0.75}'
 
 
 def test_seb_json_refuses_what_a_plist_cannot_hold() -> None:
@@ -333,7 +376,9 @@ def test_cli_without_a_terminal_asks_for_password_flag() -> None:
     )
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr.strip().endswith("there is no terminal to ask on; pass --password PASSWORD")
+    assert done.stderr.strip().endswith(
+        "there is no terminal to ask on; pass --password-file FILE (or - for standard input)"
+    )
     assert done.stderr.count("\n") == 1
 
 

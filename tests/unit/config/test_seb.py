@@ -20,7 +20,7 @@ from lockdown.config.settings import ConfigError, Organisation, layer
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "seb"
 PASSWORD = "Prüfung-2026!"
-VECTOR_CK = "bba8e35b2731fa893c310587e3054188cca278b1ab3631754e8e6c1eeb7da2bd"
+VECTOR_CK = "adac1a5a0017f452d8fac260edef4b3b66c6e969c61b9109acff453bdfe2ff96"
 
 
 def no_password(attempt: int) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import plistlib
+from datetime import datetime
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -133,3 +134,16 @@ def test_any_plist_we_write_reads_back_with_the_same_config_key(plist: dict[str,
         assert cfg.config_key == examkeys.config_key(plist)
         assert cfg.values == {}
         assert set(cfg.ignored) == set(plist)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8, alphabet="aAbBxX"),
+        _plist_values | st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+        max_size=8,
+    )
+)
+def test_our_parser_reads_what_plistlib_writes_as_plistlib_does(plist: dict[str, object]) -> None:
+    xml = plistlib.dumps(plist, fmt=plistlib.FMT_XML)
+    assert seb.parse_plist(xml, origin="fuzz") == plistlib.loads(xml)
