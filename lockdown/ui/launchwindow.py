@@ -169,7 +169,7 @@ def load_with_feedback(
         return loader(target, organisation, password=password)
     ask = GuiCall()
     try:
-        resolved = launch.resolve(target)
+        resolved = launch.resolve(target, organisation)
         host = urlsplit(resolved.location).hostname or resolved.location
         return _run_with_window(
             lambda: loader(target, organisation, password=lambda n: ask(lambda: password(n))),
