@@ -1,8 +1,8 @@
 """Smoke test of the frozen bundle (``make package-test``, after ``make package``), as
 qutebrowser tests its builds: the bundle is an installed build of this tree, holds the web
-engine's process, resources and locales and our data files but no unused Qt, runs
-``lockdown demo`` headless to its end with nothing unexpected on stderr, and answers
-``lockdown check --json``.
+engine's process, resources and locales and our data files but no unused Qt, reads only
+its own data files, runs ``lockdown demo`` headless to its end with nothing unexpected on
+stderr, and answers ``lockdown check --json``.
 
 Not part of ``make test``: it needs the bundle, which ``make package`` builds once per CI
 run. ``LOCKDOWN_TEST_BUNDLE`` points at another bundle folder.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,25 @@ def test_the_bundle_holds_the_web_engine_and_our_data_but_no_unused_qt() -> None
     assert not list((QT / "lib").glob("libQt6Quick3D*"))
     assert not list((QT / "lib").glob("libQt6Pdf*"))
     assert not (BUNDLE / "_internal" / "lockdown_server").exists()
+
+
+def test_the_bundle_lists_its_environment_from_its_own_data_whatever_the_variables_say(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "my-resources"
+    empty.mkdir()
+    override = {"LOCKDOWN_RESOURCES": str(empty)}
+    result = smoke.run([str(EXECUTABLE), "environment"], tmp_path, extra_env=override)
+    assert result.code == 0, result.stderr
+    assert "Prohibited apps running:" in result.stdout
+    # positive control: a development build (this tree) reads the candidate's folder
+    source = smoke.run(
+        [sys.executable, "-m", "lockdown", "environment"],
+        tmp_path,
+        extra_env={**override, "PYTHONPATH": str(ROOT)},
+    )
+    assert source.code == 2
+    assert "prohibited-apps list not found" in source.stderr
 
 
 def test_the_bundle_runs_the_demo_headless_to_its_end(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,11 +90,18 @@ def headless_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def run(command: Sequence[str], tmp: Path, *, timeout: float = 180) -> Run:
-    """Run ``command`` headless (see :func:`headless_env`) and split its stderr."""
+def run(
+    command: Sequence[str],
+    tmp: Path,
+    *,
+    timeout: float = 180,
+    extra_env: Mapping[str, str] | None = None,
+) -> Run:
+    """Run ``command`` headless (see :func:`headless_env`, plus ``extra_env``) and split
+    its stderr."""
     done = subprocess.run(
         list(command),
-        env=headless_env(tmp),
+        env={**headless_env(tmp), **(extra_env or {})},
         cwd=tmp,
         capture_output=True,
         text=True,
