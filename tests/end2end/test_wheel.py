@@ -83,12 +83,20 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield venv
 
 
-def test_the_wheel_is_what_runs_and_its_data_files_are_inside(wheel_venv: Path) -> None:
+def _data_files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc")
+    }
+
+
+def test_the_wheel_is_what_runs_and_all_its_data_files_are_inside(wheel_venv: Path) -> None:
     done = subprocess.run(
         [
             str(wheel_venv / "bin" / "python"),
             "-c",
-            "from lockdown import resources; print(resources.resource_path('js', 'guard.js'))",
+            "from lockdown import resources; print(resources.shipped_dir())",
         ],
         capture_output=True,
         text=True,
@@ -96,9 +104,11 @@ def test_the_wheel_is_what_runs_and_its_data_files_are_inside(wheel_venv: Path) 
         cwd=wheel_venv,
         env=_isolated(),
     )
-    guard = Path(done.stdout.strip())
-    assert guard.is_relative_to(wheel_venv)
-    assert guard.read_bytes() == (ROOT / "lockdown" / "resources" / "js" / "guard.js").read_bytes()
+    installed = Path(done.stdout.strip())
+    assert installed.is_relative_to(wheel_venv)
+    shipped = _data_files(ROOT / "lockdown" / "resources")
+    assert "js/guard.js" in shipped and "prohibited_apps.toml" in shipped
+    assert _data_files(installed) == shipped
 
 
 def test_environment_from_the_wheel_lists_the_guards_and_the_apps(
