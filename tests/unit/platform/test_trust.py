@@ -60,7 +60,7 @@ SAFE = {
 def test_posix_file_and_every_folder_above_must_be_roots_alone(
     changes: dict[str, tuple[int, int]], problem: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(os.path, "realpath", lambda p: str(p))
+    monkeypatch.setattr(os.path, "realpath", str)
     found = posix_path_problem(
         Path("/etc/lockdown/organisation.toml"),
         lstat=_tree({**SAFE, **changes}),  # type: ignore[arg-type]
