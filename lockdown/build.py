@@ -16,9 +16,9 @@ behave as installed (the trust-boundary tests use it). Nothing turns an installe
 into a development one.
 
 The **build identity** is a SHA-256 over the shipped code and resources (path and content
-hash of each file): in a development build computed from the files on disk, in an
-installed build read from the build-info file (computed from the same files when the
-bundle was made).
+hash of each file of the package folder, which holds the data files too): in a development
+build computed from the files on disk, in an installed build read from the build-info file
+(computed from the same files when the bundle was made).
 """
 
 from __future__ import annotations
@@ -96,14 +96,13 @@ def tree_identity(root: Path, *, suffixes: frozenset[str] = _SHIPPED_SUFFIXES) -
 
 
 def compute_identity() -> str:
-    """The identity of the code and resources on disk (the packaging step writes it)."""
-    from lockdown import resources  # the resources folder, without any override
+    """The identity of the code and resources on disk (the packaging step writes it).
 
-    digest = hashlib.sha256()
-    for label, root in (("package", PACKAGE_ROOT), ("resources", resources.shipped_dir())):
-        part = tree_identity(root) if root.is_dir() else None
-        digest.update(f"{label}:{part or 'none'}\n".encode("ascii"))
-    return digest.hexdigest()
+    The data files live inside the package (:mod:`lockdown.resources`), so hashing the
+    package folder covers code and resources, each file exactly once.
+    """
+    part = tree_identity(PACKAGE_ROOT) if PACKAGE_ROOT.is_dir() else None
+    return hashlib.sha256(f"package:{part or 'none'}\n".encode("ascii")).hexdigest()
 
 
 def read_build_info(folder: Path) -> Mapping[str, str] | None:

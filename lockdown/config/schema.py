@@ -241,7 +241,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
             }
         ),
         "close",
-        "What to do about prohibited applications (see resources/prohibited_apps.toml).",
+        "What to do about prohibited applications (see lockdown/resources/prohibited_apps.toml).",
     ),
     Option(
         "guards.prohibited_apps_extra",

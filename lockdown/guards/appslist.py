@@ -1,4 +1,4 @@
-"""The prohibited-apps list (resources/prohibited_apps.toml) and the matcher of processes.
+"""The prohibited-apps list (lockdown/resources/prohibited_apps.toml) and the matcher of processes.
 
 The list is data; this module only reads it, applies the exam's extensions
 (``guards.prohibited_apps_extra``) and relaxations (``guards.permitted_apps``) and matches
@@ -82,7 +82,7 @@ def current_os() -> OsName:
 
 
 def default_list_path() -> Path:
-    """``resources/prohibited_apps.toml`` (source tree and bundle)."""
+    """``lockdown/resources/prohibited_apps.toml`` (source tree and bundle)."""
     from lockdown import resources
 
     return resources.resources_dir() / "prohibited_apps.toml"

@@ -2,7 +2,7 @@
 
 Linux: logind's ``Remote`` flag for our session, SSH variables, an X display forwarded
 over the network (``localhost:10``), remote-desktop servers running (x11vnc, xrdp, krfb,
-gnome-remote-desktop, vino …, listed in resources/prohibited_apps.toml). Windows:
+gnome-remote-desktop, vino …, listed in lockdown/resources/prohibited_apps.toml). Windows:
 ``SM_REMOTESESSION`` / ``SM_REMOTECONTROL``. macOS: the screen-sharing agents running.
 :func:`judge` is pure and tested with recorded facts.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -109,3 +110,13 @@ def test_version_prints_the_build_identity() -> None:
     assert done.stdout.strip().startswith(
         f"lockdown {__version__} (development build {identity[:16]}"
     )
+
+
+def test_the_identity_covers_the_shipped_resources_exactly_once() -> None:
+    from lockdown import resources
+
+    shipped = resources.shipped_dir()
+    assert shipped.is_relative_to(build.PACKAGE_ROOT)
+    assert (shipped / "js" / "guard.js").is_file()
+    package = build.tree_identity(build.PACKAGE_ROOT)
+    assert build.compute_identity() == hashlib.sha256(f"package:{package}\n".encode()).hexdigest()

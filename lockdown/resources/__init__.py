@@ -1,4 +1,8 @@
-"""Where the data files under ``resources/`` (injected JS, the demo exam, app lists) are.
+"""The data files shipped inside this package (injected JS, the demo exam, app lists).
+
+They live beside this module (``lockdown/resources/js``, ``demo``, ``prohibited_apps.toml``)
+and are found through :mod:`importlib.resources`, so a source checkout, an editable
+install, a wheel and a frozen PyInstaller bundle all find them the same way.
 
 Qt-free, so guards and the build identity read them without importing the UI. A
 development build honours ``LOCKDOWN_RESOURCES`` (tests swap a file); an installed build
@@ -7,8 +11,8 @@ never does: the injected JavaScript is part of what the exam enforces.
 
 from __future__ import annotations
 
+import importlib.resources
 import os
-import sys
 from pathlib import Path
 
 from lockdown.errors import UserError
@@ -21,11 +25,17 @@ class ResourceMissing(UserError):
 
 
 def shipped_dir() -> Path:
-    """The bundle's or the source tree's ``resources/`` (never an override)."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    if bundle:
-        return Path(bundle) / "resources"
-    return Path(__file__).resolve().parents[1] / "resources"
+    """This package's folder, where the shipped data files are (never an override).
+
+    The files are served and hashed as a folder, so the package must be on the file
+    system (a zip import is refused with the usual "reinstall" line).
+    """
+    root = importlib.resources.files(__name__)
+    if not isinstance(root, Path):
+        raise ResourceMissing(
+            f"{root}: Lockdown's data files are not in a folder; reinstall Lockdown"
+        )
+    return root
 
 
 def resources_dir() -> Path:
