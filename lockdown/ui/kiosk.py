@@ -33,7 +33,7 @@ from PySide6.QtWebEngineCore import (
 )
 from PySide6.QtWidgets import QMessageBox, QStackedWidget, QVBoxLayout, QWidget
 
-from lockdown import log
+from lockdown import build, log
 from lockdown.events import Event, EventSink
 from lockdown.texts import text
 from lockdown.ui.dialogs import QuitDialog
@@ -73,6 +73,15 @@ _RELOAD_KEYS: Final = {
     (_K.Key_R, _CTRL),
     (_K.Key_F5, _CTRL),
 }
+
+
+def dev_switch(name: str, journal: EventSink) -> str | None:
+    """A development switch's value (never in an installed build), journalled when set."""
+    value = build.dev_switch(name)
+    if value:
+        journal(Event("kiosk.dev_switch", {"name": f"LOCKDOWN_DEV_{name.upper()}", "value": value}))
+        log.init.warning("Development switch LOCKDOWN_DEV_%s=%s in effect", name.upper(), value)
+    return value
 
 
 class KioskWindow(QWidget):
@@ -172,7 +181,9 @@ class Kiosk(QObject):
         self._journal = journal
         self._ended = ""
         self._recent_blocks: dict[tuple[str, str], float] = {}
-        self.url_filter = UrlFilter.from_settings(settings)
+        self.url_filter = UrlFilter.from_settings(
+            settings, whole_url_globs=dev_switch("url_glob", journal) == "whole-url"
+        )
         self.quit_rules = QuitRules.from_settings(settings)
         self.downloads = downloads
         use_keys = keys if settings["browser.send_browser_exam_key"] else None
