@@ -2,8 +2,10 @@
 
 ``lockdown open TARGET`` reads like this:
 
-1. Strip remote-debugging switches from the environment (journalled once the journal
-   is open) and make the Qt application (the web engine is imported first).
+1. Build the web engine's environment and flags from an allow-list and start the
+   network gate every engine connection goes through (``lockdown.ui.hardening``; what
+   was removed is journalled once the journal is open), then make the Qt application
+   (the web engine is imported first).
 2. Refuse to start when another session runs: hand the target over to it and exit.
 3. Load and verify the exam configuration (``lockdown.launch``): Lockdown TOML or a
    Safe Exam Browser ``.seb`` (its password asked in a dialog, three tries); layer it
@@ -39,7 +41,7 @@ from lockdown.lifecycle.base import Operation, Outcome, Progress
 from lockdown.lifecycle.operations import KioskOperation
 from lockdown.lifecycle.sequence import OperationSequence
 from lockdown.paths import Paths, organisation_file
-from lockdown.ui.hardening import sandbox_state, scrub_argv, scrub_environment
+from lockdown.ui.hardening import EnginePlan, prepare_engine, sandbox_state
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -66,8 +68,7 @@ def qt_application() -> QApplication:
     existing = QApplication.instance()
     if isinstance(existing, QApplication):
         return existing
-    argv, _ = scrub_argv(sys.argv[:1])
-    app = QApplication(argv)
+    app = QApplication(sys.argv[:1])  # never the candidate's flags
     app.setApplicationName("Lockdown")
     app.setApplicationVersion(__version__)
     app.setQuitOnLastWindowClosed(False)
@@ -88,7 +89,7 @@ def run_session(
     exam: LoadedExam,
     paths: Paths,
     *,
-    removed_debugging: list[str] | None = None,
+    engine: EnginePlan | None = None,
     journey: Callable[[Kiosk], None] | None = None,
     single_instance: bool = True,
     show_message: Callable[[str], None] | None = None,
@@ -109,6 +110,7 @@ def run_session(
     from lockdown.launch import InstanceServer, check_startable
     from lockdown.platform.factory import desktop_platform
     from lockdown.texts import text
+    from lockdown.ui import netgate
     from lockdown.ui.bridge import Bridge
     from lockdown.ui.kiosk import Kiosk
     from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
@@ -128,9 +130,13 @@ def run_session(
     if sandbox == "off":
         log.init.warning("The web engine sandbox is off (running as root: tests or CI only)")
         journal.append(Event("kiosk.sandbox_off", {"reason": "running as root"}))
-    for item in removed_debugging or ():
-        journal.append(Event("kiosk.remote_debugging_refused", {"removed": item}))
-        log.init.warning("Remote debugging refused: removed %s", item)
+    for kind, payload in engine.journal_payloads() if engine is not None else ():
+        journal.append(Event(kind, payload))
+    if engine is not None and engine.refused:
+        log.init.warning("Removed from the web engine's environment: %s", ", ".join(engine.refused))
+    gate = netgate.current()
+    if gate is not None:
+        gate.set_report(journal.append)
     bridge = Bridge()
     server: InstanceServer | None = None
     if single_instance:
@@ -239,6 +245,8 @@ def run_session(
         close_platform = getattr(platform, "close", None)  # the X11 connection
         if close_platform is not None:
             close_platform()
+        if gate is not None:
+            gate.set_report(None)
         journal.close()
         app.processEvents()
         # the kiosk's widgets were deleteLater()'d inside the exam's own loop: free them now
@@ -350,7 +358,7 @@ def main_open(args: argparse.Namespace) -> int:
     from lockdown.texts import text
     from lockdown.ui.dialogs import seb_password_prompt
 
-    removed = scrub_environment(os.environ)
+    engine = prepare_engine(os.environ, euid=_euid())
     app = qt_application()
     answer = hand_over(args.target)
     if answer is not None:
@@ -359,14 +367,13 @@ def main_open(args: argparse.Namespace) -> int:
     organisation = _organisation(args)
     exam = load_exam(args.target, organisation, password=seb_password_prompt())
     del app
-    return run_session(exam, args.paths, removed_debugging=removed)
+    return run_session(exam, args.paths, engine=engine)
 
 
 def main_demo(args: argparse.Namespace) -> int:
     """``lockdown demo``: the bundled demo exam, headless with screenshots when no display."""
     from lockdown.ui import headless
 
-    removed = scrub_environment(os.environ)
     xvfb: headless.Xvfb | None = None
     if not headless.has_display():
         xvfb = headless.Xvfb().start()
@@ -378,13 +385,19 @@ def main_demo(args: argparse.Namespace) -> int:
             # with its sandbox; only the throw-away headless demo runs like this.
             os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
     try:
-        return _demo(args, removed, automatic=xvfb is not None or bool(args.screenshots))
+        engine = prepare_engine(os.environ, euid=_euid())
+        return _demo(args, engine, automatic=xvfb is not None or bool(args.screenshots))
     finally:
         if xvfb is not None:
             xvfb.stop()
 
 
-def _demo(args: argparse.Namespace, removed: list[str], *, automatic: bool) -> int:
+def _euid() -> int:
+    euid: int = getattr(os, "geteuid", lambda: 1)()
+    return euid
+
+
+def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> int:
     from lockdown.ui.demo import DemoSite, Journey, demo_exam
 
     site = DemoSite().start()
@@ -401,7 +414,7 @@ def _demo(args: argparse.Namespace, removed: list[str], *, automatic: bool) -> i
             folder.mkdir(parents=True, exist_ok=True)
             journey = Journey(site, folder).attach
         qt_application()
-        code = run_session(exam, args.paths, removed_debugging=removed, journey=journey)
+        code = run_session(exam, args.paths, engine=engine, journey=journey)
         if folder is not None:
             shots = sorted(folder.glob("*.png"))
             print(f"Demo screenshots ({len(shots)}) in {folder}")

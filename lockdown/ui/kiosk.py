@@ -36,6 +36,7 @@ from PySide6.QtWidgets import QMessageBox, QStackedWidget, QVBoxLayout, QWidget
 from lockdown import build, log
 from lockdown.events import Event, EventSink
 from lockdown.texts import text
+from lockdown.ui import netgate
 from lockdown.ui.dialogs import QuitDialog
 from lockdown.ui.pages import NoticePage
 from lockdown.ui.quitrules import QuitRules
@@ -187,7 +188,9 @@ class Kiosk(QObject):
         self.quit_rules = QuitRules.from_settings(settings)
         self.downloads = downloads
         use_keys = keys if settings["browser.send_browser_exam_key"] else None
-        self.interceptor = RequestInterceptor(self.url_filter, self._request_blocked, keys=use_keys)
+        self.interceptor = RequestInterceptor(
+            self.url_filter, self._request_blocked, keys=use_keys, gate=netgate.current()
+        )
         self.profile = make_profile(settings, self.interceptor, downloads)
         self.profile.downloadRequested.connect(self._download)
         self.page = ExamPage(

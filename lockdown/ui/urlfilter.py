@@ -198,6 +198,7 @@ def compile_whole_url_glob(expression: str) -> re.Pattern[str]:
 def compile_rule(raw: Mapping[str, Any], *, whole_url_globs: bool = False) -> Rule:
     """Compile one rule of ``browser.url_rules`` (already validated by the schema)."""
     kind = str(raw.get("kind", "glob"))
+    pattern: re.Pattern[str] | Glob
     expression = str(raw["expression"])
     if kind == "regex":
         try:

@@ -2,7 +2,10 @@
 
 Every request (top-level, redirect, sub-frame, sub-resource, form post) passes the
 :class:`RequestInterceptor`, which asks the :class:`~lockdown.ui.urlfilter.UrlFilter` and
-adds the Safe Exam Browser headers when the exam asks for them. Navigations also pass
+adds the Safe Exam Browser headers when the exam asks for them. It also tells the
+network gate (:mod:`lockdown.ui.netgate`) its decisions: QtWebEngine asks the
+interceptor about a redirect's target only after the request has left, so the gate,
+through which the engine makes every connection, is what keeps that request in. Navigations also pass
 :meth:`ExamPage.acceptNavigationRequest`, which recognises the quit URL and reports a
 blocked top-level navigation so the kiosk can show its blocked page. ``javascript:``,
 ``data:`` and ``file:`` links never reach either (Chromium handles them in the
@@ -32,6 +35,7 @@ from PySide6.QtWebEngineWidgets import QWebEngineView
 
 from lockdown import __version__, log, resources
 from lockdown.events import Event, EventSink
+from lockdown.ui.netgate import NetworkGate
 from lockdown.ui.quitrules import QuitRules
 from lockdown.ui.urlfilter import Decision, UrlFilter, origin, strip_fragment
 
@@ -115,17 +119,23 @@ class RequestInterceptor(QWebEngineUrlRequestInterceptor):
         on_blocked: Callable[[Blocked], None],
         *,
         keys: KeyHasher | None = None,
+        gate: NetworkGate | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._filter = url_filter
         self._on_blocked = on_blocked
         self._keys = keys
+        self._gate = gate
 
     def interceptRequest(self, info: QWebEngineUrlRequestInfo) -> None:
         url = info.requestUrl().toString()
         kind = _RESOURCE_NAMES.get(info.resourceType(), "sub_resource")
         decision = self._filter.decide(url)
+        if self._gate is not None:
+            # before the request starts: the gate then opens its connection (a redirect's
+            # target asked to connect just before this call waits for it)
+            (self._gate.permit if decision.allowed else self._gate.refuse)(url)
         if not decision.allowed:
             info.block(True)
             method = bytes(info.requestMethod().data()).decode("ascii", "replace")
