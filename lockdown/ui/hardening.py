@@ -27,7 +27,6 @@ as they are (the positive control of the trust-boundary tests),
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -227,7 +226,7 @@ def plan_engine(
         )
     named = {f"LOCKDOWN_DEV_{k.upper()}": v for k, v in used.items()}
     if used.get("engine_environment") == "inherit":
-        flags = shlex.split(environ.get(FLAGS_VARIABLE, ""))
+        flags = environ.get(FLAGS_VARIABLE, "").split()
         if sandbox == "off" and "--no-sandbox" not in flags:
             flags.append("--no-sandbox")
         return EnginePlan(dict(environ), flags, loader=loader, sandbox=sandbox, switches=named)
@@ -248,8 +247,8 @@ def plan_engine(
     flags = engine_flags(sandbox_off=sandbox == "off", proxy=proxy)
     extra = used.get("chromium_flags")
     if extra:
-        flags += shlex.split(extra)
-    kept[FLAGS_VARIABLE] = shlex.join(flags)
+        flags += extra.split()
+    kept[FLAGS_VARIABLE] = " ".join(flags)  # Qt splits at spaces, without any quoting
     return EnginePlan(
         kept,
         flags,
