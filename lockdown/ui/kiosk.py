@@ -194,7 +194,13 @@ class Kiosk(QObject):
         self.profile = make_profile(settings, self.interceptor, downloads)
         self.profile.downloadRequested.connect(self._download)
         self.page = ExamPage(
-            self.profile, settings, self.url_filter, self.quit_rules, journal, keys=use_keys
+            self.profile,
+            settings,
+            self.url_filter,
+            self.quit_rules,
+            journal,
+            keys=use_keys,
+            allow_script_urls=dev_switch("script_urls", journal) == "allow",
         )
         self.page.navigationBlocked.connect(self._navigation_blocked)
         self.page.quitUrlReached.connect(self._quit_url)
