@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from lockdown.errors import UserError
+from lockdown.texts import text
 
 #: Variables the web engine may see, as they are.
 ALLOWED_VARIABLES: Final = frozenset(
@@ -220,10 +221,7 @@ def plan_engine(
     loader = {n: environ[n][:_VALUE_LIMIT] for n in LOADER_VARIABLES if environ.get(n)}
     if installed and loader:
         names = ", ".join(sorted(loader))
-        raise EnvironmentRefused(
-            f"the environment sets {names}, which change the programs running inside the "
-            "exam browser; start Lockdown from the start menu or a link, without them"
-        )
+        raise EnvironmentRefused(text("engine.environment_refused", names=names))
     named = {f"LOCKDOWN_DEV_{k.upper()}": v for k, v in used.items()}
     if used.get("engine_environment") == "inherit":
         flags = environ.get(FLAGS_VARIABLE, "").split()

@@ -45,6 +45,15 @@ _REPLY_UNREACHABLE: Final = 4
 _REPLY_UNSUPPORTED: Final = 7
 
 
+def ascii_host(host: str) -> str:
+    """A host name as it goes on the wire: lower-case, IDNA (punycode), no brackets."""
+    bare = host.strip("[]").lower()
+    try:
+        return bare.encode("idna").decode("ascii")
+    except UnicodeError:
+        return bare
+
+
 def endpoint(url: str) -> Endpoint | None:
     """``(host, port)`` an http(s)/ws(s) URL connects to, host lower-case without brackets."""
     try:
@@ -55,7 +64,7 @@ def endpoint(url: str) -> Endpoint | None:
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         return None
-    return parts.hostname.lower().strip("[]"), port or _DEFAULT_PORTS[scheme]
+    return ascii_host(parts.hostname), port or _DEFAULT_PORTS[scheme]
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes:
@@ -210,14 +219,14 @@ class NetworkGate:
             host = socket.inet_ntop(socket.AF_INET6, _recv_exact(conn, 16))
         elif kind == 3:
             (length,) = _recv_exact(conn, 1)
-            host = _recv_exact(conn, length).decode("idna")
+            host = _recv_exact(conn, length).decode("ascii")
         else:
             return None
         (port,) = struct.unpack("!H", _recv_exact(conn, 2))
         if command != 1:  # CONNECT only: no BIND, no UDP ASSOCIATE
             self._reply(conn, _REPLY_UNSUPPORTED)
             return None
-        return host.lower().strip("[]"), port
+        return ascii_host(host), port
 
     @staticmethod
     def _reply(conn: socket.socket, code: int) -> None:

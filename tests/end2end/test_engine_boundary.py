@@ -108,6 +108,7 @@ def test_flag_attacks_are_refused_and_journalled(
     http_server.page("/", "<p>exam</p>")
     env, port, marker = flag_attack(tmp_path, other_server)
     env["QTWEBENGINE_REMOTE_DEBUGGING"] = f"127.0.0.1:{free_port()}"
+    env["LD_LIBRARY_PATH"] = str(tmp_path / "no-such-folder")  # journalled in development
     cfg = config(tmp_path, http_server.url("/"))
     proc = lockdown(
         tmp_path, fresh_xserver, "open", str(cfg), instance=uuid.uuid4().hex, env_extra=env
@@ -121,8 +122,39 @@ def test_flag_attacks_are_refused_and_journalled(
     (removed,) = [r["payload"] for r in records if r["type"] == "kiosk.engine_environment_removed"]
     assert removed["refused"]["QTWEBENGINE_CHROMIUM_FLAGS"] == env["QTWEBENGINE_CHROMIUM_FLAGS"]
     assert "QTWEBENGINE_REMOTE_DEBUGGING" in removed["refused"]
+    (loader,) = [r["payload"] for r in records if r["type"] == "kiosk.loader_variables"]
+    assert loader["variables"]["LD_LIBRARY_PATH"] == env["LD_LIBRARY_PATH"]
     (started,) = [r["payload"] for r in records if r["type"] == "kiosk.engine_started"]
     assert not any("debugging" in f or "cmd-prefix" in f for f in started["flags"])
+
+
+def test_an_installed_build_refuses_loader_variables_with_one_line(
+    tmp_path: Path, repo_root: Path, http_server: LocalServer
+) -> None:
+    """The development run above journals them; an installed build refuses to start."""
+    cfg = config(tmp_path, http_server.url("/"))
+    proc = lockdown(
+        tmp_path,
+        None,
+        "open",
+        str(cfg),
+        instance=uuid.uuid4().hex,
+        env_extra={
+            "LOCKDOWN_AS_INSTALLED": "1",
+            "PYTHONPATH": str(repo_root),
+            "LD_LIBRARY_PATH": str(tmp_path / "no-such-folder"),
+        },
+    )
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    errors = [line for line in err.splitlines() if line.startswith("lockdown: ")]
+    assert errors == [
+        "lockdown: the environment sets LD_LIBRARY_PATH, PYTHONPATH, which change the programs "
+        "running inside the exam browser; start Lockdown from the start menu or an exam link, "
+        "without them"
+    ]
+    assert "Traceback" not in err
+    assert http_server.requests == []
 
 
 # -- sub-resource redirects and WebRTC ------------------------------------------------------

@@ -1,0 +1,95 @@
+"""The network gate: a SOCKS5 proxy on loopback that opens only what the URL filter allowed."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from lockdown.events import Event
+from lockdown.ui.netgate import NetworkGate, endpoint
+from tests.support.httpserver import LocalServer
+
+
+@pytest.fixture
+def gate() -> Iterator[tuple[NetworkGate, list[Event]]]:
+    events: list[Event] = []
+    made = NetworkGate(decision_wait_s=1.0).start()
+    made.set_report(events.append)
+    yield made, events
+    made.stop()
+
+
+@pytest.fixture
+def upstream() -> Iterator[LocalServer]:
+    server = LocalServer().start()
+    server.page("/", "hello")
+    yield server
+    server.stop()
+
+
+def socks_get(gate: NetworkGate, host: str, port: int) -> tuple[int, bytes]:
+    """SOCKS5 CONNECT by name, then GET / when it was granted; (reply code, response)."""
+    with socket.create_connection(("127.0.0.1", gate.port), timeout=5) as conn:
+        conn.sendall(b"\x05\x01\x00")
+        assert conn.recv(2) == b"\x05\x00"
+        name = host.encode()
+        conn.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack("!H", port))
+        reply = conn.recv(10)
+        if reply[1] != 0:
+            return reply[1], b""
+        conn.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := conn.recv(4096):
+            data += chunk
+        return 0, data
+
+
+def test_endpoint_is_the_host_and_port_on_the_wire() -> None:
+    assert endpoint("https://Bücher.example/x") == ("xn--bcher-kva.example", 443)
+    assert endpoint("http://[::1]:8080/") == ("::1", 8080)
+    assert endpoint("data:text/html,x") is None
+
+
+def test_a_permitted_host_is_connected(
+    gate: tuple[NetworkGate, list[Event]], upstream: LocalServer
+) -> None:
+    proxy, events = gate
+    proxy.permit(upstream.url("/page"))
+    code, data = socks_get(proxy, "127.0.0.1", upstream.port)
+    assert code == 0 and data.endswith(b"hello")
+    assert events == []
+
+
+def test_an_unknown_host_is_refused_journalled_and_never_reached(
+    gate: tuple[NetworkGate, list[Event]], upstream: LocalServer
+) -> None:
+    proxy, events = gate
+    started = time.monotonic()
+    assert socks_get(proxy, "127.0.0.1", upstream.port)[0] == 2
+    assert time.monotonic() - started >= 0.9  # it waited for a decision that never came
+    assert upstream.requests == []
+    assert [e.payload for e in events] == [
+        {"host": "127.0.0.1", "port": upstream.port, "reason": "no allowed request to this host"}
+    ]
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_a_pending_connection_follows_the_interceptors_decision(
+    allowed: bool, gate: tuple[NetworkGate, list[Event]], upstream: LocalServer
+) -> None:
+    """A redirect's target: the engine asks to connect, then the interceptor decides."""
+    proxy, _ = gate
+    decide = proxy.permit if allowed else proxy.refuse
+    timer = threading.Timer(0.2, decide, args=(upstream.url("/target"),))
+    timer.start()
+    started = time.monotonic()
+    code, _ = socks_get(proxy, "127.0.0.1", upstream.port)
+    timer.join()
+    assert code == (0 if allowed else 2)
+    assert time.monotonic() - started < 0.9  # decided, not timed out
+    assert bool(upstream.requests) is allowed
