@@ -137,6 +137,7 @@ def run_session(
     gate = netgate.current()
     if gate is not None:
         gate.set_report(journal.append)
+        gate.webrtc = bool(exam.settings["browser.webrtc"])
     bridge = Bridge()
     server: InstanceServer | None = None
     if single_instance:

@@ -18,6 +18,15 @@ reported (journalled as ``web.connection_refused``).
 
 The gate decides per host and port: a redirect to a blocked path of a host the exam is
 allowed to reach still reaches that host (the interceptor then blocks the response).
+
+WebRTC (measured in this engine, see ``docs/web-engine.md``): deleting
+``RTCPeerConnection`` from the page is undone through a fresh ``about:blank`` frame, and
+no Chromium switch removes it; ``--force-webrtc-ip-handling-policy=disable_non_proxied_udp``
+stops STUN and every UDP socket but lets TURN over TCP go direct, unless a proxy is set:
+then it goes through the proxy, this gate. The gate recognises a TURN allocation by the
+STUN magic cookie in its first bytes and refuses it unless the exam allows WebRTC
+(``browser.webrtc``); either way it is journalled. (TURN over TLS cannot be told from
+HTTPS: it reaches only a host:port the URL filter allowed.)
 """
 
 from __future__ import annotations
@@ -43,6 +52,9 @@ _REPLY_OK: Final = 0
 _REPLY_NOT_ALLOWED: Final = 2
 _REPLY_UNREACHABLE: Final = 4
 _REPLY_UNSUPPORTED: Final = 7
+#: A STUN message (TURN over TCP sends them as they are) has this at bytes 4-8.
+_COOKIE: Final = bytes.fromhex("2112a442")
+_STUN_PEEK: Final = 8
 
 
 def ascii_host(host: str) -> str:
@@ -96,6 +108,8 @@ class NetworkGate:
         self._permitted: set[Endpoint] = set()
         self._refused_at: dict[Endpoint, float] = {}
         self._report: Callable[[Event], None] | None = None
+        #: whether the exam allows WebRTC peer connections (TURN over TCP)
+        self.webrtc = False
         self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._server.bind(("127.0.0.1", 0))
@@ -198,10 +212,40 @@ class NetworkGate:
         self._reply(conn, _REPLY_OK)
         back = threading.Thread(target=_pipe, args=(upstream, conn), daemon=True)
         back.start()
-        _pipe(conn, upstream)
+        if self._first_bytes_pass(conn, upstream, point):
+            _pipe(conn, upstream)
+        else:
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_RDWR)
+                conn.shutdown(socket.SHUT_RDWR)
         back.join()
         conn.close()
         upstream.close()
+
+    def _first_bytes_pass(
+        self, conn: socket.socket, upstream: socket.socket, point: Endpoint
+    ) -> bool:
+        """Forward the client's first bytes unless they open a TURN allocation the exam
+        does not allow (a STUN message: its magic cookie at bytes 4-8)."""
+        first = b""
+        try:
+            while len(first) < _STUN_PEEK:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                first += chunk
+        except OSError:
+            return False
+        turn = len(first) >= _STUN_PEEK and first[0] & 0xC0 == 0 and first[4:8] == _COOKIE
+        if turn:
+            self._webrtc(point, allowed=self.webrtc)
+            if not self.webrtc:
+                return False
+        try:
+            upstream.sendall(first)
+        except OSError:
+            return False
+        return bool(first)
 
     def _handshake(self, conn: socket.socket) -> Endpoint | None:
         version, count = _recv_exact(conn, 2)
@@ -232,6 +276,16 @@ class NetworkGate:
     def _reply(conn: socket.socket, code: int) -> None:
         with contextlib.suppress(OSError):
             conn.sendall(bytes([_SOCKS_VERSION, code, 0, 1, 0, 0, 0, 0, 0, 0]))
+
+    def _webrtc(self, point: Endpoint, *, allowed: bool) -> None:
+        host, port = point
+        log.web.warning(
+            "WebRTC TURN connection to %s:%d %s", host, port, "allowed" if allowed else "refused"
+        )
+        report = self._report
+        if report is not None:
+            kind = "web.webrtc_connection" if allowed else "web.webrtc_refused"
+            report(Event(kind, {"host": host, "port": port}))
 
     def _refused(self, point: Endpoint) -> None:
         host, port = point

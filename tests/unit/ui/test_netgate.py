@@ -93,3 +93,39 @@ def test_a_pending_connection_follows_the_interceptors_decision(
     assert code == (0 if allowed else 2)
     assert time.monotonic() - started < 0.9  # decided, not timed out
     assert bool(upstream.requests) is allowed
+
+
+#: A STUN Allocate request (what TURN over TCP sends first), with its magic cookie.
+ALLOCATE = bytes.fromhex("0003 0000 2112a442") + bytes(12)
+
+
+@pytest.mark.parametrize("webrtc", [False, True])
+def test_a_turn_allocation_passes_only_when_the_exam_allows_webrtc(
+    webrtc: bool, gate: tuple[NetworkGate, list[Event]]
+) -> None:
+    proxy, events = gate
+    proxy.webrtc = webrtc
+    received: list[bytes] = []
+    with socket.socket() as turn:
+        turn.bind(("127.0.0.1", 0))
+        turn.listen(1)
+        port = turn.getsockname()[1]
+        proxy.permit(f"http://127.0.0.1:{port}/")  # a host the URL filter allows
+
+        def serve() -> None:
+            conn, _ = turn.accept()
+            with conn:
+                received.append(conn.recv(100))
+
+        server = threading.Thread(target=serve)
+        server.start()
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+            conn.sendall(b"\x05\x01\x00")
+            conn.recv(2)
+            conn.sendall(b"\x05\x01\x00\x01\x7f\x00\x00\x01" + struct.pack("!H", port))
+            assert conn.recv(10)[1] == 0
+            conn.sendall(ALLOCATE)
+            server.join(5)
+    assert received == [ALLOCATE if webrtc else b""]
+    kind = "web.webrtc_connection" if webrtc else "web.webrtc_refused"
+    assert [(e.type, e.payload) for e in events] == [(kind, {"host": "127.0.0.1", "port": port})]
