@@ -48,6 +48,11 @@ ALLOWED_VARIABLES: Final = frozenset(
         "LOGNAME",
         "TMPDIR",
         "PATH",
+        # display scaling (how big, never what runs)
+        "QT_SCALE_FACTOR",
+        "QT_SCREEN_SCALE_FACTORS",
+        "QT_ENABLE_HIGHDPI_SCALING",
+        "QT_FONT_DPI",
         # language and time
         "LANG",
         "LANGUAGE",
