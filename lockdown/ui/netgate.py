@@ -127,7 +127,7 @@ class NetworkGate:
     def start(self) -> NetworkGate:
         self._server.listen(64)
         self._thread.start()
-        log.web.info("Network gate listening on 127.0.0.1:%d", self.port)
+        log.init.info("Network gate listening on 127.0.0.1:%d", self.port)
         return self
 
     def stop(self) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import PySide6
 import pytest
 
 from lockdown.events import read_records
@@ -65,20 +66,30 @@ def stop(proc: subprocess.Popen[str], lines: list[dict[str, Any]]) -> list[dict[
 # -- the candidate's engine flags -----------------------------------------------------------
 
 
-def flag_attack(tmp_path: Path, proxy: LocalServer) -> tuple[dict[str, str], int, Path]:
-    """Environment of the three flag attacks: debugging port, proxy, renderer prefix."""
+def wrapper(folder: Path, name: str, program: str = '"$@"') -> tuple[Path, Path]:
+    """A shell script that leaves a marker file, then runs ``program``; (script, marker)."""
+    marker = folder / f"{name}-ran"
+    script = folder / f"{name}.sh"
+    script.write_text(f"#!/bin/sh\ntouch {shlex.quote(str(marker))}\nexec {program}\n")
+    script.chmod(0o755)
+    return script, marker
+
+
+def flag_attack(tmp_path: Path, proxy: LocalServer) -> tuple[dict[str, str], int, list[Path]]:
+    """The candidate's environment: a debugging port, a proxy and a renderer prefix in the
+    engine's flags, and a helper program of their own (``QTWEBENGINEPROCESS_PATH``)."""
     port = free_port()
-    marker = tmp_path / "prefix-ran"
-    wrapper = tmp_path / "wrap.sh"
-    wrapper.write_text(f'#!/bin/sh\ntouch {shlex.quote(str(marker))}\nexec "$@"\n')
-    wrapper.chmod(0o755)
+    prefix, prefix_ran = wrapper(tmp_path, "prefix")
+    real = Path(PySide6.__file__).parent / "Qt" / "libexec" / "QtWebEngineProcess"
+    helper, helper_ran = wrapper(tmp_path, "helper", f'{shlex.quote(str(real))} "$@"')
     flags = (
         "--disable-background-networking "
         f"-remote-debugging-port={port} "  # one dash: Chromium takes it too
         f"--proxy-server=127.0.0.1:{proxy.port} --proxy-bypass-list=<-loopback> "
-        f"--renderer-cmd-prefix={wrapper}"
+        f"--renderer-cmd-prefix={prefix}"
     )
-    return {"QTWEBENGINE_CHROMIUM_FLAGS": flags}, port, marker
+    env = {"QTWEBENGINE_CHROMIUM_FLAGS": flags, "QTWEBENGINEPROCESS_PATH": str(helper)}
+    return env, port, [prefix_ran, helper_ran]
 
 
 def test_flag_attacks_work_when_the_candidates_environment_is_inherited(
@@ -86,7 +97,7 @@ def test_flag_attacks_work_when_the_candidates_environment_is_inherited(
 ) -> None:
     """Control: the development switch passes the candidate's flags on as they are."""
     http_server.page("/", "<p>exam</p>")
-    env, port, marker = flag_attack(tmp_path, other_server)
+    env, port, markers = flag_attack(tmp_path, other_server)
     env["LOCKDOWN_DEV_ENGINE_ENVIRONMENT"] = "inherit"
     # a proxy sees the absolute URL: it serves its own page under the exam's address
     other_server.routes[http_server.url("/")] = Response(body=b"<p>the proxy's page</p>")
@@ -97,7 +108,8 @@ def test_flag_attacks_work_when_the_candidates_environment_is_inherited(
     # the exam page comes from the candidate's proxy, rewritten
     lines = wait_for_line(proc, "Page loaded", timeout=60)
     assert wait_until(lambda: listening(port))
-    assert wait_until(marker.exists)
+    for marker in markers:
+        assert wait_until(marker.exists), marker.name
     assert [r.path for r in other_server.requests][:1] == [http_server.url("/")]
     assert http_server.requests == []
     records = read_records(journal_of(stop(proc, lines)))
@@ -109,7 +121,7 @@ def test_flag_attacks_are_refused_and_journalled(
     tmp_path: Path, fresh_xserver: Xvfb, http_server: LocalServer, other_server: LocalServer
 ) -> None:
     http_server.page("/", "<p>exam</p>")
-    env, port, marker = flag_attack(tmp_path, other_server)
+    env, port, markers = flag_attack(tmp_path, other_server)
     env["QTWEBENGINE_REMOTE_DEBUGGING"] = f"127.0.0.1:{free_port()}"
     env["LD_LIBRARY_PATH"] = str(tmp_path / "no-such-folder")  # journalled in development
     cfg = config(tmp_path, http_server.url("/"))
@@ -118,13 +130,14 @@ def test_flag_attacks_are_refused_and_journalled(
     )
     lines = wait_for_line(proc, "Page loaded")
     assert not listening(port)
-    assert not marker.exists()
+    assert [m.name for m in markers if m.exists()] == []
     assert other_server.requests == []
     assert [r.path for r in http_server.requests][:1] == ["/"]
     records = read_records(journal_of(stop(proc, lines)))
     (removed,) = [r["payload"] for r in records if r["type"] == "kiosk.engine_environment_removed"]
     assert removed["refused"]["QTWEBENGINE_CHROMIUM_FLAGS"] == env["QTWEBENGINE_CHROMIUM_FLAGS"]
     assert "QTWEBENGINE_REMOTE_DEBUGGING" in removed["refused"]
+    assert removed["refused"]["QTWEBENGINEPROCESS_PATH"] == env["QTWEBENGINEPROCESS_PATH"]
     (loader,) = [r["payload"] for r in records if r["type"] == "kiosk.loader_variables"]
     assert loader["variables"]["LD_LIBRARY_PATH"] == env["LD_LIBRARY_PATH"]
     (started,) = [r["payload"] for r in records if r["type"] == "kiosk.engine_started"]
