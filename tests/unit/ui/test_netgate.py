@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -9,6 +10,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lockdown.events import Event
 from lockdown.ui.netgate import NetworkGate, endpoint
@@ -129,3 +132,26 @@ def test_a_turn_allocation_passes_only_when_the_exam_allows_webrtc(
     assert received == [ALLOCATE if webrtc else b""]
     kind = "web.webrtc_connection" if webrtc else "web.webrtc_refused"
     assert [(e.type, e.payload) for e in events] == [(kind, {"host": "127.0.0.1", "port": port})]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(garbage=st.binary(max_size=64))
+def test_any_bytes_from_a_client_never_open_a_connection_or_stop_the_gate(
+    garbage: bytes, upstream: LocalServer
+) -> None:
+    proxy = NetworkGate(decision_wait_s=0.05).start()
+    before = len(upstream.requests)  # the server is shared by the examples
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+            conn.sendall(garbage)
+            conn.shutdown(socket.SHUT_WR)
+            with contextlib.suppress(OSError):
+                while conn.recv(4096):
+                    pass
+        assert len(upstream.requests) == before
+        proxy.permit(upstream.url("/"))
+        assert socks_get(proxy, "127.0.0.1", upstream.port)[1].endswith(b"hello")
+    finally:
+        proxy.stop()
