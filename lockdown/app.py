@@ -3,8 +3,10 @@
 ``lockdown open TARGET`` reads like this:
 
 0. Without a usable display, stop with one line before Qt starts (``lockdown.ui.display``).
-1. Strip remote-debugging switches from the environment (journalled once the journal
-   is open) and make the Qt application (the web engine is imported first).
+1. Build the web engine's environment and flags from an allow-list and start the
+   network gate every engine connection goes through (``lockdown.ui.hardening``; what
+   was removed is journalled once the journal is open), then make the Qt application
+   (the web engine is imported first).
 2. Refuse to start when another session runs: hand the target over to it and exit.
 3. Load and verify the exam configuration (``lockdown.launch``): Lockdown TOML or a
    Safe Exam Browser ``.seb`` (its password asked in a dialog, three tries); layer it
@@ -41,7 +43,7 @@ from lockdown.lifecycle.operations import KioskOperation
 from lockdown.lifecycle.sequence import OperationSequence
 from lockdown.paths import Paths
 from lockdown.platform.trust import DebugState, system_trust
-from lockdown.ui.hardening import accessibility, sandbox_state, scrub_argv, scrub_environment
+from lockdown.ui.hardening import EnginePlan, accessibility, prepare_engine, sandbox_state
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -62,8 +64,7 @@ def qt_application() -> QApplication:
     existing = QApplication.instance()
     if isinstance(existing, QApplication):
         return existing
-    argv, _ = scrub_argv(sys.argv[:1])
-    app = QApplication(argv)
+    app = QApplication(sys.argv[:1])  # never the candidate's flags
     app.setApplicationName("Lockdown")
     app.setApplicationVersion(__version__)
     app.setQuitOnLastWindowClosed(False)
@@ -85,7 +86,7 @@ def run_session(
     exam: LoadedExam,
     paths: Paths,
     *,
-    removed_debugging: list[str] | None = None,
+    engine: EnginePlan | None = None,
     facts: Mapping[str, Any] | None = None,
     journey: Callable[[Kiosk], None] | None = None,
     single_instance: bool = True,
@@ -95,7 +96,7 @@ def run_session(
     session = Session(
         exam,
         paths,
-        removed_debugging=removed_debugging or [],
+        engine=engine,
         facts=facts or {},
         single_instance=single_instance,
         show_message=show_message or _message_box,
@@ -126,14 +127,14 @@ class Session:
         exam: LoadedExam,
         paths: Paths,
         *,
-        removed_debugging: list[str],
+        engine: EnginePlan | None,
         facts: Mapping[str, Any],
         single_instance: bool,
         show_message: Callable[[str], None],
     ) -> None:
         self.exam = exam
         self.paths = paths
-        self._removed = removed_debugging
+        self._engine = engine
         self._facts = facts
         self._single_instance = single_instance
         self._show_message = show_message
@@ -152,6 +153,7 @@ class Session:
         from lockdown.guards.restore import RestoreLog, undo_leftovers
         from lockdown.launch import InstanceServer, check_startable
         from lockdown.platform.factory import desktop_platform
+        from lockdown.ui import netgate
         from lockdown.ui.bridge import Bridge
         from lockdown.ui.kiosk import Kiosk
         from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
@@ -169,9 +171,17 @@ class Session:
         if sandbox == "off":
             log.init.warning("The web engine sandbox is off (running as root: tests or CI only)")
             journal.append(Event("kiosk.sandbox_off", {"reason": "running as root"}))
-        for item in self._removed:
-            journal.append(Event("kiosk.remote_debugging_refused", {"removed": item}))
-            log.init.warning("Remote debugging refused: removed %s", item)
+        engine = self._engine
+        for kind, payload in engine.journal_payloads() if engine is not None else ():
+            journal.append(Event(kind, payload))
+        if engine is not None and engine.refused:
+            log.init.warning(
+                "Removed from the web engine's environment: %s", ", ".join(engine.refused)
+            )
+        self.gate = netgate.current()
+        if self.gate is not None:
+            self.gate.set_report(journal.append)
+            self.gate.webrtc = bool(exam.settings["browser.webrtc"])
         self.bridge = Bridge()
         self.server: InstanceServer | None = None
         if self._single_instance:
@@ -353,6 +363,8 @@ class Session:
             close_platform = getattr(self.platform, "close", None)  # the X11 connection
             if close_platform is not None:
                 close_platform()
+            if self.gate is not None:
+                self.gate.set_report(None)
             self.journal.close()
             self.app.processEvents()
             # the kiosk's widgets were deleteLater()'d inside the exam's loop: free them now
@@ -528,10 +540,11 @@ def main_open(args: argparse.Namespace) -> int:
     from lockdown.ui.launchwindow import load_with_feedback
 
     require_display()  # before Qt: without a display its xcb plugin aborts the process
-    removed = scrub_environment(os.environ)
     debugging = system_trust().deny_debugging()
     try:
         organisation = choose_organisation(getattr(args, "organisation", None))
+        assistive = bool(organisation.values.get("accessibility.assistive_technology", False))
+        engine = prepare_engine(os.environ, euid=_euid(), assistive=assistive)
         accessibility(organisation.values, os.environ)
         app = qt_application()
         answer = hand_over(args.target)
@@ -546,16 +559,14 @@ def main_open(args: argparse.Namespace) -> int:
         raise
     del app
     facts = _start_facts(args, debugging)
-    return run_session(exam, args.paths, removed_debugging=removed, facts=facts)
+    return run_session(exam, args.paths, engine=engine, facts=facts)
 
 
 def main_demo(args: argparse.Namespace) -> int:
     """``lockdown demo``: the bundled demo exam, headless with screenshots when no display."""
     from lockdown.ui import headless
 
-    removed = scrub_environment(os.environ)
     args.debugging = system_trust().deny_debugging()
-    accessibility({}, os.environ)
     xvfb: headless.Xvfb | None = None
     if not headless.has_display():
         xvfb = headless.Xvfb().start()
@@ -567,13 +578,20 @@ def main_demo(args: argparse.Namespace) -> int:
             # with its sandbox; only the throw-away headless demo runs like this.
             os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
     try:
-        return _demo(args, removed, automatic=xvfb is not None or bool(args.screenshots))
+        engine = prepare_engine(os.environ, euid=_euid())
+        accessibility({}, os.environ)
+        return _demo(args, engine, automatic=xvfb is not None or bool(args.screenshots))
     finally:
         if xvfb is not None:
             xvfb.stop()
 
 
-def _demo(args: argparse.Namespace, removed: list[str], *, automatic: bool) -> int:
+def _euid() -> int:
+    euid: int = getattr(os, "geteuid", lambda: 1)()
+    return euid
+
+
+def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> int:
     from lockdown.ui.demo import DemoSite, Journey, demo_exam
 
     site = DemoSite().start()
@@ -593,7 +611,7 @@ def _demo(args: argparse.Namespace, removed: list[str], *, automatic: bool) -> i
         code = run_session(
             exam,
             args.paths,
-            removed_debugging=removed,
+            engine=engine,
             facts=_start_facts(args, args.debugging),
             journey=journey,
         )

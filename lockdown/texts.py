@@ -128,6 +128,9 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "session.not_started": "The exam could not start. Close Lockdown, then start it again; "
         "if it happens again, ask your exam support for help.",
         # single instance (printed by the second process)
+        "engine.environment_refused": "the environment sets {names}, which change the "
+        "programs running inside the exam browser; start Lockdown from the start menu or an "
+        "exam link, without them",
         "instance.refused": "an exam is already running on this computer and only one session "
         "can run at a time; finish it first",
     }

@@ -150,6 +150,14 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "same_window",
         "What `window.open` and `target=_blank` links do.",
     ),
+    Option(
+        "browser.webrtc",
+        Bool(),
+        False,
+        "Allow WebRTC peer connections (calls in the exam page). They can only go through a "
+        "TURN server over TCP on a host the URL rules allow (never UDP, never direct), and "
+        "each one is journalled. Off: none at all.",
+    ),
     Option("browser.allow_reload", Bool(), True, "Allow reloading the exam page."),
     Option(
         "browser.allow_downloads",

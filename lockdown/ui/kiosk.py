@@ -33,9 +33,10 @@ from PySide6.QtWebEngineCore import (
 )
 from PySide6.QtWidgets import QMessageBox, QStackedWidget, QVBoxLayout, QWidget
 
-from lockdown import log
+from lockdown import build, log
 from lockdown.events import Event, EventSink
 from lockdown.texts import text
+from lockdown.ui import netgate
 from lockdown.ui.dialogs import QuitDialog
 from lockdown.ui.pages import NoticePage, ProgressPage
 from lockdown.ui.quitrules import QuitRules
@@ -73,6 +74,15 @@ _RELOAD_KEYS: Final = {
     (_K.Key_R, _CTRL),
     (_K.Key_F5, _CTRL),
 }
+
+
+def dev_switch(name: str, journal: EventSink) -> str | None:
+    """A development switch's value (never in an installed build), journalled when set."""
+    value = build.dev_switch(name)
+    if value:
+        journal(Event("kiosk.dev_switch", {"name": f"LOCKDOWN_DEV_{name.upper()}", "value": value}))
+        log.init.warning("Development switch LOCKDOWN_DEV_%s=%s in effect", name.upper(), value)
+    return value
 
 
 class KioskWindow(QWidget):
@@ -175,15 +185,25 @@ class Kiosk(QObject):
         self._journal = journal
         self._ended = ""
         self._recent_blocks: dict[tuple[str, str], float] = {}
-        self.url_filter = UrlFilter.from_settings(settings)
+        self.url_filter = UrlFilter.from_settings(
+            settings, whole_url_globs=dev_switch("url_glob", journal) == "whole-url"
+        )
         self.quit_rules = QuitRules.from_settings(settings)
         self.downloads = downloads
         use_keys = keys if settings["browser.send_browser_exam_key"] else None
-        self.interceptor = RequestInterceptor(self.url_filter, self._request_blocked, keys=use_keys)
+        self.interceptor = RequestInterceptor(
+            self.url_filter, self._request_blocked, keys=use_keys, gate=netgate.current()
+        )
         self.profile = make_profile(settings, self.interceptor, downloads)
         self.profile.downloadRequested.connect(self._download)
         self.page = ExamPage(
-            self.profile, settings, self.url_filter, self.quit_rules, journal, keys=use_keys
+            self.profile,
+            settings,
+            self.url_filter,
+            self.quit_rules,
+            journal,
+            keys=use_keys,
+            allow_script_urls=dev_switch("script_urls", journal) == "allow",
         )
         self.page.navigationBlocked.connect(self._navigation_blocked)
         self.page.quitUrlReached.connect(self._quit_url)

@@ -7,10 +7,13 @@ ask :meth:`UrlFilter.decide` for every URL. Matching, as documented for IT staff
 - The ``#fragment`` is removed before matching.
 - ``regex`` rules: a regular expression searched anywhere in the URL (like Safe Exam
   Browser); anchor it with ``^`` and ``$`` to match the whole URL.
-- ``glob`` rules: ``*`` matches any run of characters, ``?`` one character, the whole
-  URL must match. An expression without a scheme (``exam.example.org/*``) matches any
-  scheme; an expression that names only a host (``cdn.example.org``) matches every page
-  on that host.
+- ``glob`` rules: ``*`` matches any run of characters, ``?`` one character. Like Safe
+  Exam Browser, the expression is taken apart and each part is matched against the same
+  part of the URL: the scheme (any, when the expression has none), the host, the port
+  (the scheme's default, when the expression has none) and, when the expression has a
+  path, the path with its query. An expression that names only a host
+  (``cdn.example.org``) matches every page on that host; ``*.wikipedia.org`` never
+  matches another host's URL that carries ``.wikipedia.org`` in its path or query.
 - The start URL's origin (scheme, host, port) is allowed unless a block rule matches.
 - ``about:blank`` and ``about:srcdoc`` (empty frames) are always allowed.
 - ``file:``, ``data:``, ``javascript:``, ``blob:`` and every other scheme are blocked
@@ -42,12 +45,12 @@ class Rule:
     action: str
     kind: str
     expression: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | Glob
 
     def matches(self, url: str) -> bool:
-        if self.kind == "regex":
-            return self.pattern.search(url) is not None
-        return self.pattern.fullmatch(url) is not None
+        if isinstance(self.pattern, Glob):
+            return self.pattern.matches(url)
+        return self.pattern.search(url) is not None
 
 
 @dataclass(frozen=True)
@@ -90,27 +93,112 @@ def _glob(text: str) -> str:
     return "".join(out)
 
 
-def compile_glob(expression: str) -> re.Pattern[str]:
-    """The regular expression (to be full-matched against a URL) for a glob rule."""
+def _part(text: str) -> re.Pattern[str]:
+    return re.compile(_glob(text), re.IGNORECASE | re.DOTALL)
+
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+
+
+@dataclass(frozen=True)
+class Glob:
+    """A glob rule taken apart like Safe Exam Browser does: each part of a URL on its own.
+
+    The host pattern is matched against the URL's host only, the port against its port
+    (no port in the rule: the scheme's default port), the path pattern against the URL's
+    path and query; a rule without a path matches every path. So ``*.wikipedia.org`` never matches a URL of another host that
+    merely carries ``.wikipedia.org`` in its path or query.
+    """
+
+    scheme: re.Pattern[str] | None
+    host: re.Pattern[str] | None
+    port: re.Pattern[str] | None
+    path: re.Pattern[str] | None
+    #: opaque schemes (``data:``, ``blob:``…): the whole URL as written
+    whole: re.Pattern[str] | None = None
+
+    def matches(self, url: str) -> bool:
+        if self.whole is not None:
+            return self.whole.fullmatch(url) is not None
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return False
+        host = parts.hostname
+        if not parts.scheme or host is None or parts.scheme.lower() in OPAQUE_SCHEMES:
+            return False
+        if self.scheme is not None and not self.scheme.fullmatch(parts.scheme):
+            return False
+        if self.host is not None and not self.host.fullmatch(host):
+            return False
+        default = _DEFAULT_PORTS.get(parts.scheme.lower())
+        if self.port is None:
+            if port is not None and port != default:
+                return False
+        elif not self.port.fullmatch(str(port if port is not None else default or "")):
+            return False
+        if self.path is None:
+            return True
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return self.path.fullmatch(target) is not None
+
+    def fullmatch(self, url: str) -> bool:
+        """Same as :meth:`matches` (the name a compiled regular expression has)."""
+        return self.matches(url)
+
+
+_HOST_PORT: Final = re.compile(r"^(?P<host>\[[^\]]*\]|[^:]*)(?::(?P<port>[0-9*?]*))?$")
+
+
+def compile_glob(expression: str) -> Glob:
+    """A glob rule, compiled part by part (see :class:`Glob`)."""
     expr = strip_fragment(expression.strip())
     scheme_match = _SCHEME.match(expr)
     if scheme_match and scheme_match.group(1).lower() in OPAQUE_SCHEMES:
-        return re.compile(_glob(expr), re.IGNORECASE | re.DOTALL)
+        return Glob(None, None, None, None, whole=_part(expr))
+    scheme: re.Pattern[str] | None = None
+    rest = expr
     if "://" in expr:
-        scheme, rest = expr.split("://", 1)
-        prefix = _glob(scheme) + "://"
-    else:
-        rest = expr
-        prefix = r"[a-zA-Z][a-zA-Z0-9+.-]*://"
-    if not any(sep in rest for sep in "/?"):
-        # only a host (and port): every page on it
-        return re.compile(prefix + _glob(rest) + r"(?:[/?].*)?", re.IGNORECASE | re.DOTALL)
-    return re.compile(prefix + _glob(rest), re.IGNORECASE | re.DOTALL)
+        raw_scheme, rest = expr.split("://", 1)
+        scheme = _part(raw_scheme)
+    authority, slash, tail = rest.partition("/")
+    authority = authority.rsplit("@", 1)[-1]  # user:password@ never decides
+    host_port = _HOST_PORT.match(authority)
+    host_text, port_text = (
+        (host_port.group("host"), host_port.group("port")) if host_port else (authority, None)
+    )
+    # only a host (and port): every page on it; else the path (with its query) must match
+    path = _part(slash + tail) if slash else None
+    return Glob(
+        scheme=scheme,
+        host=_part(host_text.strip("[]")) if host_text else None,
+        port=_part(port_text) if port_text else None,
+        path=path,
+    )
 
 
-def compile_rule(raw: Mapping[str, Any]) -> Rule:
+def compile_whole_url_glob(expression: str) -> re.Pattern[str]:
+    """The old matching of a glob against the whole URL as one text (a test control only).
+
+    Used only under the development switch ``LOCKDOWN_DEV_URL_GLOB=whole-url``: the
+    positive control of the test that shows ``*.wikipedia.org`` no longer matches
+    ``http://other-host/?x=.wikipedia.org``.
+    """
+    expr = strip_fragment(expression.strip())
+    prefix, rest = (
+        (_glob(expr.split("://", 1)[0]) + "://", expr.split("://", 1)[1])
+        if "://" in expr
+        else (r"[a-zA-Z][a-zA-Z0-9+.-]*://", expr)
+    )
+    suffix = "" if any(sep in rest for sep in "/?") else r"(?:[/?].*)?"
+    return re.compile(prefix + _glob(rest) + suffix, re.IGNORECASE | re.DOTALL)
+
+
+def compile_rule(raw: Mapping[str, Any], *, whole_url_globs: bool = False) -> Rule:
     """Compile one rule of ``browser.url_rules`` (already validated by the schema)."""
     kind = str(raw.get("kind", "glob"))
+    pattern: re.Pattern[str] | Glob
     expression = str(raw["expression"])
     if kind == "regex":
         try:
@@ -120,6 +208,9 @@ def compile_rule(raw: Mapping[str, Any]) -> Rule:
                 f"URL rule {expression!r} is not a valid regular expression ({exc}); "
                 "fix browser.url_rules in the exam configuration"
             ) from None
+    elif whole_url_globs:
+        whole = compile_whole_url_glob(expression)
+        pattern = Glob(None, None, None, None, whole=whole)
     else:
         pattern = compile_glob(expression)
     return Rule(action=str(raw["action"]), kind=kind, expression=expression, pattern=pattern)
@@ -135,20 +226,26 @@ class UrlFilter:
         start_url: str = "",
         allow_start_origin: bool = True,
         enabled: bool = True,
+        whole_url_globs: bool = False,
     ) -> None:
-        compiled = [compile_rule(r) for r in rules if r.get("active", True)]
+        compiled = [
+            compile_rule(r, whole_url_globs=whole_url_globs) for r in rules if r.get("active", True)
+        ]
         self._block = tuple(r for r in compiled if r.action == "block")
         self._allow = tuple(r for r in compiled if r.action == "allow")
         self._start_origin = origin(start_url) if allow_start_origin else ""
         self.enabled = enabled
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> UrlFilter:
+    def from_settings(
+        cls, settings: Mapping[str, Any], *, whole_url_globs: bool = False
+    ) -> UrlFilter:
         return cls(
             settings["browser.url_rules"],
             start_url=settings["browser.start_url"],
             allow_start_origin=settings["browser.allow_start_origin"],
             enabled=settings["browser.url_filter"],
+            whole_url_globs=whole_url_globs,
         )
 
     def decide(self, url: str) -> Decision:

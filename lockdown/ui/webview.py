@@ -2,11 +2,17 @@
 
 Every request (top-level, redirect, sub-frame, sub-resource, form post) passes the
 :class:`RequestInterceptor`, which asks the :class:`~lockdown.ui.urlfilter.UrlFilter` and
-adds the Safe Exam Browser headers when the exam asks for them. Navigations also pass
-:meth:`ExamPage.acceptNavigationRequest`, which recognises the quit URL and reports a
+adds the Safe Exam Browser headers when the exam asks for them. It also tells the
+network gate (:mod:`lockdown.ui.netgate`) its decisions: QtWebEngine asks the
+interceptor about a redirect's target only after the request has left, so the gate,
+through which the engine makes every connection, is what keeps that request in.
+Navigations also pass :meth:`ExamPage.acceptNavigationRequest`, which recognises the quit URL and reports a
 blocked top-level navigation so the kiosk can show its blocked page. ``javascript:``,
 ``data:`` and ``file:`` links never reach either (Chromium handles them in the
-renderer), so an injected guard script stops such links in the page and reports them.
+renderer), so an injected guard script (``resources/js/guard.js``) stops such links,
+form submissions and frames in the page, reading the scheme with the engine's own URL
+parser, and reports them; ``window.open`` of such a URL is journalled from Chromium's
+refusal in the new window's console.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from PySide6.QtWebEngineWidgets import QWebEngineView
 
 from lockdown import __version__, log, resources
 from lockdown.events import Event, EventSink
+from lockdown.ui.netgate import NetworkGate
 from lockdown.ui.quitrules import QuitRules
 from lockdown.ui.urlfilter import Decision, UrlFilter, origin, strip_fragment
 
@@ -115,17 +122,23 @@ class RequestInterceptor(QWebEngineUrlRequestInterceptor):
         on_blocked: Callable[[Blocked], None],
         *,
         keys: KeyHasher | None = None,
+        gate: NetworkGate | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._filter = url_filter
         self._on_blocked = on_blocked
         self._keys = keys
+        self._gate = gate
 
     def interceptRequest(self, info: QWebEngineUrlRequestInfo) -> None:
         url = info.requestUrl().toString()
         kind = _RESOURCE_NAMES.get(info.resourceType(), "sub_resource")
         decision = self._filter.decide(url)
+        if self._gate is not None:
+            # before the request starts: the gate then opens its connection (a redirect's
+            # target asked to connect just before this call waits for it)
+            (self._gate.permit if decision.allowed else self._gate.refuse)(url)
         if not decision.allowed:
             info.block(True)
             method = bytes(info.requestMethod().data()).decode("ascii", "replace")
@@ -194,6 +207,12 @@ _NAVIGATION_HOW: Final = {
     QWebEnginePage.NavigationType.NavigationTypeRedirect: "redirect",
     QWebEnginePage.NavigationType.NavigationTypeOther: "script",
 }
+#: What the page guard reports -> how the refusal is journalled.
+_GUARD_REFUSALS: Final = {
+    "blocked-link": "scheme",
+    "blocked-form": "form_scheme",
+    "blocked-frame": "sub_frame",
+}
 #: Chromium's own console messages when it refuses a navigation in the renderer.
 _CHROMIUM_REFUSALS: Final = (
     ("Not allowed to load local resource: ", "scheme"),
@@ -211,11 +230,27 @@ class _PopupCatcher(QWebEnginePage):
     def acceptNavigationRequest(
         self, url: QUrl | str, kind: QWebEnginePage.NavigationType, is_main_frame: bool
     ) -> bool:
+        self._reached(QUrl(url).toString())
+        return False
+
+    def javaScriptConsoleMessage(
+        self,
+        level: QWebEnginePage.JavaScriptConsoleMessageLevel,
+        message: str,
+        line: int,
+        source: str,
+    ) -> None:
+        # window.open("data:…") is refused by Chromium before any navigation request:
+        # its message in the new window's console is the only trace of the URL.
+        for prefix, _how in _CHROMIUM_REFUSALS:
+            if message.startswith(prefix):
+                self._reached(message[len(prefix) :].strip())
+
+    def _reached(self, url: str) -> None:
         report, self._report = self._report, None
         if report is not None:
-            report(QUrl(url).toString())
+            report(url)
             self.deleteLater()
-        return False
 
 
 class ExamPage(QWebEnginePage):
@@ -239,10 +274,12 @@ class ExamPage(QWebEnginePage):
         journal: EventSink,
         *,
         keys: KeyHasher | None = None,
+        allow_script_urls: bool = False,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(profile, parent)
         self._settings = settings
+        self._allow_script_urls = allow_script_urls
         self._filter = url_filter
         self._quit = quit_rules
         self._journal = journal
@@ -285,7 +322,7 @@ class ExamPage(QWebEnginePage):
             s.setAttribute(attribute, on)
         guard = resources.read_text("js", "guard.js").replace(
             "__LOCKDOWN_CONFIG__",
-            json.dumps({"prefix": BRIDGE_PREFIX, "blocked": self._filter.blocked_schemes()}),
+            json.dumps({"prefix": BRIDGE_PREFIX, "blocked": self._guarded_schemes()}),
         )
         self.scripts().insert(
             _script(
@@ -299,6 +336,13 @@ class ExamPage(QWebEnginePage):
             resources.read_text("js", "seb_api.js") if self._keys is not None else ""
         )
         self._install_seb_api(self._settings["browser.start_url"])
+
+    def _guarded_schemes(self) -> list[str]:
+        """The schemes the page guard stops (``javascript`` kept only by a development switch)."""
+        schemes = self._filter.blocked_schemes()
+        if self._allow_script_urls:  # LOCKDOWN_DEV_SCRIPT_URLS=allow: the tests' control
+            return [s for s in schemes if s != "javascript"]
+        return list(schemes)
 
     def _install_seb_api(self, url: str) -> None:
         """(Re)inject ``window.SafeExamBrowser`` carrying the hashes for ``url``."""
@@ -407,12 +451,12 @@ class ExamPage(QWebEnginePage):
 
     def _bridge(self, text: str) -> None:
         command, _, argument = text.partition(" ")
-        if command == "blocked-link":
+        if command in _GUARD_REFUSALS:
             decision = self._filter.decide(argument)
-            if decision.allowed:
+            if decision.allowed and command == "blocked-link":
                 self.load(QUrl(argument))
-            else:
-                self.navigationBlocked.emit(Blocked(argument, "scheme", decision))
+            elif not decision.allowed:
+                self.navigationBlocked.emit(Blocked(argument, _GUARD_REFUSALS[command], decision))
         elif command == "seb-update" and self._keys is not None:
             # Only ever the hashes of the page's current URL: a page can write this message
             # itself and must not learn the hashes of other URLs. After pushState the

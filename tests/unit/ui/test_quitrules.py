@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from lockdown.ui.hardening import scrub_argv, scrub_environment
 from lockdown.ui.quitrules import QuitRules, delay_after, password_hash
 
 SEB_VECTOR = "4adfa806cb610693a6200e4cdbdafeaf352876a35f964a781d691457df9cd378"
@@ -29,19 +28,3 @@ def test_quit_url_ignores_fragment_and_trailing_slash() -> None:
 def test_delay_grows_and_is_capped() -> None:
     assert [delay_after(n) for n in range(0, 5)] == [0.0, 1.0, 2.0, 4.0, 8.0]
     assert delay_after(50) == 30.0
-
-
-def test_remote_debugging_is_stripped_from_the_environment() -> None:
-    env = {
-        "QTWEBENGINE_REMOTE_DEBUGGING": "9222",
-        "QTWEBENGINE_CHROMIUM_FLAGS": "--disable-gpu --remote-debugging-port=9223",
-    }
-    removed = scrub_environment(env)
-    assert removed == ["QTWEBENGINE_REMOTE_DEBUGGING=9222", "--remote-debugging-port=9223"]
-    assert env == {"QTWEBENGINE_CHROMIUM_FLAGS": "--disable-gpu"}
-    assert scrub_environment(env) == []
-
-
-def test_remote_debugging_is_stripped_from_argv() -> None:
-    kept, removed = scrub_argv(["lockdown", "--remote-debugging-port=1", "open"])
-    assert (kept, removed) == (["lockdown", "open"], ["--remote-debugging-port=1"])

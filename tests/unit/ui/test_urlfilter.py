@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lockdown.ui.urlfilter import UrlFilter, compile_glob, origin
 
@@ -91,3 +93,41 @@ def test_origin() -> None:
     assert origin("HTTPS://Exam.Example.org:443/x") == "https://exam.example.org"
     assert origin("http://127.0.0.1:8080/x") == "http://127.0.0.1:8080"
     assert origin("data:text/html,x") == ""
+
+
+def test_glob_host_is_matched_against_the_host_only() -> None:
+    rule_ = compile_glob("*.wikipedia.org")
+    assert rule_.matches("https://en.wikipedia.org/wiki/Exam")
+    assert not rule_.matches("http://any-host/cheat?x=.wikipedia.org")
+    assert not rule_.matches("http://any-host/.wikipedia.org")
+    assert not rule_.matches("http://en.wikipedia.org.evil.com/")
+    assert not rule_.matches("https://en.wikipedia.org:8443/")  # not the default port
+    # user information never decides: the host is what the browser connects to
+    assert rule_.matches("https://user@en.wikipedia.org/")
+    assert not compile_glob("en.wikipedia.org").matches("https://en.wikipedia.org@evil.com/")
+
+
+def test_glob_with_a_path_matches_the_path_and_its_query() -> None:
+    rule_ = compile_glob("http://127.0.0.1:4000/allowed/*")
+    assert rule_.matches("http://127.0.0.1:4000/allowed/page?x=1")
+    assert not rule_.matches("http://127.0.0.1:4001/allowed/page")
+    assert not rule_.matches("http://127.0.0.1:4000/other/allowed/")
+    assert compile_glob("h.org:*/x").matches("http://h.org:8080/x")
+    assert compile_glob("[::1]:8080").matches("http://[::1]:8080/")
+
+
+def test_whole_url_globs_are_the_bypass_that_the_part_matching_closes() -> None:
+    """The development control: the old whole-URL matching lets another host through."""
+    rules = [rule("allow", "*.wikipedia.org")]
+    assert UrlFilter(rules, whole_url_globs=True).allows("http://any-host/cheat?x=.wikipedia.org")
+    assert not UrlFilter(rules).allows("http://any-host/cheat?x=.wikipedia.org")
+
+
+@given(
+    host=st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z]{2,5}){0,2}", fullmatch=True),
+    path=st.text(alphabet=st.characters(codec="ascii", exclude_characters="#"), max_size=40),
+)
+def test_a_host_glob_never_matches_a_host_outside_it(host: str, path: str) -> None:
+    url = f"http://{host}/{path.lstrip('/')}"
+    if not host.endswith(".wikipedia.org"):
+        assert not compile_glob("*.wikipedia.org").matches(url)
