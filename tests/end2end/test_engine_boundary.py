@@ -9,10 +9,12 @@ and reach the sinks.
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -149,17 +151,24 @@ def test_an_installed_build_refuses_loader_variables_with_one_line(
 ) -> None:
     """The development run above journals them; an installed build refuses to start."""
     cfg = config(tmp_path, http_server.url("/"))
-    proc = lockdown(
-        tmp_path,
-        None,
-        "open",
-        str(cfg),
-        instance=uuid.uuid4().hex,
-        env_extra={
+    # an installed build takes no test overrides either: run it as a candidate would
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCKDOWN_")}
+    env.update(
+        {
             "LOCKDOWN_AS_INSTALLED": "1",
             "PYTHONPATH": str(repo_root),
             "LD_LIBRARY_PATH": str(tmp_path / "no-such-folder"),
-        },
+            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "QT_QPA_PLATFORM": "xcb",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lockdown.cli", "open", str(cfg)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2

@@ -118,7 +118,14 @@ def test_the_wheel_is_what_runs_and_all_its_data_files_are_inside(wheel_venv: Pa
 def test_environment_from_the_wheel_lists_the_guards_and_the_apps(
     wheel_venv: Path, tmp_path: Path
 ) -> None:
-    result = smoke.run([str(wheel_venv / "bin" / "lockdown"), "environment"], tmp_path)
+    org = tmp_path / "organisation.toml"  # this test machine is a virtual machine
+    org.write_text(
+        '[settings]\nguards.virtual_machine = "allow"\nguards.remote_session = "allow"\n'
+    )
+    result = smoke.run(
+        [str(wheel_venv / "bin" / "lockdown"), "environment", "--organisation", str(org)],
+        tmp_path,
+    )
     assert result.code == 0, result.stderr
     assert "prohibited_apps" in result.stdout
     assert "Prohibited apps running:" in result.stdout

@@ -24,6 +24,11 @@ ALLOWED_WARNINGS: tuple[tuple[str, str], ...] = (
     (r"^The web engine sandbox is off \(running as root", "CI runs as root (PLATFORM.md)"),
     (r"^virtual_machine detected; policy warn", "CI runs in a virtual machine"),
     (
+        r"^Removed from the web engine's environment: ",
+        "the test harness's own QTWEBENGINE_CHROMIUM_FLAGS and Python variables: the "
+        "engine's allow-list drops them and says so",
+    ),
+    (
         r"^Prohibited app .* started; terminate$",
         "the process watcher sees the whole machine: another test may start xdotool",
     ),

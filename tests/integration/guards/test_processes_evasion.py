@@ -145,7 +145,8 @@ def test_a_recorder_that_starts_the_guard_is_not_exempt_as_its_ancestor(tmp_path
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[3],
-        env={**os.environ, **SESSION_ENV},
+        # the script lives in tmp_path: it finds the tests package through the path
+        env={**os.environ, **SESSION_ENV, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
     )
     assert recorder.stdout is not None
     guard_pid = 0
