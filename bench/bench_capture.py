@@ -222,7 +222,7 @@ def child_ours(args: argparse.Namespace) -> None:
         }
     )
     events: list[Any] = []
-    spool = Spool.open(Path(args.out), report=events.append, max_bytes=1 << 30)
+    spool = Spool.open(Path(args.out), report=events.append, max_bytes=1 << 30, key=os.urandom(32))
     operation = ProctoringOperation(settings, events.append, spool)
     operation.perform()
     end = time.monotonic() + args.seconds

@@ -437,8 +437,9 @@ class ProctoringStep:
     """Records the streams the exam switches on into an encrypted spool of the session.
 
     The capture libraries are imported only when the exam records something, so an exam
-    without proctoring starts as fast as the browser alone. The spool key lives outside
-    the spool folder (``state/spool-keys``), readable by this user only.
+    without proctoring starts as fast as the browser alone. The session key is made in
+    memory and stored only wrapped for the recipient (``proctoring.recipient_key``): no
+    recipient, no recording.
     """
 
     name = "proctoring"
@@ -449,9 +450,10 @@ class ProctoringStep:
         self._settings = settings
         self._report = report
         self._folder = paths.spool / session
-        self._key_dir = paths.state / "spool-keys"
         self._operation: Any = None
         self._spool: Any = None
+        #: why the start stopped, for the candidate (a text id)
+        self.message_id: str | None = None
 
     def _enabled(self) -> bool:
         return any(
@@ -464,15 +466,23 @@ class ProctoringStep:
             log.capture.info("This exam records nothing")
             return Outcome.SUCCESS
         from lockdown.capture.operation import ProctoringOperation
+        from lockdown.upload import crypto
         from lockdown.upload.base import SpoolError
-        from lockdown.upload.spool import Spool, key_file_for
+        from lockdown.upload.spool import Spool
 
+        recipient_text = self._settings["proctoring.recipient_key"]
+        if not recipient_text:
+            # No recipient, no recording: never a fallback to a key kept in clear.
+            log.capture.error("This exam records, but no recipient key is set")
+            self._report(Event("proctoring.refused", {"reason": "no recipient key"}))
+            self.message_id = "proctoring.no_recipient"
+            return Outcome.FAILED
         try:
             self._spool = Spool.open(
                 self._folder,
                 report=self._report,
                 max_bytes=self._settings["proctoring.spool_max_mb"] << 20,
-                key_file=key_file_for(self._key_dir, self._folder),
+                recipient=crypto.parse_recipient(recipient_text),
             )
         except SpoolError:
             return Outcome.FAILED
@@ -593,20 +603,26 @@ def _euid() -> int:
 
 def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> int:
     from lockdown.ui.demo import DemoSite, Journey, demo_exam
+    from lockdown.upload import crypto
 
     site = DemoSite().start()
     try:
-        exam = demo_exam(site)
+        folder = (
+            Path(args.screenshots)
+            if args.screenshots
+            else Path(tempfile.mkdtemp(prefix="lockdown-demo-"))
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        # The demo's own recipient: its recording opens with this folder's key alone.
+        recipient = folder / "demo-recipient"
+        for old in (recipient.with_suffix(".key"), recipient.with_suffix(".pub")):
+            old.unlink(missing_ok=True)
+        private, _, public = crypto.generate_recipient(recipient)
+        exam = demo_exam(site, recipient_key=public)
         journey: Callable[[Any], None] | None = None
-        folder: Path | None = None
         if automatic:
-            folder = (
-                Path(args.screenshots)
-                if args.screenshots
-                else Path(tempfile.mkdtemp(prefix="lockdown-demo-"))
-            )
-            folder.mkdir(parents=True, exist_ok=True)
             journey = Journey(site, folder).attach
+        before = set(args.paths.spool.glob("session-*"))
         qt_application()
         code = run_session(
             exam,
@@ -615,11 +631,12 @@ def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> i
             facts=_start_facts(args, args.debugging),
             journey=journey,
         )
-        if folder is not None:
-            shots = sorted(folder.glob("*.png"))
+        shots = sorted(folder.glob("*.png"))
+        if shots:
             print(f"Demo screenshots ({len(shots)}) in {folder}")
-        for spool in sorted(p for p in args.paths.spool.glob("session-*") if p.is_dir()):
-            print(f"Demo recording in {spool} (check it with: lockdown spool verify {spool})")
+        for spool in sorted(set(args.paths.spool.glob("session-*")) - before):
+            print(f"Demo recording in {spool}")
+            print(f"  check it with: lockdown spool verify {spool} --key {private}")
         return code
     finally:
         site.stop()

@@ -159,6 +159,14 @@ def cmd_config_sign(args: argparse.Namespace) -> int:
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     from lockdown.config import keys
 
+    if args.recipient:
+        from lockdown.upload import crypto
+
+        private, public, text = crypto.generate_recipient(Path(args.out))
+        print(f"private key: {private} (keep it secret: it opens the recordings)")
+        print(f"public key:  {public}")
+        print(text)
+        return 0
     pair = keys.generate(Path(args.out))
     print(f"private key: {pair.private_path} (keep it secret)")
     print(f"public key:  {pair.public_path}")
@@ -409,7 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keys_command", metavar="ACTION", required=True
     )
     p = keys_.add_parser(
-        "generate", help="make an Ed25519 key pair for signing exam configurations"
+        "generate",
+        help="make an Ed25519 key pair for signing exam configurations, or with --recipient "
+        "an X25519 pair that recordings are sealed for",
+    )
+    p.add_argument(
+        "--recipient",
+        action="store_true",
+        help="make a recipient key pair (NAME.key opens recordings, NAME.pub seals them)",
     )
     p.add_argument(
         "--out", default="lockdown-signing", help="file name prefix (default: lockdown-signing)"
@@ -440,6 +455,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config", metavar="FILE", help="exam configuration whose proctoring settings to use"
     )
+    p.add_argument(
+        "--recipient",
+        metavar="FILE",
+        help="public key (NAME.pub from `keys generate --recipient`) the recording is sealed "
+        "for; default: the organisation's proctoring.recipient_key",
+    )
     p.set_defaults(func=_dispatch("lockdown.capture.cli", "main_record", "record"))
 
     spool = sub.add_parser("spool", help="recording spools").add_subparsers(
@@ -448,7 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = spool.add_parser("verify", help="check every segment of a spool and summarise it")
     p.add_argument("dir", help="the spool folder (holds spool.json)")
     p.add_argument(
-        "--key", metavar="FILE", help="the spool's key file, when it is not where spool.json says"
+        "--key",
+        metavar="FILE",
+        help="the recipient's private key (NAME.key): also check the sealed contents",
     )
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.set_defaults(func=_dispatch("lockdown.upload.cli", "main_spool_verify", "spool verify"))

@@ -52,6 +52,8 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "quit.cancel": "Back to the exam",
         "quit.ending": "Ending the exam…",
         "session.ending_title": "Ending the exam",
+        "proctoring.no_recipient": "This exam is recorded, but this computer has no key to "
+        "protect the recording. The exam cannot start; tell IT staff or your invigilator.",
         "session.saving_recording": "Saving the recording… Please wait, this takes at most "
         "{seconds} seconds. Keep this window open.",
         "session.finishing": "Finishing the exam… Please wait, this takes at most {seconds} "

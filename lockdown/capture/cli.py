@@ -27,6 +27,23 @@ MAX_SECONDS: Final = 3600.0
 JOURNAL_FILE: Final = "journal.jsonl"
 
 
+def _recipient(args: argparse.Namespace, settings: Mapping[str, Any]) -> Any:
+    """``--recipient FILE|KEY``, else the organisation's ``proctoring.recipient_key``."""
+    from lockdown.upload import crypto
+
+    given = getattr(args, "recipient", None) or settings["proctoring.recipient_key"]
+    if not given:
+        raise UserError(
+            "no recipient key: a recording is sealed for the one who may open it; pass "
+            "--recipient NAME.pub (from `lockdown keys generate --recipient --out NAME`) or "
+            "set proctoring.recipient_key in the organisation file"
+        )
+    try:
+        return crypto.load_recipient(str(given))
+    except crypto.SpoolKeyError as exc:
+        raise UserError(f"--recipient: {exc}") from None
+
+
 def _settings(args: argparse.Namespace) -> Mapping[str, Any]:
     from lockdown.config.settings import choose_organisation, layer
 
@@ -91,6 +108,7 @@ def main_record(args: argparse.Namespace) -> int:
     if not getattr(args, "config", None):
         settings = _DefaultCamera(settings)
     streams = _streams(args, settings)
+    recipient = _recipient(args, settings)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +126,10 @@ def main_record(args: argparse.Namespace) -> int:
 
     try:
         spool = Spool.open(
-            out, report=report, max_bytes=int(settings["proctoring.spool_max_mb"]) << 20
+            out,
+            report=report,
+            max_bytes=int(settings["proctoring.spool_max_mb"]) << 20,
+            recipient=recipient,
         )
     except SpoolError as exc:
         journal.close()

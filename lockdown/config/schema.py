@@ -324,6 +324,15 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "proctoring.segment_length", Duration(2.0, 600.0), 30.0, "Length of each recorded segment."
     ),
     Option(
+        "proctoring.recipient_key",
+        Str(r"(x25519:[A-Za-z0-9+/]{43}=)?", "an x25519:<base64> public key"),
+        "",
+        "Who can open the recordings: the public key (from `lockdown keys generate "
+        "--recipient`) the session keys are wrapped for. A proctored exam without one does "
+        "not start. Organisation file only.",
+        exam=False,
+    ),
+    Option(
         "proctoring.spool_max_mb",
         Int(50, 1_000_000),
         4096,

@@ -120,13 +120,15 @@ def demo_values(site: DemoSite) -> dict[str, Any]:
     return {key: convert(key, value, origin="demo configuration") for key, value in raw.items()}
 
 
-def demo_exam(site: DemoSite) -> LoadedExam:
+def demo_exam(site: DemoSite, *, recipient_key: str = "") -> LoadedExam:
+    """The demo exam; its recording is sealed for ``recipient_key`` (the demo's own)."""
     from lockdown.config import examkeys
 
     values = demo_values(site)
-    settings = layer(Organisation(), values)
+    organisation = Organisation(values={"proctoring.recipient_key": recipient_key})
+    settings = layer(organisation, values)
     keys = examkeys.keys_for_values(values, settings, examkeys.ISOLATION_MODES[0])
-    return LoadedExam(settings, keys, "demo", "Demo exam", "lockdown", Organisation())
+    return LoadedExam(settings, keys, "demo", "Demo exam", "lockdown", organisation)
 
 
 @dataclass

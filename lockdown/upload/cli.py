@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lockdown.upload import crypto
 from lockdown.upload.base import SpoolError
-from lockdown.upload.spool import SpoolReport, verify_folder
+from lockdown.upload.spool import SpoolReport, open_key, verify_folder
 
 
 def format_duration(seconds: float) -> str:
@@ -61,7 +61,11 @@ def main_spool_verify(args: argparse.Namespace) -> int:
     as_json = bool(getattr(args, "json", False))
     try:
         key_path = getattr(args, "key", None)
-        key = crypto.read_key_file(Path(key_path)) if key_path else None
+        key = (
+            open_key(Path(args.dir), crypto.load_recipient_private(Path(key_path)))
+            if key_path
+            else None
+        )
         report = verify_folder(Path(args.dir), key)
     except SpoolError as exc:
         if as_json:

@@ -9,6 +9,8 @@ moved to another spool without failing authentication. The key itself never reac
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 from dataclasses import dataclass
@@ -16,7 +18,10 @@ from pathlib import Path
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from lockdown import durable, log
 from lockdown.upload.base import SpoolError
@@ -25,8 +30,6 @@ KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
 TAG_BYTES: Final = 16
 CIPHER: Final = "AES-256-GCM"
-#: The one line of a key file: this prefix, the key as 64 hex digits, a newline.
-KEY_FILE_PREFIX: Final = "lockdown-spool-key-v1:"
 
 
 class SpoolKeyError(SpoolError):
@@ -72,44 +75,23 @@ def unseal(key: bytes, sealed: bytes, aad: bytes) -> bytes:
         raise SpoolError("the authentication tag does not match (corrupted or tampered)") from None
 
 
-def write_key_file(path: Path, key: bytes) -> None:
-    """Store ``key`` in ``path`` with mode 0600, atomically (write, fsync, rename)."""
-    check_key(key)
-    try:
-        durable.make_folder(path.parent)
-        durable.atomic_write(path, f"{KEY_FILE_PREFIX}{key.hex()}\n".encode("ascii"), 0o600)
-    except OSError as exc:
-        raise SpoolKeyError(f"{path}: cannot write the spool key ({exc.strerror})") from None
-
-
-def read_key_file(path: Path) -> bytes:
-    """The key stored by :func:`write_key_file`."""
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        raise SpoolKeyError(f"{path}: spool key file not found") from None
-    except (OSError, UnicodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not a key file"
-        raise SpoolKeyError(f"{path}: cannot read the spool key ({reason})") from None
-    body = text.removeprefix(KEY_FILE_PREFIX)
-    try:
-        key = bytes.fromhex(body) if body != text else b""
-    except ValueError:
-        key = b""
-    if len(key) != KEY_BYTES:
-        raise SpoolKeyError(f"{path}: not a spool key file")
-    log.register_secret(key.hex())
-    return key
+WRAP_SCHEME: Final = "x25519-hkdf-sha256-aes256gcm"
+RECIPIENT_PREFIX: Final = "x25519:"
+#: The one line of a recipient private key file.
+RECIPIENT_PRIVATE_PREFIX: Final = "lockdown-recipient-key-v1:"
+_WRAP_INFO: Final = b"lockdown key wrap v1"
 
 
 @dataclass(frozen=True)
 class KeyWrapping:
-    """How the session key is wrapped for the proctoring service (the header's ``key_wrapping``).
+    """A session key wrapped for a recipient (the header's ``key_wrapping``).
 
-    Today only ``scheme="none"``: the key stays on this machine (a key file or the caller).
-    Reserved for later: ``scheme="x25519-hkdf-sha256-aes256gcm"`` with ``recipient`` (the
-    service public key's fingerprint), ``ephemeral_public``, ``nonce`` and ``wrapped_key``
-    (base64), so the service alone can unwrap the session key; see docs/spool.md.
+    ``scheme="x25519-hkdf-sha256-aes256gcm"``: an ephemeral X25519 key agreed with the
+    recipient's public key, HKDF-SHA256 over the shared secret (info ``lockdown key wrap
+    v1``, salt ephemeral public || recipient public) gives an AES-256-GCM key that seals
+    the session key; ``recipient`` is the recipient public key's fingerprint. Only the
+    holder of the recipient's private key (the proctoring service, or IT staff) can
+    unwrap it: nothing on the candidate's computer can.
     """
 
     scheme: str = "none"
@@ -120,3 +102,157 @@ class KeyWrapping:
 
     def to_json(self) -> dict[str, str]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, obj: object) -> KeyWrapping:
+        if not isinstance(obj, dict):
+            raise SpoolKeyError("the wrapped key is garbled")
+        fields = {k: str(v) for k, v in obj.items() if k in cls.__annotations__}
+        return cls(**fields)
+
+
+def parse_recipient(text: str) -> X25519PublicKey:
+    """An ``x25519:<base64>`` public key (as printed by ``keys generate --recipient``).
+
+    Raises:
+        SpoolKeyError: not such a key.
+    """
+    body = text.strip().removeprefix(RECIPIENT_PREFIX)
+    try:
+        raw = base64.b64decode(body, validate=True) if body != text.strip() else b""
+        return X25519PublicKey.from_public_bytes(raw)
+    except (ValueError, binascii.Error):
+        raise SpoolKeyError(
+            f"{text[:60]!r} is not a recipient public key (x25519:… from "
+            "`lockdown keys generate --recipient`)"
+        ) from None
+
+
+def recipient_text(public: X25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return RECIPIENT_PREFIX + base64.b64encode(raw).decode("ascii")
+
+
+def recipient_id(public: X25519PublicKey) -> str:
+    """A short fingerprint of a recipient public key."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(b"lockdown-recipient\0" + raw).hexdigest()[:16]
+
+
+def load_recipient(source: str) -> X25519PublicKey:
+    """A recipient public key from its text or from a ``.pub`` file holding it."""
+    path = Path(source)
+    if not source.startswith(RECIPIENT_PREFIX) and path.is_file():
+        try:
+            return parse_recipient(path.read_text(encoding="ascii"))
+        except (OSError, UnicodeError):
+            raise SpoolKeyError(f"{path}: cannot read the recipient key") from None
+    return parse_recipient(source)
+
+
+def generate_recipient(prefix: Path) -> tuple[Path, Path, str]:
+    """Write a new X25519 pair: ``PREFIX.key`` (mode 0600) and ``PREFIX.pub``.
+
+    Returns:
+        (private key path, public key path, public key text)
+    """
+    private = X25519PrivateKey.generate()
+    raw = private.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    key_path = prefix.with_name(prefix.name + ".key")
+    pub_path = prefix.with_name(prefix.name + ".pub")
+    public = recipient_text(private.public_key())
+    try:
+        if key_path.exists():
+            raise SpoolKeyError(f"{key_path}: exists already; choose another --out name")
+        durable.atomic_write(
+            key_path,
+            f"{RECIPIENT_PRIVATE_PREFIX}{base64.b64encode(raw).decode()}\n".encode(),
+            0o600,
+        )
+        durable.atomic_write(pub_path, (public + "\n").encode("ascii"), 0o644)
+    except OSError as exc:
+        raise SpoolKeyError(f"{prefix}: cannot write the key pair ({exc.strerror})") from None
+    return key_path, pub_path, public
+
+
+def load_recipient_private(path: Path) -> X25519PrivateKey:
+    """The private key written by :func:`generate_recipient`.
+
+    Raises:
+        SpoolKeyError: missing, unreadable or not such a key file.
+    """
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise SpoolKeyError(f"{path}: recipient key file not found") from None
+    except (OSError, UnicodeError):
+        raise SpoolKeyError(f"{path}: cannot read the recipient key file") from None
+    body = text.removeprefix(RECIPIENT_PRIVATE_PREFIX)
+    try:
+        raw = base64.b64decode(body, validate=True) if body != text else b""
+        return X25519PrivateKey.from_private_bytes(raw)
+    except (ValueError, binascii.Error):
+        raise SpoolKeyError(
+            f"{path}: not a recipient private key (from `lockdown keys generate --recipient`)"
+        ) from None
+
+
+def _wrapping_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=ephemeral + recipient, info=_WRAP_INFO
+    ).derive(shared)
+
+
+def wrap(key: bytes, recipient: X25519PublicKey, *, label: str) -> KeyWrapping:
+    """``key`` wrapped for ``recipient`` (the label is bound as associated data)."""
+    ephemeral = X25519PrivateKey.generate()
+    eph_raw = ephemeral.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    rec_raw = recipient.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    wrapping_key = _wrapping_key(ephemeral.exchange(recipient), eph_raw, rec_raw)
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(wrapping_key).encrypt(nonce, key, label.encode("utf-8"))
+    return KeyWrapping(
+        scheme=WRAP_SCHEME,
+        recipient=recipient_id(recipient),
+        ephemeral_public=base64.b64encode(eph_raw).decode("ascii"),
+        nonce=base64.b64encode(nonce).decode("ascii"),
+        wrapped_key=base64.b64encode(sealed).decode("ascii"),
+    )
+
+
+def unwrap(wrapping: KeyWrapping, private: X25519PrivateKey, *, label: str) -> bytes:
+    """The key :func:`wrap` sealed, with the recipient's private key.
+
+    Raises:
+        SpoolKeyError: not wrapped, wrapped for another recipient, or tampered with.
+    """
+    if wrapping.scheme != WRAP_SCHEME:
+        raise SpoolKeyError(f"the key is not wrapped for a recipient (scheme {wrapping.scheme})")
+    if wrapping.recipient != recipient_id(private.public_key()):
+        raise SpoolKeyError(
+            "this private key is not the recording's recipient; use the recipient key "
+            f"whose fingerprint is {wrapping.recipient}"
+        )
+    try:
+        eph_raw = base64.b64decode(wrapping.ephemeral_public or "", validate=True)
+        nonce = base64.b64decode(wrapping.nonce or "", validate=True)
+        sealed = base64.b64decode(wrapping.wrapped_key or "", validate=True)
+        ephemeral = X25519PublicKey.from_public_bytes(eph_raw)
+    except (ValueError, binascii.Error):
+        raise SpoolKeyError("the wrapped key is garbled") from None
+    rec_raw = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    wrapping_key = _wrapping_key(private.exchange(ephemeral), eph_raw, rec_raw)
+    try:
+        key = AESGCM(wrapping_key).decrypt(nonce, sealed, label.encode("utf-8"))
+    except (InvalidTag, ValueError):
+        raise SpoolKeyError("the wrapped key was tampered with") from None
+    log.register_secret(key.hex())
+    return check_key(key)

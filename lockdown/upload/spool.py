@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
 from lockdown import durable, log
 from lockdown.capture.base import Segment, Stream
 from lockdown.durable import AppendLog
@@ -35,10 +37,9 @@ from lockdown.upload import crypto
 from lockdown.upload.base import SpoolError
 
 FORMAT: Final = "lockdown-spool"
-VERSION: Final = 1
+VERSION: Final = 2
 HEADER_FILE: Final = "spool.json"
 MANIFEST_FILE: Final = "manifest.jsonl"
-KEY_FILE: Final = "spool.key"
 SEGMENTS_DIR: Final = "segments"
 SEGMENT_MAGIC: Final = b"LDSPSEG1"
 MAX_SEGMENT_HEADER: Final = 64 * 1024
@@ -196,9 +197,9 @@ class SpoolHeader:
     session_id: str
     created_utc: str
     key_id: str
-    #: "folder" (spool.key next to the data), "file" (key_file, outside) or "caller"
+    #: "wrapped" (for the recipient, in ``key_wrapping``) or "caller" (held by the program
+    #: that wrote the spool: tests and benchmarks); a clear key is never stored
     key_location: str
-    key_file: str | None = None
     key_wrapping: crypto.KeyWrapping = field(default_factory=crypto.KeyWrapping)
 
     def to_json(self) -> dict[str, Any]:
@@ -209,7 +210,7 @@ class SpoolHeader:
             "created_utc": self.created_utc,
             "cipher": crypto.CIPHER,
             "key_id": self.key_id,
-            "key": {"location": self.key_location, "file": self.key_file},
+            "key": {"location": self.key_location},
             "key_wrapping": self.key_wrapping.to_json(),
         }
 
@@ -304,11 +305,6 @@ def parse_manifest(data: bytes) -> ManifestParse:
     return result
 
 
-def key_file_for(key_dir: Path, folder: Path) -> Path:
-    """Where the exam client keeps the key of the spool ``folder``: outside it, in ``key_dir``."""
-    return key_dir / f"{folder.name}.key"
-
-
 def segment_file_name(stream: Stream, seq: int) -> str:
     return f"{stream.value}-{seq:06d}.seg"
 
@@ -363,35 +359,42 @@ def _read_header(folder: Path) -> SpoolHeader:
     try:
         if obj["format"] != FORMAT or obj["version"] != VERSION:
             raise ValueError("format")
-        wrapping = obj.get("key_wrapping") or {}
         return SpoolHeader(
             session_id=_str(obj["session_id"]),
             created_utc=_str(obj["created_utc"]),
             key_id=_str(obj["key_id"]),
             key_location=_str(obj["key"]["location"]),
-            key_file=obj["key"].get("file"),
-            key_wrapping=crypto.KeyWrapping(
-                **{
-                    k: str(v)
-                    for k, v in wrapping.items()
-                    if k in crypto.KeyWrapping.__annotations__
-                }
-            ),
+            key_wrapping=crypto.KeyWrapping.from_json(obj.get("key_wrapping") or {}),
         )
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, crypto.SpoolKeyError):
         raise SpoolError(
             f"{path}: not a spool header of this version ({FORMAT} v{VERSION})"
         ) from None
 
 
-def _stored_key(folder: Path, header: SpoolHeader) -> bytes:
-    if header.key_location == "folder":
-        return crypto.read_key_file(folder / KEY_FILE)
-    if header.key_location == "file" and header.key_file:
-        return crypto.read_key_file(Path(header.key_file))
-    raise crypto.SpoolKeyError(
-        f"{folder}: the spool key is held by the program that wrote it; pass it explicitly"
-    )
+def _label(session_id: str) -> str:
+    """What the wrapped key is bound to (the spool's session id)."""
+    return f"lockdown-spool/{session_id}"
+
+
+def open_key(folder: Path, private: X25519PrivateKey) -> bytes:
+    """The spool's session key, unwrapped with the recipient's private key.
+
+    Raises:
+        SpoolError: not a spool, or the key is not wrapped for this recipient.
+    """
+    header = _read_header(folder)
+    if header.key_location != "wrapped":
+        raise crypto.SpoolKeyError(
+            f"{folder}: the spool key was held by the program that wrote it and is gone"
+        )
+    try:
+        key = crypto.unwrap(header.key_wrapping, private, label=_label(header.session_id))
+    except crypto.SpoolKeyError as exc:
+        raise crypto.SpoolKeyError(f"{folder}: {exc}") from None
+    if crypto.key_id(key) != header.key_id:
+        raise crypto.SpoolKeyError(f"{folder}: the unwrapped key does not fit this spool")
+    return key
 
 
 def _apply(
@@ -468,8 +471,8 @@ class Spool:
         *,
         report: EventSink,
         max_bytes: int,
+        recipient: X25519PublicKey | None = None,
         key: bytes | None = None,
-        key_file: Path | None = None,
     ) -> Spool:
         """Create or reopen the spool in ``folder``, repairing what a crash left behind.
 
@@ -477,11 +480,11 @@ class Spool:
             folder: the spool folder (created if missing).
             report: where spool events are journalled.
             max_bytes: the size cap (ciphertext bytes of stored segments).
-            key: the 32-byte session key, kept by the caller (nothing is stored).
-            key_file: else a key file outside the folder (created with mode 0600 if
-                missing). With neither, a new spool keeps its key in ``spool.key`` inside
-                the folder (standalone test recordings) and a reopened one finds it via
-                ``spool.json``.
+            recipient: a new spool's session key is made in memory and stored only
+                wrapped for this public key (the proctoring service's or the
+                organisation's). No recipient, no recording.
+            key: else (and to reopen a spool) the 32-byte session key, held by the
+                caller (unwrapped with :func:`open_key`, or a test's own); never stored.
 
         Raises:
             SpoolError: the folder cannot be created or written, is not a spool, or the
@@ -491,7 +494,7 @@ class Spool:
         try:
             if max_bytes <= 0:
                 raise SpoolError(f"{folder}: the spool size cap must be positive")
-            return cls._open(folder, report, max_bytes, key, key_file)
+            return cls._open(folder, report, max_bytes, key, recipient)
         except SpoolError as exc:
             report(Event("spool.error", {"folder": str(folder), "error": str(exc)}))
             log.upload.error("%s", exc)
@@ -504,7 +507,7 @@ class Spool:
         report: EventSink,
         max_bytes: int,
         key: bytes | None,
-        key_file: Path | None,
+        recipient: X25519PublicKey | None,
     ) -> Spool:
         if key is not None:
             crypto.check_key(key)
@@ -516,14 +519,17 @@ class Spool:
         if (folder / HEADER_FILE).exists():
             header = _read_header(folder)
             if key is None:
-                key = crypto.read_key_file(key_file) if key_file else _stored_key(folder, header)
+                raise crypto.SpoolKeyError(
+                    f"{folder}: an existing spool opens only with its session key (unwrap it "
+                    "with the recipient's private key)"
+                )
             if crypto.key_id(key) != header.key_id:
                 raise crypto.SpoolKeyError(f"{folder}: the key given does not fit this spool")
             created = False
         else:
             if (folder / MANIFEST_FILE).exists() or any((folder / SEGMENTS_DIR).iterdir()):
                 raise SpoolError(f"{folder}: not a Lockdown spool ({HEADER_FILE} is missing)")
-            header, key = cls._create(folder, key, key_file)
+            header, key = cls._create(folder, key, recipient)
             created = True
         try:
             manifest = AppendLog.open(folder / MANIFEST_FILE)
@@ -563,28 +569,28 @@ class Spool:
 
     @classmethod
     def _create(
-        cls, folder: Path, key: bytes | None, key_file: Path | None
+        cls, folder: Path, key: bytes | None, recipient: X25519PublicKey | None
     ) -> tuple[SpoolHeader, bytes]:
-        if key is not None:
-            location, stored = "caller", None
-        elif key_file is not None:
-            key_file = key_file.absolute()
-            if key_file.exists():
-                key = crypto.read_key_file(key_file)
-            else:
-                key = crypto.new_key()
-                crypto.write_key_file(key_file, key)
-            location, stored = "file", str(key_file)
-        else:
+        session_id = os.urandom(16).hex()
+        wrapping = crypto.KeyWrapping()
+        if recipient is not None:
             key = crypto.new_key()
-            crypto.write_key_file(folder / KEY_FILE, key)
-            location, stored = "folder", None
+            wrapping = crypto.wrap(key, recipient, label=_label(session_id))
+            location = "wrapped"
+        elif key is not None:
+            location = "caller"
+        else:
+            raise crypto.SpoolKeyError(
+                f"{folder}: no recipient key for the recording; set proctoring.recipient_key "
+                "in the organisation file (or --recipient), from `lockdown keys generate "
+                "--recipient`"
+            )
         header = SpoolHeader(
-            session_id=os.urandom(16).hex(),
+            session_id=session_id,
             created_utc=_now(),
             key_id=crypto.key_id(key),
             key_location=location,
-            key_file=stored,
+            key_wrapping=wrapping,
         )
         try:
             text = json.dumps(header.to_json(), indent=2) + "\n"
@@ -874,9 +880,9 @@ def verify_folder(folder: Path, key: bytes | None = None) -> SpoolReport:
 
     Args:
         folder: the spool folder.
-        key: the session key; if None, the key file named by ``spool.json`` is used when
-            it can be read, else only sizes and the manifest are checked (and that is
-            reported as a problem).
+        key: the session key (:func:`open_key` unwraps it with the recipient's private
+            key); without it the structure is checked (header, manifest, segment files
+            and their clear headers) but not the sealed contents.
 
     Raises:
         SpoolError: the folder is not a readable spool (no header, unreadable).
@@ -886,12 +892,7 @@ def verify_folder(folder: Path, key: bytes | None = None) -> SpoolReport:
         raise SpoolError(f"{folder}: no such spool folder")
     header = _read_header(folder)
     problems: list[str] = []
-    if key is None:
-        try:
-            key = _stored_key(folder, header)
-        except SpoolError as exc:
-            problems.append(f"segment contents not checked: {exc}")
-    elif crypto.key_id(key) != header.key_id:
+    if key is not None and crypto.key_id(key) != header.key_id:
         problems.append("segment contents not checked: the key given does not fit this spool")
         key = None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +16,29 @@ from lockdown.events import read_records, verify
 from lockdown.paths import temp_paths
 from lockdown.texts import text
 from lockdown.ui.kiosk import Kiosk
-from lockdown.upload.spool import verify_folder
+from lockdown.upload import crypto
+from lockdown.upload.spool import open_key, verify_folder
 from tests.support.httpserver import LocalServer
 
 pytestmark = [pytest.mark.x11, pytest.mark.webengine, pytest.mark.slow]
 
 
-def exam(start: str, **values: Any) -> LoadedExam:
+def exam(start: str, organisation: Organisation | None = None, **values: Any) -> LoadedExam:
     settings = layer(
-        Organisation(), flatten({"browser": {"start_url": start}, **values}, origin="t")
+        organisation or Organisation(),
+        flatten({"browser": {"start_url": start}, **values}, origin="t"),
     )
     return LoadedExam(settings, None, "test", "Session test", "lockdown")
+
+
+def clear_copies(root: Path, key: bytes) -> list[str]:
+    """Files under ``root`` holding ``key`` in any common clear form."""
+    forms = [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key)]
+    return [
+        str(path)
+        for path in root.rglob("*")
+        if path.is_file() and any(form in path.read_bytes() for form in forms)
+    ]
 
 
 def only_journal(paths: Any) -> Path:
@@ -57,7 +70,8 @@ def test_exam_in_a_virtual_machine_is_refused_with_a_clear_message(
 def test_a_proctored_exam_records_while_locked_and_finalizes_before_the_kiosk_closes(
     qapp: Any, tmp_path: Path, http_server: LocalServer
 ) -> None:
-    paths = temp_paths(tmp_path)
+    paths = temp_paths(tmp_path / "lockdown")
+    private, _, public = crypto.generate_recipient(tmp_path / "it")
     start = http_server.page("/", "<body style='background:#0a8'><h1>Exam</h1></body>")
 
     def journey(kiosk: Kiosk) -> None:
@@ -66,6 +80,7 @@ def test_a_proctored_exam_records_while_locked_and_finalizes_before_the_kiosk_cl
     code = run_session(
         exam(
             start,
+            Organisation(values={"proctoring.recipient_key": public}),
             guards={"virtual_machine": "warn", "remote_session": "allow"},
             proctoring={
                 "camera": True,
@@ -97,8 +112,11 @@ def test_a_proctored_exam_records_while_locked_and_finalizes_before_the_kiosk_cl
         tail.index("proctoring.stopped") < tail.index("guards.stopped") < tail.index("kiosk.closed")
     )
     (spool,) = [p for p in paths.spool.iterdir() if p.is_dir()]
-    assert not list(spool.glob("*.key")), "the exam's spool key must live outside the spool"
-    report = verify_folder(spool)  # spool.json says where the key is
+    # the session key exists on disk only wrapped for the recipient
+    key = open_key(spool, crypto.load_recipient_private(private))
+    assert clear_copies(tmp_path / "lockdown", key) == []
+    assert not (paths.state / "spool-keys").exists()
+    report = verify_folder(spool, key)
     assert report.ok, report.problems
     assert report.contents_checked
     streams = {name for name in report.streams}

@@ -21,6 +21,7 @@ from lockdown.upload.spool import Spool, verify_folder
 from tests.integration.capture.media import camera_video, video_frames
 from tests.support.pulse import VirtualMicrophone
 from tests.support.xserver import Xvfb
+from tests.unit.upload.factory import TEST_KEY
 
 
 def _wait(condition: Callable[[], bool], timeout: float) -> None:
@@ -44,7 +45,7 @@ def test_operation_records_switched_on_streams_and_revert_finalizes(
 ) -> None:
     video = camera_video(tmp_path / "cam.avi", [("one", 2.0)], 10.0)
     events: list[Event] = []
-    spool = Spool.open(tmp_path / "spool", report=events.append, max_bytes=50 << 20)
+    spool = Spool.open(tmp_path / "spool", report=events.append, max_bytes=50 << 20, key=TEST_KEY)
     settings = _settings(
         camera=True,
         screen=True,
@@ -105,7 +106,9 @@ def test_spool_error_is_journalled_and_the_other_stream_goes_on(
     tmp_path: Path, xserver: Xvfb
 ) -> None:
     events: list[Event] = []
-    store = _FillingStore(Spool.open(tmp_path / "spool", report=events.append, max_bytes=50 << 20))
+    store = _FillingStore(
+        Spool.open(tmp_path / "spool", report=events.append, max_bytes=50 << 20, key=TEST_KEY)
+    )
     settings = _settings(camera=True, screen=True, camera_source="pattern", segment_length=2.0)
     operation = ProctoringOperation(settings, events.append, store)
     assert operation.perform() is Outcome.SUCCESS

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lockdown.upload import crypto
 from tests.support.pulse import VirtualMicrophone
 from tests.support.xserver import Xvfb
 
@@ -31,8 +32,11 @@ def _lockdown(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_record_makes_a_verifiable_spool_of_every_source(
     tmp_path: Path, xserver: Xvfb, virtual_microphone: VirtualMicrophone
 ) -> None:
+    _, _, text = crypto.generate_recipient(tmp_path / "it")
     org = tmp_path / "org.toml"
-    org.write_text("[settings]\nproctoring.segment_length = 2.0\n")
+    org.write_text(
+        f'[settings]\nproctoring.segment_length = 2.0\nproctoring.recipient_key = "{text}"\n'
+    )
     env = {**os.environ, **xserver.env, **virtual_microphone.env}
     out = tmp_path / "rec"
     result = _lockdown(
@@ -43,19 +47,55 @@ def test_record_makes_a_verifiable_spool_of_every_source(
     assert "   1/3 s  camera running" in result.stdout
     for stream in ("camera", "microphone", "screen"):
         assert f"  {stream} " in result.stdout.split("summary:")[1]
-    verify = _lockdown("spool", "verify", str(out), env=env)
+    verify = _lockdown("spool", "verify", str(out), "--key", str(tmp_path / "it.key"), env=env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "3 stream(s)" in verify.stdout
 
 
 def test_record_rejects_bad_input_in_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
-    result = _lockdown("record", "--seconds", "0", "--out", str(tmp_path / "x"), env=env)
+    # no recipient, no recording: never a key kept in clear
+    result = _lockdown("record", "--seconds", "1", "--out", str(tmp_path / "x"), env=env)
+    assert result.returncode == 2
+    assert "no recipient key" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x").exists()
+    _, public, _ = crypto.generate_recipient(tmp_path / "it")
+    result = _lockdown(
+        "record",
+        "--seconds",
+        "1",
+        "--out",
+        str(tmp_path / "x"),
+        "--recipient",
+        "x25519:no",
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "--recipient: 'x25519:no' is not a recipient public key" in result.stderr
+    result = _lockdown(
+        "record",
+        "--seconds",
+        "0",
+        "--out",
+        str(tmp_path / "x"),
+        "--recipient",
+        str(public),
+        env=env,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("lockdown: --seconds must be")
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = _lockdown("record", "--seconds", "1", "--out", str(blocker / "rec"), env=env)
+    result = _lockdown(
+        "record",
+        "--seconds",
+        "1",
+        "--out",
+        str(blocker / "rec"),
+        "--recipient",
+        str(public),
+        env=env,
+    )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"lockdown: {blocker / 'rec'}: cannot create the recording folder")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lockdown.capture.base import Stream
+from lockdown.upload import crypto
 from lockdown.upload.spool import MANIFEST_FILE, SEGMENTS_DIR, Spool
 from tests.unit.upload.factory import Events, segment
 
@@ -29,8 +30,11 @@ def verify(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def spool_dir(tmp_path: Path) -> Path:
+    """A spool sealed for the recipient ``tmp_path/it`` (its private key: ``it.key``)."""
     folder = tmp_path / "rec"
-    with Spool.open(folder, report=Events(), max_bytes=10**9) as spool:
+    _, _, public = crypto.generate_recipient(tmp_path / "it")
+    recipient = crypto.parse_recipient(public)
+    with Spool.open(folder, report=Events(), max_bytes=10**9, recipient=recipient) as spool:
         for seq in range(3):
             spool.add(segment(Stream.CAMERA, seq, size=20_000, length=30.0))
             spool.add(segment(Stream.MICROPHONE, seq, size=4_000, length=30.0))
@@ -67,13 +71,25 @@ def test_corruption_and_a_torn_manifest_are_each_reported_with_exit_1(spool_dir:
     path.write_bytes(bytes(blob))
     manifest = spool_dir / MANIFEST_FILE
     manifest.write_bytes(manifest.read_bytes()[:-20])
-    done = verify(str(spool_dir))
+    key = str(spool_dir.parent / "it.key")
+    done = verify(str(spool_dir), "--key", key)
     assert done.returncode == 1
     problems = [line for line in done.stdout.splitlines() if "problem:" in line]
     assert any("camera segment 1 (camera-000001.seg): corrupted" in p for p in problems)
     assert any("manifest.jsonl line 7 is torn" in p for p in problems)
     assert any("screen-000000.seg: not in the manifest" in p for p in problems)
     assert json.loads(verify(str(spool_dir), "--json").stdout)["ok"] is False
+    # without the recipient's key the sealed contents cannot be checked: the flipped byte
+    # inside the sealed media goes unseen, the torn manifest does not
+    structure = verify(str(spool_dir))
+    assert "corrupted" not in structure.stdout and "line 7 is torn" in structure.stdout
+
+
+def test_another_recipients_key_is_one_line_exit_2(spool_dir: Path, tmp_path: Path) -> None:
+    other, _, _ = crypto.generate_recipient(tmp_path / "other")
+    done = verify(str(spool_dir), "--key", str(other))
+    assert done.returncode == 2
+    assert "not the recording's recipient" in done.stderr and done.stderr.count("\n") == 1
 
 
 def test_a_folder_that_is_not_a_spool_exits_2_with_one_line(tmp_path: Path) -> None:

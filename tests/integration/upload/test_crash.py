@@ -14,7 +14,7 @@ import pytest
 
 from lockdown.capture.base import Stream
 from lockdown.upload.spool import SEGMENTS_DIR, Spool, verify_folder
-from tests.unit.upload.factory import Events
+from tests.unit.upload.factory import TEST_KEY, Events
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -59,7 +59,9 @@ elif mode == "torn-manifest":
         return real_pwrite(fd, data, offset)
     os.pwrite = pwrite
 
-spool = spool_mod.Spool.open(folder, report=lambda event: None, max_bytes=10**10)
+spool = spool_mod.Spool.open(
+    folder, report=lambda event: None, max_bytes=10**10, key=bytes(range(32))
+)
 streams = [Stream.CAMERA] if mode != "loop" else list(Stream)
 seqs = {s: spool.next_seq(s) for s in streams}
 pick = random.Random(int(sys.argv[3]))
@@ -132,7 +134,7 @@ def test_sigkill_at_random_moments_leaves_every_finalized_segment_intact(tmp_pat
         all_done.update(done)
         leftovers = sorted(p.name for p in (folder / SEGMENTS_DIR).iterdir() if p.suffix == ".tmp")
         events = Events()
-        with Spool.open(folder, report=events, max_bytes=10**10) as spool:
+        with Spool.open(folder, report=events, max_bytes=10**10, key=TEST_KEY) as spool:
             stored = {r.key for r in spool.records()}
             assert all_done <= stored, "a finalized segment was lost"
             for stream, seq in stored:
@@ -145,7 +147,7 @@ def test_sigkill_at_random_moments_leaves_every_finalized_segment_intact(tmp_pat
         }
         assert recovered <= stored - all_done
         all_done |= stored
-        report = verify_folder(folder)
+        report = verify_folder(folder, TEST_KEY)
         assert report.ok, report.problems
         outcomes.append(
             f"run {run}: {len(stored)} stored, discarded {leftovers}, recovered {sorted(recovered)}"
@@ -169,10 +171,10 @@ def test_sigkill_at_each_step_of_add_is_repaired_and_journalled(
     assert code == -signal.SIGKILL
     assert [seq for _, seq in done] == [0, 1, 2]
     events = Events()
-    with Spool.open(tmp_path, report=events, max_bytes=10**10) as spool:
+    with Spool.open(tmp_path, report=events, max_bytes=10**10, key=TEST_KEY) as spool:
         assert [r.seq for r in spool.records()] == kept
         for seq in kept:
             assert spool.read(Stream.CAMERA, seq) == expected(Stream.CAMERA, seq, big=False)
         assert spool.next_seq(Stream.CAMERA) == len(kept)
     assert [t for t in events.types() if t != "spool.opened"] == repaired
-    assert verify_folder(tmp_path).ok
+    assert verify_folder(tmp_path, TEST_KEY).ok

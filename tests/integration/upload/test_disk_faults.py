@@ -14,7 +14,7 @@ from lockdown import durable
 from lockdown.capture.base import Stream
 from lockdown.upload.base import SpoolError
 from lockdown.upload.spool import MANIFEST_FILE, SEGMENTS_DIR, Spool, verify_folder
-from tests.unit.upload.factory import Events, media, segment
+from tests.unit.upload.factory import TEST_KEY, Events, media, segment
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_a_full_disk_raises_one_line_and_keeps_earlier_segments(tiny_tmpfs: Path
     events = Events()
     folder = tiny_tmpfs / "spool"
     stored = []
-    with Spool.open(folder, report=events, max_bytes=10**9) as spool:
+    with Spool.open(folder, report=events, max_bytes=10**9, key=TEST_KEY) as spool:
         with pytest.raises(SpoolError) as info:
             for seq in range(20):
                 spool.add(segment(Stream.CAMERA, seq, size=150_000))
@@ -55,7 +55,7 @@ def test_a_full_disk_raises_one_line_and_keeps_earlier_segments(tiny_tmpfs: Path
         # smaller segments still go in while there is room
         spool.add(segment(Stream.MICROPHONE, 0, size=1000))
     assert not list((folder / SEGMENTS_DIR).glob("*.tmp"))
-    report = verify_folder(folder)
+    report = verify_folder(folder, TEST_KEY)
     assert report.ok, report.problems
     assert report.streams["camera"].segments == len(stored)
 
@@ -64,7 +64,7 @@ def test_a_folder_turned_read_only_raises_and_reads_still_work(tmp_path: Path) -
     events = Events()
     folder = tmp_path / "spool"
     segments = folder / SEGMENTS_DIR
-    with Spool.open(folder, report=events, max_bytes=10**9) as spool:
+    with Spool.open(folder, report=events, max_bytes=10**9, key=TEST_KEY) as spool:
         spool.add(segment(Stream.SCREEN, 0))
         # a read-only bind mount of the segments folder over itself (root ignores chmod)
         subprocess.run(["mount", "--bind", str(segments), str(segments)], check=True)
@@ -81,23 +81,23 @@ def test_a_folder_turned_read_only_raises_and_reads_still_work(tmp_path: Path) -
         finally:
             subprocess.run(["umount", str(segments)], check=True)
         spool.add(segment(Stream.SCREEN, 1))  # writable again: recording goes on
-    assert verify_folder(folder).ok
+    assert verify_folder(folder, TEST_KEY).ok
 
 
 def test_opening_on_a_read_only_filesystem_raises_one_line(tiny_tmpfs: Path) -> None:
     events = Events()
-    with Spool.open(tiny_tmpfs / "spool", report=events, max_bytes=10**9) as spool:
+    with Spool.open(tiny_tmpfs / "spool", report=events, max_bytes=10**9, key=TEST_KEY) as spool:
         spool.add(segment(Stream.CAMERA, 0))
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_tmpfs)], check=True)
     for folder in (tiny_tmpfs / "other", tiny_tmpfs / "spool"):
         with pytest.raises(SpoolError, match="not writable") as info:
-            Spool.open(folder, report=events, max_bytes=10**9)
+            Spool.open(folder, report=events, max_bytes=10**9, key=TEST_KEY)
         assert "\n" not in str(info.value)
     assert [e["folder"] for e in events.of("spool.error")] == [
         str(tiny_tmpfs / "other"),
         str(tiny_tmpfs / "spool"),
     ]
-    assert verify_folder(tiny_tmpfs / "spool").ok  # verify only reads
+    assert verify_folder(tiny_tmpfs / "spool", TEST_KEY).ok  # verify only reads
 
 
 def test_a_full_disk_while_writing_the_manifest_rolls_the_segment_back(
@@ -106,7 +106,7 @@ def test_a_full_disk_while_writing_the_manifest_rolls_the_segment_back(
     # WORKAROUND: hitting ENOSPC exactly on the manifest line is not reproducible on a real
     # filesystem, so the write of that one line is made to fail (half written first).
     events = Events()
-    with Spool.open(tmp_path, report=events, max_bytes=10**9) as spool:
+    with Spool.open(tmp_path, report=events, max_bytes=10**9, key=TEST_KEY) as spool:
         spool.add(segment(Stream.CAMERA, 0))
         real_pwrite = os.pwrite
 
@@ -124,4 +124,4 @@ def test_a_full_disk_while_writing_the_manifest_rolls_the_segment_back(
         spool.add(segment(Stream.CAMERA, 2))
     assert not (tmp_path / SEGMENTS_DIR / "camera-000001.seg").exists()
     assert (tmp_path / MANIFEST_FILE).read_bytes().count(b"\n") == 2
-    assert verify_folder(tmp_path).ok
+    assert verify_folder(tmp_path, TEST_KEY).ok

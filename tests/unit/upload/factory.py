@@ -10,6 +10,8 @@ from lockdown.capture.base import Segment, Stream
 from lockdown.events import Event
 
 START = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+#: The session key the spool tests hold themselves (a real exam wraps a fresh one).
+TEST_KEY = bytes(range(32))
 
 
 def media(stream: Stream, seq: int, size: int) -> bytes:

@@ -19,7 +19,7 @@ from lockdown.upload.spool import (
     decode_segment,
     parse_manifest,
 )
-from tests.unit.upload.factory import Events, segment
+from tests.unit.upload.factory import TEST_KEY, Events, segment
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -75,7 +75,7 @@ def test_read_of_random_ciphertext_raises_only_spool_error(
     tmp_path: Path, junk: bytes, with_magic: bool
 ) -> None:
     folder = tmp_path / "spool"
-    spool = Spool.open(folder, report=Events(), max_bytes=10**8)
+    spool = Spool.open(folder, report=Events(), max_bytes=10**8, key=TEST_KEY)
     try:
         if not spool.records():
             spool.add(segment(Stream.SCREEN, 0))

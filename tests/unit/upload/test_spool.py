@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 import threading
 from pathlib import Path
 
@@ -17,20 +16,21 @@ from lockdown.upload import crypto
 from lockdown.upload.base import SegmentStore, SpoolError
 from lockdown.upload.spool import (
     DROP_ORDER,
-    KEY_FILE,
     MANIFEST_FILE,
     SEGMENTS_DIR,
     Spool,
     encode_segment,
-    key_file_for,
+    open_key,
     verify_folder,
 )
-from tests.unit.upload.factory import Events, media, segment
+from tests.unit.upload.factory import TEST_KEY, Events, media, segment
 
 MB = 1024 * 1024
 
 
 def open_spool(folder: Path, events: Events, max_bytes: int = 100 * MB, **kw: object) -> Spool:
+    if "recipient" not in kw:
+        kw.setdefault("key", TEST_KEY)
     return Spool.open(folder, report=events, max_bytes=max_bytes, **kw)  # type: ignore[arg-type]
 
 
@@ -57,7 +57,7 @@ def test_every_segment_round_trips_and_matches_its_manifest_sha256(tmp_path: Pat
         assert line["ciphertext_bytes"] == len(stored)
         assert data[:64] not in stored  # encrypted at rest
         assert set(line) >= {"start_utc", "end_utc", "duration", "units", "mime"}
-    report = verify_folder(tmp_path / "s")
+    report = verify_folder(tmp_path / "s", TEST_KEY)
     assert report.ok, report.problems
     assert report.streams["camera"].segments == 3
     assert report.streams["camera"].duration == pytest.approx(6.0)
@@ -78,33 +78,39 @@ def test_reopen_keeps_records_session_and_key(tmp_path: Path) -> None:
     assert [e["created"] for e in events.of("spool.opened")] == [True, False]
 
 
-def test_standalone_key_lives_in_the_folder_with_mode_0600(tmp_path: Path) -> None:
-    with open_spool(tmp_path, Events()):
-        pass
-    key_path = tmp_path / KEY_FILE
-    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
-    key = crypto.read_key_file(key_path)
-    header = (tmp_path / "spool.json").read_text()
-    assert key.hex() not in header
-    assert json.loads(header)["key"]["location"] == "folder"
-    assert json.loads(header)["key_wrapping"] == {"scheme": "none"}
-
-
-def test_external_key_file_keeps_the_key_out_of_the_folder(tmp_path: Path) -> None:
-    key_file = key_file_for(tmp_path / "keys", tmp_path / "spool")
-    assert key_file == tmp_path / "keys" / "spool.key"
-    with open_spool(tmp_path / "spool", Events(), key_file=key_file) as spool:
+def test_a_new_spools_key_is_stored_only_wrapped_for_the_recipient(tmp_path: Path) -> None:
+    private, _, public = crypto.generate_recipient(tmp_path / "it")
+    recipient = crypto.parse_recipient(public)
+    with open_spool(tmp_path / "spool", Events(), recipient=recipient) as spool:
         spool.add(segment(Stream.SCREEN, 0))
-    assert not (tmp_path / "spool" / KEY_FILE).exists()
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    # the header names the key file, so a reopen and `spool verify` find it
-    with open_spool(tmp_path / "spool", Events()) as again:
+    header = json.loads((tmp_path / "spool" / "spool.json").read_text())
+    assert header["key"]["location"] == "wrapped"
+    assert header["key_wrapping"]["scheme"] == crypto.WRAP_SCHEME
+    assert header["key_wrapping"]["recipient"] == crypto.recipient_id(recipient)
+    assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == [
+        "manifest.jsonl",
+        "segments",
+        "spool.json",
+    ]
+    # only the recipient's private key opens it
+    key = open_key(tmp_path / "spool", crypto.load_recipient_private(private))
+    assert key.hex() not in (tmp_path / "spool" / "spool.json").read_text()
+    with open_spool(tmp_path / "spool", Events(), key=key) as again:
         assert again.read(Stream.SCREEN, 0) == media(Stream.SCREEN, 0, 1000)
-    assert verify_folder(tmp_path / "spool").ok
-    key_file.unlink()
-    report = verify_folder(tmp_path / "spool")
-    assert not report.contents_checked
-    assert any("not checked" in p and "not found" in p for p in report.problems)
+    assert verify_folder(tmp_path / "spool", key).contents_checked
+    other, _, _ = crypto.generate_recipient(tmp_path / "other")
+    with pytest.raises(crypto.SpoolKeyError, match="not the recording's recipient"):
+        open_key(tmp_path / "spool", crypto.load_recipient_private(other))
+    report = verify_folder(tmp_path / "spool")  # without the key: the structure only
+    assert report.ok and not report.contents_checked
+
+
+def test_no_recipient_no_recording(tmp_path: Path) -> None:
+    events = Events()
+    with pytest.raises(SpoolError, match="no recipient key"):
+        Spool.open(tmp_path / "spool", report=events, max_bytes=MB)
+    assert events.of("spool.error")
+    assert not (tmp_path / "spool" / "spool.json").exists()
 
 
 def test_caller_key_is_required_and_checked_on_reopen(tmp_path: Path) -> None:
@@ -112,8 +118,8 @@ def test_caller_key_is_required_and_checked_on_reopen(tmp_path: Path) -> None:
     with open_spool(tmp_path, Events(), key=key) as spool:
         spool.add(segment(Stream.MICROPHONE, 0))
     events = Events()
-    with pytest.raises(SpoolError, match="pass it explicitly"):
-        open_spool(tmp_path, events)
+    with pytest.raises(SpoolError, match="opens only with its session key"):
+        Spool.open(tmp_path, report=events, max_bytes=MB)
     assert events.of("spool.error")
     with pytest.raises(SpoolError, match="does not fit"):
         open_spool(tmp_path, Events(), key=crypto.new_key())
@@ -143,7 +149,7 @@ def test_a_flipped_byte_is_detected_by_read_and_verify(tmp_path: Path, where: st
         with pytest.raises(SpoolError, match="camera segment 1"):
             spool.read(Stream.CAMERA, 1)
         assert spool.read(Stream.CAMERA, 0) == media(Stream.CAMERA, 0, 1000)
-    report = verify_folder(tmp_path)
+    report = verify_folder(tmp_path, TEST_KEY)
     assert len(report.problems) == 1
     assert "camera segment 1 (camera-000001.seg): corrupted" in report.problems[0]
 
@@ -174,7 +180,7 @@ def test_a_torn_manifest_line_is_repaired_and_its_segment_recovered(tmp_path: Pa
     data = manifest.read_bytes()
     last_start = data.rstrip(b"\n").rfind(b"\n") + 1
     manifest.write_bytes(data[: last_start + 40])  # a crash cut the last record short
-    report = verify_folder(tmp_path)
+    report = verify_folder(tmp_path, TEST_KEY)
     assert any("line 3 is torn" in p for p in report.problems)
     assert any("screen-000002.seg: not in the manifest" in p for p in report.problems)
     events = Events()
@@ -185,7 +191,7 @@ def test_a_torn_manifest_line_is_repaired_and_its_segment_recovered(tmp_path: Pa
     assert events.of("spool.recovered") == [
         {"stream": "screen", "seq": 2, "file": "screen-000002.seg"}
     ]
-    assert verify_folder(tmp_path).ok
+    assert verify_folder(tmp_path, TEST_KEY).ok
     assert manifest.read_bytes().endswith(b"\n")
 
 
@@ -197,19 +203,21 @@ def test_a_garbled_middle_line_is_cut_and_later_segments_recovered(tmp_path: Pat
     lines = manifest.read_bytes().splitlines(keepends=True)
     lines[1] = b"{garbage\n"
     manifest.write_bytes(b"".join(lines))
-    assert any("line 2 is not a manifest record" in p for p in verify_folder(tmp_path).problems)
+    assert any(
+        "line 2 is not a manifest record" in p for p in verify_folder(tmp_path, TEST_KEY).problems
+    )
     events = Events()
     with open_spool(tmp_path, events) as again:
         assert sorted(r.seq for r in again.records()) == [0, 1, 2, 3]
     assert sorted(int(e["seq"]) for e in events.of("spool.recovered")) == [1, 2, 3]  # type: ignore[call-overload]
-    assert verify_folder(tmp_path).ok
+    assert verify_folder(tmp_path, TEST_KEY).ok
 
 
 def test_unfinished_tmp_files_are_discarded_and_journalled(tmp_path: Path) -> None:
     with open_spool(tmp_path, Events()) as spool:
         spool.add(segment(Stream.CAMERA, 0))
     (tmp_path / SEGMENTS_DIR / "camera-000001.seg.tmp").write_bytes(b"half a segment")
-    assert any("unfinished segment" in p for p in verify_folder(tmp_path).problems)
+    assert any("unfinished segment" in p for p in verify_folder(tmp_path, TEST_KEY).problems)
     events = Events()
     with open_spool(tmp_path, events) as again:
         assert [r.seq for r in again.records()] == [0]
@@ -229,7 +237,7 @@ def test_a_corrupt_orphan_is_set_aside_not_recovered(tmp_path: Path) -> None:
     [discarded] = events.of("spool.discarded")
     assert discarded["file"] == "camera-000001.seg"
     assert (tmp_path / SEGMENTS_DIR / "camera-000001.seg.corrupt").exists()
-    assert any("set aside as corrupt" in p for p in verify_folder(tmp_path).problems)
+    assert any("set aside as corrupt" in p for p in verify_folder(tmp_path, TEST_KEY).problems)
 
 
 def test_a_missing_segment_file_is_reported(tmp_path: Path) -> None:
@@ -237,7 +245,7 @@ def test_a_missing_segment_file_is_reported(tmp_path: Path) -> None:
         spool.add(segment(Stream.CAMERA, 0))
         spool.add(segment(Stream.CAMERA, 1))
     (tmp_path / SEGMENTS_DIR / "camera-000000.seg").unlink()
-    assert verify_folder(tmp_path).problems == [
+    assert verify_folder(tmp_path, TEST_KEY).problems == [
         "camera segment 0 (camera-000000.seg): file missing"
     ]
     events = Events()
@@ -253,7 +261,7 @@ def test_a_missing_segment_file_is_reported(tmp_path: Path) -> None:
 def test_size_cap_drops_screen_then_camera_then_microphone_and_journals(tmp_path: Path) -> None:
     assert DROP_ORDER == (Stream.SCREEN, Stream.CAMERA, Stream.MICROPHONE)
     events = Events()
-    probe = Spool.open(tmp_path / "probe", report=Events(), max_bytes=MB)
+    probe = open_spool(tmp_path / "probe", Events(), max_bytes=MB)
     probe.add(segment(Stream.CAMERA, 0))
     each = probe.records()[0].ciphertext_bytes
     probe.close()
@@ -285,7 +293,7 @@ def test_size_cap_drops_screen_then_camera_then_microphone_and_journals(tmp_path
             spool.add(segment(Stream.SCREEN, 0))
         assert spool.next_seq(Stream.SCREEN) == 3
     assert len(events.of("spool.near_full")) == 1
-    report = verify_folder(tmp_path / "s")
+    report = verify_folder(tmp_path / "s", TEST_KEY)
     assert report.ok, report.problems
     assert report.streams["screen"].dropped == 3
     assert report.streams["camera"].dropped == 1
@@ -324,7 +332,7 @@ def test_three_recorder_threads_can_add_at_once(tmp_path: Path) -> None:
     spool.close()
     assert errors == []
     assert len(manifest_lines(tmp_path)) == 75
-    report = verify_folder(tmp_path)
+    report = verify_folder(tmp_path, TEST_KEY)
     assert report.ok, report.problems
     assert {name: s.segments for name, s in report.streams.items()} == {
         "screen": 25,
@@ -356,7 +364,7 @@ def test_a_folder_that_is_not_a_spool_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpoolError, match=r"not a Lockdown spool \(spool.json is missing\)"):
         open_spool(tmp_path, Events())
     with pytest.raises(SpoolError, match="not a Lockdown spool"):
-        verify_folder(tmp_path)
+        verify_folder(tmp_path, TEST_KEY)
 
 
 def test_the_key_reaches_neither_logs_nor_journal(
@@ -374,7 +382,7 @@ def test_the_key_reaches_neither_logs_nor_journal(
             pass
     finally:
         logging.getLogger("lockdown").propagate = False
-    key = crypto.read_key_file(tmp_path / KEY_FILE).hex()
+    key = TEST_KEY.hex()
     assert caplog.records  # the drops and the repair were logged
     assert key not in caplog.text
     assert key not in json.dumps([dict(e.payload) for e in events.events])
