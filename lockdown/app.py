@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -635,8 +636,12 @@ def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> i
         if shots:
             print(f"Demo screenshots ({len(shots)}) in {folder}")
         for spool in sorted(set(args.paths.spool.glob("session-*")) - before):
-            print(f"Demo recording in {spool}")
-            print(f"  check it with: lockdown spool verify {spool} --key {private}")
+            print(f"Demo recording in {spool}, sealed for {private}")
+            print(
+                "Watch it: lockdown spool export "
+                f"{shlex.quote(str(spool))} --key {shlex.quote(str(private))} "
+                f"--out {shlex.quote(str(folder / 'export'))}"
+            )
         return code
     finally:
         site.stop()

@@ -475,6 +475,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.set_defaults(func=_dispatch("lockdown.upload.cli", "main_spool_verify", "spool verify"))
+    p = spool.add_parser(
+        "export",
+        help="verify a spool, then write one playable WebM per stream and recording.json",
+    )
+    p.add_argument("dir", help="the spool folder")
+    p.add_argument(
+        "--key", required=True, metavar="FILE", help="the recipient's private key (NAME.key)"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the exported files")
+    p.set_defaults(func=_dispatch("lockdown.upload.export", "main_spool_export", "spool export"))
 
     p = sub.add_parser("check", help="run the system check and print the report")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)

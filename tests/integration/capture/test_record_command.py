@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,18 @@ import pytest
 from lockdown.upload import crypto
 from tests.support.pulse import VirtualMicrophone
 from tests.support.xserver import Xvfb
+
+
+def _decoded(path: Path) -> tuple[str, float]:
+    """(kind, amount): video frames, or seconds of audio, a decoder gets out of ``path``."""
+    import av
+
+    with av.open(str(path)) as container:
+        (stream,) = container.streams
+        if stream.type == "audio":
+            samples = sum(frame.samples for frame in container.decode(stream))
+            return "audio", samples / stream.codec_context.sample_rate
+        return "video", float(sum(1 for _ in container.decode(stream)))
 
 
 def _lockdown(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -50,6 +63,51 @@ def test_record_makes_a_verifiable_spool_of_every_source(
     verify = _lockdown("spool", "verify", str(out), "--key", str(tmp_path / "it.key"), env=env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "3 stream(s)" in verify.stdout
+    # the reviewer's export: one playable file per stream with every frame and sample
+    exported = tmp_path / "export"
+    done = _lockdown(
+        "spool",
+        "export",
+        str(out),
+        "--key",
+        str(tmp_path / "it.key"),
+        "--out",
+        str(exported),
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((exported / "recording.json").read_text())
+    assert summary["verified"] is True and set(summary["streams"]) == {
+        "camera",
+        "microphone",
+        "screen",
+    }
+    for stream, entry in summary["streams"].items():
+        expected = sum(segment["units"] for segment in entry["segments"])
+        assert len(entry["segments"]) >= 1
+        kind, amount = _decoded(exported / entry["file"])
+        if kind == "audio":  # samples at the recording's 16 kHz; the decoder runs at 48 kHz
+            # (Opus's 6.5 ms encoder delay at the start is the only difference)
+            assert abs(amount - expected / 16000) < 0.01, (stream, amount, expected)
+        else:
+            assert amount == expected, stream
+        probe = subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "format=format_name",
+                "-of",
+                "csv=p=0",
+                str(exported / entry["file"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        assert probe.stdout.strip().strip('"') == "matroska,webm"
 
 
 def test_record_rejects_bad_input_in_one_line(tmp_path: Path) -> None:
