@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import hmac
 import json
 import threading
 import time
@@ -35,6 +36,15 @@ if TYPE_CHECKING:
 GENESIS: Final = "0" * 64
 MAX_RECORD_BYTES: Final = 64 * 1024
 _FIELDS: Final = ("seq", "utc", "mono", "type", "payload", "prev", "hash")
+#: A keyed journal's records also carry the previous record's MAC and their own.
+_KEYED_FIELDS: Final = (*_FIELDS, "prev_mac", "mac")
+#: The first record of a keyed chain: the MAC key wrapped for the recipient, and the head
+#: of the chain before it (the previous session's journal), so the history stays linked.
+KEYS_RECORD: Final = "journal.keys"
+#: The last record of a journal that was closed cleanly.
+CLOSED_RECORD: Final = "journal.closed"
+#: A closed journal opened and written to again.
+REOPENED_RECORD: Final = "journal.reopened"
 
 
 @dataclass(frozen=True)
@@ -53,8 +63,15 @@ def _canonical(record: Mapping[str, Any]) -> bytes:
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "hash"}
+    """SHA-256 of the record without its ``hash`` and ``mac``."""
+    body = {k: v for k, v in record.items() if k not in ("hash", "mac")}
     return hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def record_mac(record: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 under the session's MAC key of the record without its ``mac``."""
+    body = {k: v for k, v in record.items() if k != "mac"}
+    return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
 
 
 class JournalError(UserError):
@@ -109,11 +126,22 @@ class Journal:
     MAX_PENDING: Final = 10_000
     RETRY_S: Final = 1.0
 
-    def __init__(self, path: Path, log_file: AppendLog, seq: int, last_hash: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        log_file: AppendLog,
+        seq: int,
+        last_hash: str,
+        *,
+        mac_key: bytes | None = None,
+        last_mac: str = GENESIS,
+    ) -> None:
         self.path = path
         self._file = log_file
         self._seq = seq
         self._last_hash = last_hash
+        self._mac_key = mac_key
+        self._last_mac = last_mac
         self._cond = threading.Condition()
         self._queue: deque[_Pending] = deque()
         self._accepted = 0
@@ -127,15 +155,29 @@ class Journal:
         self._thread.start()
 
     @classmethod
-    def open(cls, path: Path) -> Journal:
-        """Open (or create) a journal, repairing a torn tail left by a crash."""
+    def open(
+        cls,
+        path: Path,
+        *,
+        mac_key: bytes | None = None,
+        keys: Mapping[str, Any] | None = None,
+    ) -> Journal:
+        """Open (or create) a journal, repairing a torn tail left by a crash.
+
+        Args:
+            mac_key: the session's MAC key (held in memory only): every record is also
+                HMAC-chained under it.
+            keys: with ``mac_key``, the payload of the ``journal.keys`` record that opens
+                a new chain (the key wrapped for the recipient, the previous chain's head).
+        """
         try:
             log_file = AppendLog.open(path)
             data = log_file.read_all()
         except OSError as exc:
             raise JournalError(f"{path}: cannot open the journal ({exc.strerror})") from None
         good_end = 0
-        seq, last_hash = 0, GENESIS
+        seq, last_hash, last_mac = 0, GENESIS, GENESIS
+        was_closed = False
         for line_end in _line_ends(data):
             line = data[good_end:line_end]
             try:
@@ -149,6 +191,8 @@ class Journal:
             ):
                 break
             seq, last_hash = record["seq"] + 1, record["hash"]
+            last_mac = str(record.get("mac", GENESIS))
+            was_closed = record.get("type") == CLOSED_RECORD
             good_end = line_end + 1
         torn = len(data) - good_end
         if torn:
@@ -158,10 +202,20 @@ class Journal:
                 log_file.close()
                 raise JournalError(f"{path}: cannot repair the journal ({exc.strerror})") from None
             log.session.warning("Journal %s had a torn tail of %d bytes; cut", path, torn)
-        journal = cls(path, log_file, seq, last_hash)
+        journal = cls(path, log_file, seq, last_hash, mac_key=mac_key, last_mac=last_mac)
+        if mac_key is not None and seq == 0:
+            journal.append(Event(KEYS_RECORD, dict(keys or {})))
+        if was_closed:  # a closed journal written to again says so
+            journal.append(Event(REOPENED_RECORD, {}))
         if torn:
             journal.append(Event("journal.repaired", {"dropped_bytes": torn}))
         return journal
+
+    def head(self) -> dict[str, Any]:
+        """The chain's current head (what the proctoring service anchors): records
+        written so far, the last record's hash and MAC."""
+        with self._cond:
+            return {"records": self._seq, "hash": self._last_hash, "mac": self._last_mac}
 
     # -- the sink ---------------------------------------------------------------------
 
@@ -229,6 +283,14 @@ class Journal:
         with self._cond:
             if self._closing:
                 return
+            self._queue.append(
+                _Pending(
+                    Event(CLOSED_RECORD, {}),
+                    datetime.now(UTC).isoformat(timespec="microseconds"),
+                    round(time.monotonic(), 6),
+                )
+            )
+            self._accepted += 1
             self._closing = True
             self._close_deadline = time.monotonic() + timeout
             self._cond.notify_all()
@@ -309,29 +371,46 @@ class Journal:
             }
             records.append((now, round(time.monotonic(), 6), "journal.degraded", payload))
         records.extend((p.utc, p.mono, p.event.type, p.event.payload) for p in batch)
-        start, seq, last_hash = self._file.end, self._seq, self._last_hash
+        start, seq, last_hash, last_mac = (
+            self._file.end,
+            self._seq,
+            self._last_hash,
+            self._last_mac,
+        )
         appended = 0
         failure: DiskError | None = None
-        for utc, mono, kind, values in records:
-            line, next_hash = _line(
-                seq=seq, utc=utc, mono=mono, kind=kind, payload=values, prev=last_hash
+        for utc, mono, kind, given in records:
+            values = (  # the closing record counts what came before it
+                {"records": seq, "last_hash": last_hash, "last_mac": last_mac}
+                if kind == CLOSED_RECORD
+                else given
+            )
+            line, next_hash, next_mac = _line(
+                seq=seq,
+                utc=utc,
+                mono=mono,
+                kind=kind,
+                payload=values,
+                prev=(last_hash, last_mac),
+                mac_key=self._mac_key,
             )
             try:
                 self._file.append(line)
             except DiskError as exc:
                 failure = exc
                 break
-            seq, last_hash = seq + 1, next_hash
+            seq, last_hash, last_mac = seq + 1, next_hash, next_mac
             appended += 1
         if appended:
             try:
                 self._file.sync()
             except DiskError as exc:
                 failure, appended = exc, 0
-                seq, last_hash = self._seq, self._last_hash
+                seq, last_hash, last_mac = self._seq, self._last_hash, self._last_mac
                 with contextlib.suppress(OSError):
                     self._file.truncate(start)
-        self._seq, self._last_hash = seq, last_hash
+        with self._cond:
+            self._seq, self._last_hash, self._last_mac = seq, last_hash, last_mac
         written = appended - (1 if outage is not None and appended else 0)
         if outage is not None and appended:
             with self._cond:
@@ -353,24 +432,38 @@ class Journal:
 
 
 def _line(
-    *, seq: int, utc: str, mono: float, kind: str, payload: Mapping[str, Any], prev: str
-) -> tuple[bytes, str]:
-    """One chained journal line and its hash."""
+    *,
+    seq: int,
+    utc: str,
+    mono: float,
+    kind: str,
+    payload: Mapping[str, Any],
+    prev: tuple[str, str],
+    mac_key: bytes | None,
+) -> tuple[bytes, str, str]:
+    """One chained journal line, its hash and its MAC (GENESIS when unkeyed)."""
     record: dict[str, Any] = {
         "seq": seq,
         "utc": utc,
         "mono": mono,
         "type": kind,
         "payload": dict(payload),
-        "prev": prev,
+        "prev": prev[0],
     }
-    record["hash"] = record_hash(record)
-    line = _canonical(record) + b"\n"
+    if mac_key is not None:
+        record["prev_mac"] = prev[1]
+
+    def seal() -> bytes:
+        record["hash"] = record_hash(record)
+        if mac_key is not None:
+            record["mac"] = record_mac(record, mac_key)
+        return _canonical(record) + b"\n"
+
+    line = seal()
     if len(line) > MAX_RECORD_BYTES:
         record["payload"] = {"truncated": True, "bytes": len(line)}
-        record["hash"] = record_hash(record)
-        line = _canonical(record) + b"\n"
-    return line, str(record["hash"])
+        line = seal()
+    return line, str(record["hash"]), str(record.get("mac", GENESIS))
 
 
 def _line_ends(data: bytes) -> Iterator[int]:
@@ -382,13 +475,47 @@ def _line_ends(data: bytes) -> Iterator[int]:
 
 @dataclass(frozen=True)
 class VerifyReport:
+    """What :func:`verify` found in a journal whose chain is intact."""
+
     records: int
     first_utc: str | None
     last_utc: str | None
+    #: the journal ends with its closing record (and nothing after it)
+    closed: bool = False
+    #: the records carry MACs (a keyed chain)
+    keyed: bool = False
+    #: the MACs were checked with the MAC key
+    macs_checked: bool = False
+    #: the head of the chain this one continues (from its ``journal.keys`` record)
+    continues: Mapping[str, Any] | None = None
+
+    @property
+    def status(self) -> str:
+        if not self.records:
+            return "empty"
+        return "intact and closed" if self.closed else "intact but not closed"
 
 
-def verify(path: Path) -> VerifyReport:
-    """Check the hash chain; raise :class:`VerificationFailed` naming the first bad record."""
+def keys_record(path: Path) -> Mapping[str, Any] | None:
+    """The payload of a keyed journal's ``journal.keys`` record (None when unkeyed)."""
+    try:
+        with path.open("rb") as fh:
+            first = json.loads(fh.readline() or b"null")
+    except (OSError, ValueError, RecursionError):
+        return None
+    if isinstance(first, dict) and first.get("type") == KEYS_RECORD:
+        payload = first.get("payload")
+        return payload if isinstance(payload, dict) else None
+    return None
+
+
+def verify(path: Path, mac_key: bytes | None = None) -> VerifyReport:
+    """Check the hash chain (and with ``mac_key`` the MAC chain).
+
+    Raises:
+        VerificationFailed: naming the first bad record (edited, deleted, inserted,
+            reordered, or — with the key — re-chained by someone without it).
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -397,8 +524,11 @@ def verify(path: Path) -> VerifyReport:
         raise VerificationFailed(
             f"{path}: the last line is cut off (torn by a crash); open the journal once to repair it"
         )
-    expected_seq, last_hash = 0, GENESIS
+    expected_seq, last_hash, last_mac = 0, GENESIS, GENESIS
     first_utc = last_utc = None
+    keyed = False
+    closed = False
+    continues: Mapping[str, Any] | None = None
     for number, raw in enumerate(data.splitlines(), start=1):
         where = f"{path}: line {number}"
         try:
@@ -407,7 +537,10 @@ def verify(path: Path) -> VerifyReport:
             raise VerificationFailed(
                 f"{where}: not a journal record (garbage or a partial edit)"
             ) from None
-        if not isinstance(record, dict) or sorted(record) != sorted(_FIELDS):
+        if number == 1 and isinstance(record, dict):
+            keyed = "mac" in record
+        fields = _KEYED_FIELDS if keyed else _FIELDS
+        if not isinstance(record, dict) or sorted(record) != sorted(fields):
             raise VerificationFailed(f"{where}: not a journal record (fields missing or added)")
         seq = record["seq"]
         if not isinstance(seq, int) or isinstance(seq, bool):
@@ -430,10 +563,39 @@ def verify(path: Path) -> VerifyReport:
                 f"{where}: record {seq} does not follow record {seq - 1} "
                 "(a record was edited, inserted or reordered before it)"
             )
+        if (
+            keyed
+            and mac_key is not None
+            and (record["prev_mac"] != last_mac or record_mac(record, mac_key) != record["mac"])
+        ):
+            raise VerificationFailed(
+                f"{where}: record {seq} was edited or the journal re-chained from there "
+                "(its MAC does not match the session's key)"
+            )
+        if closed and record["type"] != REOPENED_RECORD:
+            raise VerificationFailed(f"{where}: record {seq} stands after the closing record")
+        if record["type"] == KEYS_RECORD and seq == 0 and isinstance(record["payload"], dict):
+            continues = record["payload"].get("previous")
+        if record["type"] == REOPENED_RECORD:
+            closed = False
+        if record["type"] == CLOSED_RECORD:
+            payload = record["payload"]
+            if not isinstance(payload, dict) or payload.get("records") != seq:
+                raise VerificationFailed(f"{where}: the closing record does not count {seq}")
+            closed = True
         expected_seq, last_hash = seq + 1, record["hash"]
+        last_mac = str(record.get("mac", GENESIS))
         first_utc = first_utc or record["utc"]
         last_utc = record["utc"]
-    return VerifyReport(records=expected_seq, first_utc=first_utc, last_utc=last_utc)
+    return VerifyReport(
+        records=expected_seq,
+        first_utc=first_utc,
+        last_utc=last_utc,
+        closed=closed,
+        keyed=keyed,
+        macs_checked=keyed and mac_key is not None,
+        continues=continues,
+    )
 
 
 def _appears_later(data: bytes, seq: int, after_line: int) -> bool:

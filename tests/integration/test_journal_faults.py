@@ -48,12 +48,13 @@ def test_a_full_disk_never_reaches_the_caller_and_the_gap_is_journalled(
         "journal.degraded",
         *["during"] * (50 - fitted),
         "after",
+        "journal.closed",
     ]
     assert [r["payload"]["i"] for r in records if r["type"] == "during"] == list(range(50))
     gap = records[1 + fitted]["payload"]
     assert gap["held"] == 50 - fitted and gap["lost"] == 0
     assert gap["reason"] == "No space left on device"
-    assert verify(disk / "journal.jsonl").records == 53
+    assert verify(disk / "journal.jsonl").records == 54
 
 
 def test_records_past_the_memory_bound_are_counted_and_named(
@@ -66,13 +67,15 @@ def test_records_past_the_memory_bound_are_counted_and_named(
     for i in range(25):
         journal.append(Event("guards.focus_lost" if i % 2 else "kiosk.blocked", {"i": i}))
     filler.unlink()
+    assert journal.flush(timeout=5)
     journal.close()
     records = read_records(disk / "journal.jsonl")
     gap = records[0]["payload"]
     assert records[0]["type"] == "journal.degraded"
     assert gap["held"] == 10 and gap["lost"] == 15
     assert gap["lost_types"] == {"guards.focus_lost": 7, "kiosk.blocked": 8}
-    assert [r["payload"]["i"] for r in records[1:]] == list(range(10))  # the first kept
+    assert [r["payload"]["i"] for r in records[1:-1]] == list(range(10))  # the first kept
+    assert records[-1]["type"] == "journal.closed"
 
 
 def test_a_deleted_journal_folder_does_not_stop_the_session(tmp_path: Path) -> None:
@@ -142,7 +145,7 @@ def test_appending_never_waits_for_a_slow_disk(
     slow.set()
     assert journal.flush(timeout=10)
     journal.close()
-    assert verify(tmp_path / "j.jsonl").records == 200
+    assert verify(tmp_path / "j.jsonl").records == 201  # and the closing record
 
 
 def test_a_caller_can_wait_until_its_record_is_on_the_disk(tmp_path: Path) -> None:
@@ -150,4 +153,4 @@ def test_a_caller_can_wait_until_its_record_is_on_the_disk(tmp_path: Path) -> No
     assert journal.append_durable(Event("restore.recorded", {"kind": "xkb"}))
     assert _types(tmp_path / "j.jsonl") == ["restore.recorded"]
     journal.close()
-    assert events.verify(tmp_path / "j.jsonl").records == 1
+    assert events.verify(tmp_path / "j.jsonl").records == 2

@@ -32,22 +32,35 @@ def lines(path: Path) -> list[bytes]:
 
 def test_records_form_a_hash_chain(tmp_path: Path) -> None:
     records = read_records(make(tmp_path / "j.jsonl"))
-    assert [r["seq"] for r in records] == [0, 1, 2, 3, 4]
+    assert [r["seq"] for r in records] == [0, 1, 2, 3, 4, 5]
+    assert records[-1]["type"] == "journal.closed"
+    assert records[-1]["payload"] == {
+        "records": 5,
+        "last_hash": records[4]["hash"],
+        "last_mac": GENESIS,  # an unkeyed journal
+    }
     assert records[0]["prev"] == GENESIS
     for before, after in itertools.pairwise(records):
         assert after["prev"] == before["hash"] == record_hash(before)
     assert set(records[0]) == {"seq", "utc", "mono", "type", "payload", "prev", "hash"}
     assert records[0]["utc"].endswith("+00:00")
     report = verify(tmp_path / "j.jsonl")
-    assert report.records == 5
+    assert report.records == 6
+    assert report.status == "intact and closed" and not report.keyed
 
 
 def test_reopen_continues_the_chain(tmp_path: Path) -> None:
     path = make(tmp_path / "j.jsonl", 2)
     with Journal.open(path) as journal:
         journal.append(Event("again"))
-    assert [r["seq"] for r in read_records(path)] == [0, 1, 2]
-    assert verify(path).records == 3
+    types = [r["type"] for r in read_records(path)]
+    assert types == ["test.event"] * 2 + [
+        "journal.closed",
+        "journal.reopened",
+        "again",
+        "journal.closed",
+    ]
+    assert verify(path).records == 6 and verify(path).closed
 
 
 def test_edited_record_is_named(tmp_path: Path) -> None:
@@ -109,6 +122,8 @@ def test_garbage_line_is_named(tmp_path: Path) -> None:
 
 def test_torn_tail_is_reported_then_repaired_on_open(tmp_path: Path) -> None:
     path = make(tmp_path / "j.jsonl", 3)
+    path.write_bytes(b"".join(lines(path)[:-1]))  # a crash: no closing record
+    assert verify(path).status == "intact but not closed"
     with path.open("ab") as fh:
         fh.write(b'{"seq":3,"utc":"2026-')
     with pytest.raises(VerificationFailed, match="last line is cut off"):
@@ -116,9 +131,10 @@ def test_torn_tail_is_reported_then_repaired_on_open(tmp_path: Path) -> None:
     with Journal.open(path) as journal:
         journal.append(Event("after"))
     records = read_records(path)
-    assert [r["type"] for r in records] == ["test.event"] * 3 + ["journal.repaired", "after"]
+    types = [r["type"] for r in records]
+    assert types == ["test.event"] * 3 + ["journal.repaired", "after", "journal.closed"]
     assert records[3]["payload"] == {"dropped_bytes": len(b'{"seq":3,"utc":"2026-')}
-    assert verify(path).records == 5
+    assert verify(path).records == 6
 
 
 WRITER = """
@@ -177,4 +193,5 @@ def test_open_stops_at_a_record_without_valid_sequence(tmp_path: Path) -> None:
         fh.write(b'{"seq":"x","hash":"y"}\n' + b"[" * 100_000 + b"\n")
     with Journal.open(path) as journal:
         journal.append(Event("after"))
-    assert verify(path).records == 4
+    # 2 records, closed, reopened, the repair of the bad tail, after, closed again
+    assert verify(path).records == 7
