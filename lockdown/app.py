@@ -26,6 +26,7 @@ screenshots into a folder it prints.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import signal
@@ -164,7 +165,7 @@ class Session:
         sandbox = sandbox_state(os.environ, euid=getattr(os, "geteuid", lambda: 1)())
         self.app = qt_application()
         self.paths.ensure()
-        self.journal = journal = Journal.open(self.paths.new_journal())
+        self.journal = journal = _open_journal(self.paths, exam.settings)
         log.init.info("Journal at %s", journal.path)
         journal.append(Event("session.started", _started_record(exam, self._facts)))
         for name, values in exam.notes:
@@ -403,6 +404,60 @@ def _off_the_gui_thread(
     if worker.is_alive():
         return False, Outcome.FAILED
     return True, outcome[0] if outcome else Outcome.FAILED
+
+
+def _previous_head(journals: Path, current: Path) -> dict[str, Any] | None:
+    """The head of the most recent earlier journal: the chain the new one continues."""
+    from lockdown.events import CLOSED_RECORD
+
+    earlier = sorted(p for p in journals.glob("session-*.jsonl") if p != current)
+    if not earlier:
+        return None
+    last_line = b""
+    try:
+        with earlier[-1].open("rb") as fh:
+            for line in fh:
+                if line.strip():
+                    last_line = line
+        last = json.loads(last_line) if last_line else None
+    except (OSError, ValueError):
+        return {"file": earlier[-1].name, "unreadable": True}
+    if not isinstance(last, dict):
+        return {"file": earlier[-1].name, "records": 0}
+    return {
+        "file": earlier[-1].name,
+        "records": int(last.get("seq", -1)) + 1,
+        "hash": last.get("hash"),
+        "mac": last.get("mac"),
+        "closed": last.get("type") == CLOSED_RECORD,
+    }
+
+
+def _open_journal(paths: Paths, settings: Mapping[str, Any]) -> Journal:
+    """The session's journal, keyed when the organisation names a recipient.
+
+    Keyed: a MAC key made in memory HMAC-chains every record; it is stored only wrapped
+    for the recipient in the first record, which also names the head of the previous
+    journal, so the history stays linked across a crash (whose keys are gone).
+    """
+    import uuid
+
+    from lockdown.upload import crypto
+
+    path = paths.new_journal()
+    recipient_text = settings["proctoring.recipient_key"]
+    if not recipient_text:
+        return Journal.open(path)
+    recipient = crypto.parse_recipient(recipient_text)
+    mac_key = crypto.new_key()
+    chain = uuid.uuid4().hex
+    keys = {
+        "chain": chain,
+        "recipient": crypto.recipient_id(recipient),
+        "mac_key": crypto.wrap(mac_key, recipient, label=f"lockdown-journal/{chain}").to_json(),
+        "previous": _previous_head(paths.journals, path),
+    }
+    return Journal.open(path, mac_key=mac_key, keys=keys)
 
 
 def _started_record(exam: LoadedExam, facts: Mapping[str, Any]) -> dict[str, Any]:

@@ -175,24 +175,63 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_journal_verify(args: argparse.Namespace) -> int:
+    """``lockdown journal verify FILE [--key NAME.key]``: what the journal's chains say.
+
+    Without the key the structure is checked (the hash chain, the closing record); with
+    the recipient's private key also every record's MAC, which no one without the
+    session's key can forge. Exit 0 only for a journal intact and closed.
+    """
     from lockdown import events
 
-    report = events.verify(Path(args.file))
+    path = Path(args.file)
+    mac_key = None
+    if getattr(args, "key", None):
+        from lockdown.upload import crypto
+
+        keys = events.keys_record(path)
+        if keys is None or "mac_key" not in keys:
+            raise UserError(f"{path}: this journal is not keyed; verify it without --key")
+        wrapping = crypto.KeyWrapping.from_json(keys["mac_key"])
+        private = crypto.load_recipient_private(Path(args.key))
+        mac_key = crypto.unwrap(wrapping, private, label=f"lockdown-journal/{keys.get('chain')}")
+    report = events.verify(path, mac_key)
+    macs = (
+        "MACs checked with the recipient's key"
+        if report.macs_checked
+        else ("MACs not checked: pass --key" if report.keyed else "not keyed")
+    )
+    continues = report.continues
     if args.json:
         print(
             json.dumps(
                 {
-                    "ok": True,
+                    "ok": report.closed,
+                    "status": report.status,
                     "records": report.records,
                     "first": report.first_utc,
                     "last": report.last_utc,
+                    "keyed": report.keyed,
+                    "macs_checked": report.macs_checked,
+                    "continues": dict(continues) if continues else None,
                 }
             )
         )
     else:
         span = f", {report.first_utc} to {report.last_utc}" if report.records else ""
-        print(f"{args.file}: intact, {report.records} records{span}")
-    return 0
+        print(f"{args.file}: {report.status}, {report.records} records{span}; {macs}")
+        if continues:
+            state = "closed" if continues.get("closed") else "not closed"
+            print(
+                f"  continues {continues.get('file')} after its record "
+                f"{int(continues.get('records', 0)) - 1} ({state}; hash "
+                f"{str(continues.get('hash'))[:16]}…)"
+            )
+        if report.records and not report.closed:
+            print(
+                "  not closed: the session ended abnormally (a crash, a kill) or its end "
+                "was removed"
+            )
+    return 0 if report.closed else 1
 
 
 def _not_yet(name: str) -> int:
@@ -277,13 +316,16 @@ EXAMPLES: Final = {
     "config sign": "lockdown config sign exam.toml --key it-dept.key --out exam-signed.toml",
     "config keys": "lockdown config keys exam.seb --password-file password.txt",
     "keys": "lockdown keys generate --out it-dept",
-    "keys generate": "lockdown keys generate --out it-dept",
+    "keys generate": "lockdown keys generate --recipient --out it-dept-recipient",
     "journal": "lockdown journal verify session-20260601T080000Z-4242.jsonl",
-    "journal verify": "lockdown journal verify --json session-20260601T080000Z-4242.jsonl",
+    "journal verify": "lockdown journal verify session-20260601T080000Z-4242.jsonl "
+    "--key it-dept-recipient.key",
     "environment": "lockdown environment --json --organisation /etc/lockdown/organisation.toml",
     "record": "lockdown record --seconds 5 --out ./test-recording",
     "spool": "lockdown spool verify ./test-recording",
-    "spool verify": "lockdown spool verify --json ./test-recording",
+    "spool verify": "lockdown spool verify ./test-recording --key it-dept-recipient.key",
+    "spool export": "lockdown spool export ./test-recording --key it-dept-recipient.key "
+    "--out ./review",
     "check": "lockdown check --json",
 }
 
@@ -434,8 +476,15 @@ def build_parser() -> argparse.ArgumentParser:
     journal = sub.add_parser("journal", help="session journals").add_subparsers(
         dest="journal_command", metavar="ACTION", required=True
     )
-    p = journal.add_parser("verify", help="check a journal's hash chain")
+    p = journal.add_parser(
+        "verify", help="check a journal's chains: intact and closed, not closed, edited or empty"
+    )
     p.add_argument("file", help="the session journal (session-….jsonl)")
+    p.add_argument(
+        "--key",
+        metavar="FILE",
+        help="the recipient's private key (NAME.key): also check every record's MAC",
+    )
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.set_defaults(func=cmd_journal_verify)
 
