@@ -711,6 +711,22 @@ class Spool:
             self._store(record, blob)
             self._live[record.key] = record
             self._used += record.ciphertext_bytes
+            # the journal covers the media: each stored segment's digests are journalled
+            self._report(
+                Event(
+                    "spool.stored",
+                    {
+                        "stream": record.stream.value,
+                        "seq": record.seq,
+                        "start": record.start_utc.isoformat(),
+                        "duration": record.duration,
+                        "bytes": record.bytes,
+                        "sha256": record.sha256,
+                        "ciphertext_bytes": record.ciphertext_bytes,
+                        "ciphertext_sha256": hashlib.sha256(blob).hexdigest(),
+                    },
+                )
+            )
             self._check_near_full()
 
     def _make_room(self, incoming: ManifestRecord) -> bool:

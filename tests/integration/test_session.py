@@ -17,7 +17,7 @@ from lockdown.paths import temp_paths
 from lockdown.texts import text
 from lockdown.ui.kiosk import Kiosk
 from lockdown.upload import crypto
-from lockdown.upload.spool import open_key, verify_folder
+from lockdown.upload.spool import Spool, open_key, verify_folder
 from tests.support.httpserver import LocalServer
 
 pytestmark = [pytest.mark.x11, pytest.mark.webengine, pytest.mark.slow]
@@ -63,7 +63,7 @@ def test_exam_in_a_virtual_machine_is_refused_with_a_clear_message(
     types = [r["type"] for r in records]
     assert "guards.virtual_machine" in types
     assert "kiosk.started" not in types
-    assert records[-1]["payload"]["message_id"] == "guards.vm.denied"
+    assert records[-2]["payload"]["message_id"] == "guards.vm.denied"
     assert http_server.seen("/") == []
 
 
@@ -121,3 +121,14 @@ def test_a_proctored_exam_records_while_locked_and_finalizes_before_the_kiosk_cl
     assert report.contents_checked
     streams = {name for name in report.streams}
     assert streams == {"camera", "screen"}
+    # the journal covers the media: every stored segment's digests are in it
+    stored = {
+        (r["payload"]["stream"], r["payload"]["seq"]): r["payload"]["sha256"]
+        for r in read_records(journal)
+        if r["type"] == "spool.stored"
+    }
+    with Spool.open(spool, report=lambda _e: None, max_bytes=1 << 40, key=key) as opened:
+        listed = {(r.stream.value, r.seq): r.sha256 for r in opened.records()}
+    assert stored == listed and len(listed) >= 2
+    # the journal is keyed for the same recipient and closed
+    assert verify(journal, None).keyed and verify(journal).closed

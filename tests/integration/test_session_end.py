@@ -21,7 +21,7 @@ from lockdown import durable
 from lockdown.app import run_session
 from lockdown.config.loaded import LoadedExam
 from lockdown.config.settings import Organisation, flatten, layer
-from lockdown.events import read_records, verify
+from lockdown.events import Event, read_records, verify
 from lockdown.lifecycle.base import Outcome
 from lockdown.paths import temp_paths
 from lockdown.texts import text
@@ -76,6 +76,12 @@ def on_loaded(kiosk: Kiosk, action: Callable[[], None], delay_ms: int = 300) -> 
     kiosk.pageLoaded.connect(loaded)
 
 
+def overflow(kiosk: Kiosk) -> None:
+    """More records than the last page of a full disk's journal file can take."""
+    for i in range(40):
+        kiosk._journal(Event("test.overflow", {"i": i, "pad": "x" * 400}))
+
+
 def press_quit(kiosk: Kiosk) -> None:
     kiosk.toolbar.buttons["quit"].click()
 
@@ -116,7 +122,7 @@ def test_every_quit_path_ends_and_reverts_with_the_journal_on_a_full_disk(
         def fill_then_quit() -> None:
             held.append(keyboard_held(xserver))
             filler.append(fill(disk))
-            kiosk.reload()  # more records for the full disk
+            overflow(kiosk)
             QTimer.singleShot(300, lambda: QUIT_PATHS[path](kiosk, http_server))
 
         on_loaded(kiosk, fill_then_quit)
@@ -138,7 +144,8 @@ def test_every_quit_path_ends_and_reverts_with_the_journal_on_a_full_disk(
     kept = verify(journal)  # whole records only, the chain intact
     types = [r["type"] for r in read_records(journal)]
     assert types[0] == "session.started"
-    assert "session.ended" not in types  # it was lost: the disk stayed full
+    # the disk was full: the records after it filled were lost, whole, never half written
+    assert types.count("test.overflow") < 40 and "session.ended" not in types
     # once the disk has room again, the next session's journal there works as before
     filler[0].unlink()
     assert kept.records >= 3
@@ -154,7 +161,7 @@ def test_the_journal_says_what_it_lost_once_the_disk_has_room(
     def journey(kiosk: Kiosk) -> None:
         def fill_then_quit() -> None:
             filler = fill(disk)
-            kiosk.reload()
+            overflow(kiosk)
             # room again a moment after the candidate quits, while the session ends
             threading.Timer(0.8, filler.unlink).start()
             QTimer.singleShot(300, lambda: kiosk.end("quit_button"))
@@ -167,8 +174,8 @@ def test_the_journal_says_what_it_lost_once_the_disk_has_room(
     assert "journal.degraded" in types
     gap = records[types.index("journal.degraded")]["payload"]
     assert gap["reason"] == "No space left on device" and gap["held"] >= 1
-    assert types[-1] == "session.ended"
-    assert records[-1]["payload"]["reason"] == "quit_button"
+    assert types[-2:] == ["session.ended", "journal.closed"]
+    assert records[-2]["payload"]["reason"] == "quit_button"
 
 
 def test_an_exception_in_the_journey_still_winds_down_and_reverts(
@@ -191,8 +198,8 @@ def test_an_exception_in_the_journey_still_winds_down_and_reverts(
     records = read_records(only_journal(paths.journals))
     types = [r["type"] for r in records]
     assert "guards.started" in types and "guards.stopped" in types and "kiosk.closed" in types
-    assert records[-1]["type"] == "session.ended"
-    assert records[-1]["payload"]["reason"] == "error RuntimeError"
+    assert records[-2]["type"] == "session.ended"
+    assert records[-2]["payload"]["reason"] == "error RuntimeError"
 
 
 class SlowRecording:
@@ -286,7 +293,7 @@ def test_a_wind_down_past_its_deadline_is_journalled_and_the_revert_goes_on(
     records = read_records(only_journal(paths.journals))
     timeout = [r for r in records if r["type"] == "session.wind_down_timeout"]
     assert timeout and timeout[0]["payload"] == {"operation": "proctoring", "seconds": 0.5}
-    assert records[-1]["payload"]["revert"] == "failed"
+    assert records[-2]["payload"]["revert"] == "failed"
 
 
 def test_sigterm_during_the_start_closes_the_dialog_and_starts_nothing(
@@ -326,7 +333,7 @@ def test_sigterm_during_the_start_closes_the_dialog_and_starts_nothing(
     records = read_records(only_journal(paths.journals))
     types = [r["type"] for r in records]
     assert "kiosk.started" not in types
-    assert records[-1]["payload"]["reason"] == "start cancelled (signal SIGTERM)"
+    assert records[-2]["payload"]["reason"] == "start cancelled (signal SIGTERM)"
     assert QApplication.activeModalWidget() is None
     assert durable  # the module under the journal
 
