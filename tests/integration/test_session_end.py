@@ -163,12 +163,16 @@ def test_the_journal_says_what_it_lost_once_the_disk_has_room(
             filler = fill(disk)
             overflow(kiosk)
             # room again a moment after the candidate quits, while the session ends
-            threading.Timer(0.8, filler.unlink).start()
+            timers.append(threading.Timer(0.8, lambda: filler.unlink(missing_ok=True)))
+            timers[-1].start()
             QTimer.singleShot(300, lambda: kiosk.end("quit_button"))
 
         on_loaded(kiosk, fill_then_quit)
 
+    timers: list[threading.Timer] = []
     assert run_session(exam(start), paths, single_instance=False, journey=journey) == 0
+    for timer in timers:
+        timer.join()
     records = read_records(only_journal(paths.journals))
     types = [r["type"] for r in records]
     assert "journal.degraded" in types
