@@ -85,12 +85,12 @@ def _plain(value: object) -> object:
 
 def _validate_seb(args: argparse.Namespace, org: Any, data: bytes) -> int:
     """``config validate`` of a ``.seb`` file: what it maps onto our options, what it ignores."""
-    from lockdown.config import examkeys, seb
+    from lockdown.config import keyscmd, seb
     from lockdown.config.settings import layer
 
     origin = str(args.file)
     seb.check_allowed(org, origin=origin)
-    cfg = seb.load_seb(data, origin=origin, password=examkeys.password_source_for(args, origin))
+    cfg = seb.load_seb(data, origin=origin, password=keyscmd.password_source_for(args, origin))
     settings = layer(org, cfg.values)
     by_option = {ours: theirs for theirs, (ours, _) in seb.MAPPED.items()}
     print(
@@ -453,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="the .seb file or Lockdown exam configuration")
     _password_options(p)
-    p.set_defaults(func=_dispatch("lockdown.config.examkeys", "main_keys", "config keys"))
+    p.set_defaults(func=_dispatch("lockdown.config.keyscmd", "main_keys", "config keys"))
 
     keys_ = sub.add_parser("keys", help="signing keys").add_subparsers(
         dest="keys_command", metavar="ACTION", required=True

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lockdown import cli, log
-from lockdown.config import examkeys
+from lockdown.config import keyscmd
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "seb"
 PASSWORD = "Prüfung-2026!"
@@ -144,7 +144,7 @@ def test_password_and_password_file_together_are_a_usage_error(
 def test_the_password_from_a_file_is_kept_out_of_the_log(tmp_path: Path) -> None:
     secret = tmp_path / "password.txt"
     secret.write_text("a-secret-of-ours\n", encoding="utf-8")
-    assert examkeys.read_password_file(str(secret)) == "a-secret-of-ours"
+    assert keyscmd.read_password_file(str(secret)) == "a-secret-of-ours"
     assert "a-secret-of-ours" not in log.redact("given a-secret-of-ours here")
 
 

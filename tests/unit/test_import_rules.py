@@ -120,3 +120,8 @@ def test_lower_layers_never_import_upper_ones() -> None:
                 ):
                     problems.append(f"{rel} imports {name}")
     assert problems == []
+
+
+def test_the_key_algorithms_never_import_the_seb_reader() -> None:
+    # seb.py computes its Config Key with examkeys; the other way round would be a cycle
+    assert not {n for n in _full_imports(PACKAGE / "config" / "examkeys.py") if "seb" in n}

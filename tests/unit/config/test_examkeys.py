@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lockdown import __version__, build, cli
 from lockdown.build import Build
-from lockdown.config import examfile, examkeys, seb
+from lockdown.config import examfile, examkeys, keyscmd, seb
 from lockdown.config.settings import ConfigError, Organisation, layer
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "seb"
@@ -142,7 +142,7 @@ def test_signature_and_exam_metadata_do_not_change_the_config_key(tmp_path: Path
     renamed = tmp_path / "renamed.toml"
     renamed.write_bytes(body.replace(b'"Physics final"', b'"Physics resit"'))
     for path in (signed, renamed):
-        keys = examkeys.keys_for_file(path, password=lambda _: None)
+        keys = keyscmd.keys_for_file(path, password=lambda _: None)
         assert keys[0].config_key == TOML_CK
 
 
@@ -151,7 +151,7 @@ def test_changing_an_option_changes_the_config_key(tmp_path: Path) -> None:
     changed.write_bytes(
         (DATA / "exam.toml").read_bytes().replace(b"max_displays = 2", b"max_displays = 3")
     )
-    assert examkeys.keys_for_file(changed, password=lambda _: None)[0].config_key != TOML_CK
+    assert keyscmd.keys_for_file(changed, password=lambda _: None)[0].config_key != TOML_CK
 
 
 # -- Browser Exam Key ---------------------------------------------------------------------
@@ -281,7 +281,7 @@ def test_request_hash_example_from_the_reference() -> None:
 
 
 def _expected_lines(path: Path, password: str | None) -> str:
-    all_keys = examkeys.keys_for_file(path, password=lambda _: password)
+    all_keys = keyscmd.keys_for_file(path, password=lambda _: password)
     identity = build.current().identity[:12]
     lines = [f"Config Key: {all_keys[0].config_key}"] + [
         f"Browser Exam Key ({k.mode} display, development build {identity}): {k.browser_exam_key}"
@@ -307,7 +307,7 @@ def test_cli_prints_the_labelled_keys(
     assert out == _expected_lines(DATA / name, PASSWORD)
     assert out.startswith(f"Config Key: {ck}\n")
     assert err == ""
-    keys = examkeys.keys_for_file(DATA / name, password=lambda _: PASSWORD)
+    keys = keyscmd.keys_for_file(DATA / name, password=lambda _: PASSWORD)
     assert [k.mode for k in keys] == list(examkeys.ISOLATION_MODES)
     assert keys[0].browser_exam_key == _bek_of(ck, salt, keys[0].settings_hash)
 
