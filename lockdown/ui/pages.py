@@ -13,40 +13,46 @@ from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 from lockdown.texts import text
 
 
+def _centred_page(
+    page: QWidget, name: str, style: str, labels: tuple[str, ...]
+) -> tuple[QVBoxLayout, dict[str, QLabel]]:
+    """Style ``page`` and give it centred, word-wrapped plain-text labels, in order."""
+    page.setObjectName(name)
+    page.setStyleSheet(f"#{name} {{ background: #fafafa; }}" + style)
+    page.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+    layout = QVBoxLayout(page)
+    layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    layout.setSpacing(14)
+    made: dict[str, QLabel] = {}
+    for label_name in labels:
+        label = QLabel(page)
+        label.setObjectName(label_name)
+        label.setWordWrap(True)
+        label.setFixedWidth(820)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
+        made[label_name] = label
+    return layout, made
+
+
 class NoticePage(QWidget):
     """Title, explanation, the address concerned, a hint and one button."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("lockdown-notice")
-        self.setStyleSheet(
-            "#lockdown-notice { background: #fafafa; }"
+        layout, labels = _centred_page(
+            self,
+            "lockdown-notice",
             "QLabel#title { font-size: 24px; font-weight: bold; color: #b71c1c; }"
             "QLabel#body, QLabel#hint { font-size: 15px; color: #212121; }"
             "QLabel#address { font-family: monospace; font-size: 14px; color: #37474f;"
             " background: #eceff1; padding: 8px; }"
-            "QPushButton { font-size: 16px; padding: 8px 24px; }"
+            "QPushButton { font-size: 16px; padding: 8px 24px; }",
+            ("title", "body", "address", "hint"),
         )
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        layout = QVBoxLayout(self)
-        layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.setSpacing(14)
-        self.title = QLabel(self)
-        self.body = QLabel(self)
-        self.address = QLabel(self)
-        self.hint = QLabel(self)
-        for name, label in (
-            ("title", self.title),
-            ("body", self.body),
-            ("address", self.address),
-            ("hint", self.hint),
-        ):
-            label.setObjectName(name)
-            label.setWordWrap(True)
-            label.setFixedWidth(820)
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            label.setTextFormat(Qt.TextFormat.PlainText)
-            layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.title, self.body = labels["title"], labels["body"]
+        self.address, self.hint = labels["address"], labels["hint"]
         self.address.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
         self.button = QPushButton(self)
         self.button.setObjectName("action")
@@ -105,25 +111,15 @@ class ProgressPage(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("lockdown-progress")
-        self.setStyleSheet(
-            "#lockdown-progress { background: #fafafa; }"
+        _, labels = _centred_page(
+            self,
+            "lockdown-progress",
             "QLabel#title { font-size: 24px; font-weight: bold; color: #0d47a1; }"
-            "QLabel#step { font-size: 17px; color: #212121; }"
+            "QLabel#step { font-size: 17px; color: #212121; }",
+            ("title", "step"),
         )
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        layout = QVBoxLayout(self)
-        layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout.setSpacing(14)
-        self.title = QLabel(text("session.ending_title"), self)
-        self.step = QLabel(self)
-        for name, label in (("title", self.title), ("step", self.step)):
-            label.setObjectName(name)
-            label.setWordWrap(True)
-            label.setFixedWidth(820)
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            label.setTextFormat(Qt.TextFormat.PlainText)
-            layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.title, self.step = labels["title"], labels["step"]
+        self.title.setText(text("session.ending_title"))
         self.setAccessibleName(text("session.ending_title"))
 
     def show_step(self, message: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,25 +27,10 @@ from lockdown.texts import text
 from lockdown.ui.kiosk import Kiosk
 from tests.support.disk import fill
 from tests.support.httpserver import LocalServer
+from tests.support.xclients import keyboard_held
 from tests.support.xserver import Xvfb
 
 pytestmark = [pytest.mark.x11, pytest.mark.webengine, pytest.mark.slow]
-
-#: Another X client that tries to grab the keyboard: exit 0 when someone else holds it.
-GRAB_PROBE = """
-from Xlib import X, display
-d = display.Display()
-status = d.screen().root.grab_keyboard(False, X.GrabModeAsync, X.GrabModeAsync, X.CurrentTime)
-if status == X.GrabSuccess:
-    d.ungrab_keyboard(X.CurrentTime)
-    d.sync()
-d.close()
-raise SystemExit(0 if status == X.AlreadyGrabbed else 1)
-"""
-
-
-def keyboard_held(xserver: Xvfb) -> bool:
-    return xserver.run(sys.executable, "-c", GRAB_PROBE, check=False).returncode == 0
 
 
 def exam(start: str, **values: Any) -> LoadedExam:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,3 +47,21 @@ def xev_window(x: Xvfb, name: str, log: Path | None = None) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+#: Another X client that tries to grab the keyboard: exit 0 when someone else holds it.
+GRAB_PROBE = """
+from Xlib import X, display
+d = display.Display()
+status = d.screen().root.grab_keyboard(False, X.GrabModeAsync, X.GrabModeAsync, X.CurrentTime)
+if status == X.GrabSuccess:
+    d.ungrab_keyboard(X.CurrentTime)
+    d.sync()
+d.close()
+raise SystemExit(0 if status == X.AlreadyGrabbed else 1)
+"""
+
+
+def keyboard_held(x: Xvfb) -> bool:
+    """True when another X client cannot grab the keyboard (someone holds it)."""
+    return x.run(sys.executable, "-c", GRAB_PROBE, check=False).returncode == 0

@@ -24,6 +24,7 @@ from lockdown.events import Event
 from lockdown.guards.keyboard import KeyboardGuard
 from lockdown.guards.restore import RestoreLog
 from lockdown.platform.linux import X11Platform
+from tests.support.xclients import keyboard_held
 from tests.support.xserver import Xvfb
 
 pytestmark = [pytest.mark.x11, pytest.mark.wm]
@@ -150,22 +151,9 @@ def _none() -> Any:
     return Nothing()
 
 
-#: Another X client that tries to grab the keyboard: exit 0 when someone else holds it.
-_GRAB_PROBE = """
-from Xlib import X, display
-d = display.Display()
-status = d.screen().root.grab_keyboard(False, X.GrabModeAsync, X.GrabModeAsync, X.CurrentTime)
-if status == X.GrabSuccess:
-    d.ungrab_keyboard(X.CurrentTime)
-    d.sync()
-d.close()
-raise SystemExit(0 if status == X.AlreadyGrabbed else 1)
-"""
-
-
 def _keyboard_held_by_us(xserver: Xvfb) -> bool:
     """True when another X client cannot grab the keyboard (someone holds it)."""
-    return xserver.run(sys.executable, "-c", _GRAB_PROBE, check=False).returncode == 0
+    return keyboard_held(xserver)
 
 
 class FullScreenKiosk(QWidget):
