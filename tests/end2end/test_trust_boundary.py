@@ -24,6 +24,7 @@ import pytest
 
 from lockdown.events import read_records
 from lockdown.texts import text
+from lockdown.ui.hardening import LOADER_VARIABLES
 from tests.integration.ui.tls import https_url, make_certificate, tls_server
 from tests.support.httpserver import LocalServer, Response
 from tests.support.processes import renamed_copy
@@ -97,9 +98,13 @@ class Machine:
         }
         if installed:
             environment["LOCKDOWN_AS_INSTALLED"] = "1"
-            # the test run's own development switches would be refused first
+            # the test run's own development switches would be refused first, and so
+            # would loader variables a test library set in this process (OpenCV's
+            # import adds to LD_LIBRARY_PATH): a candidate's launch has neither
             for name in [n for n in environment if n.startswith("LOCKDOWN_DEV_")]:
                 del environment[name]
+            for name in LOADER_VARIABLES:
+                environment.pop(name, None)
         mount = (
             f"mount -t overlay overlay -o lowerdir=/etc,upperdir={self.upper},"
             f"workdir={self.root / 'work'} /etc"
