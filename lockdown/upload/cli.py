@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lockdown.upload import crypto
 from lockdown.upload.base import SpoolError
-from lockdown.upload.spool import SpoolReport, open_key, verify_folder
+from lockdown.upload.spool import SpoolReport, open_keys, verify_folder
 
 
 def format_duration(seconds: float) -> str:
@@ -40,7 +40,13 @@ def render(report: SpoolReport) -> str:
     duration = sum(s.duration for s in streams)
     size = sum(s.bytes for s in streams)
     stored = sum(s.ciphertext_bytes for s in streams)
-    state = "intact" if report.ok else f"{len(report.problems)} problem(s)"
+    state = (
+        ("intact and closed" if report.closed else "intact but not closed")
+        if report.ok
+        else f"{len(report.problems)} problem(s)"
+    )
+    if report.ok and not report.closed and not segments:
+        state = "empty"
     lines = [
         f"{report.folder}: {state}; {len(report.streams)} stream(s), {segments} segment(s), "
         f"{format_duration(duration)}, {format_bytes(size)} media "
@@ -53,6 +59,12 @@ def render(report: SpoolReport) -> str:
             f"{format_bytes(s.bytes):>10}{dropped}"
         )
     lines.extend(f"  problem: {problem}" for problem in report.problems)
+    if report.ok and not report.closed:
+        lines.append(
+            "  not closed: the recording ended abnormally (a crash, a kill) or its end was removed"
+        )
+    if report.keyed and not report.macs_checked:
+        lines.append("  MACs not checked: pass --key with the recipient's private key")
     return "\n".join(lines) + "\n"
 
 
@@ -61,12 +73,12 @@ def main_spool_verify(args: argparse.Namespace) -> int:
     as_json = bool(getattr(args, "json", False))
     try:
         key_path = getattr(args, "key", None)
-        key = (
-            open_key(Path(args.dir), crypto.load_recipient_private(Path(key_path)))
+        key, mac_key = (
+            open_keys(Path(args.dir), crypto.load_recipient_private(Path(key_path)))
             if key_path
-            else None
+            else (None, None)
         )
-        report = verify_folder(Path(args.dir), key)
+        report = verify_folder(Path(args.dir), key, mac_key)
     except SpoolError as exc:
         if as_json:
             print(json.dumps({"ok": False, "error": str(exc)}))
@@ -76,4 +88,4 @@ def main_spool_verify(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json()))
     else:
         sys.stdout.write(render(report))
-    return 0 if report.ok else 1
+    return 0 if report.ok and report.closed else 1

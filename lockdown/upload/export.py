@@ -26,7 +26,7 @@ from lockdown.capture.base import Stream
 from lockdown.errors import UserError
 from lockdown.upload import crypto
 from lockdown.upload.base import SpoolError
-from lockdown.upload.spool import ManifestRecord, Spool, open_key, verify_folder
+from lockdown.upload.spool import ManifestRecord, listing, open_keys, read_segment, verify_folder
 
 #: A pause longer than this between two segments of a stream is listed as a gap.
 GAP_TOLERANCE_S: Final = 0.5
@@ -81,7 +81,7 @@ def _hints(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
-def export(folder: Path, key: bytes, out: Path) -> dict[str, Any]:
+def export(folder: Path, key: bytes, out: Path, *, mac_key: bytes | None = None) -> dict[str, Any]:
     """Verify the spool in ``folder`` and write its streams and summary into ``out``.
 
     Returns:
@@ -90,44 +90,44 @@ def export(folder: Path, key: bytes, out: Path) -> dict[str, Any]:
     Raises:
         SpoolError: the folder is not a readable spool or the key does not fit.
     """
-    report = verify_folder(folder, key)
+    report = verify_folder(folder, key, mac_key)
     durable.make_folder(out)
-    with Spool.open(folder, report=lambda _event: None, max_bytes=1 << 62, key=key) as spool:
-        records = spool.records()
-        dropped = spool.dropped()
-        origin = min((r.start_utc for r in records), default=None)
-        streams: dict[str, StreamExport] = {}
-        for stream in Stream:
-            mine = sorted((r for r in records if r.stream is stream), key=lambda r: r.seq)
-            readable = []
-            for record in mine:
-                try:
-                    readable.append((record, spool.read(stream, record.seq)))
-                except SpoolError as exc:
-                    log.upload.warning("Export: %s", exc)
-            if not readable or origin is None:
-                continue
-            entry = StreamExport(stream.value, f"{stream.value}.webm")
-            entry.segments = [
-                {
-                    "seq": r.seq,
-                    "start": r.start_utc.isoformat(),
-                    "end": r.end_utc.isoformat(),
-                    "duration": r.duration,
-                    "units": r.units,
-                    "bytes": r.bytes,
-                    "sha256": r.sha256,
-                }
-                for r, _ in readable
-            ]
-            entry.gaps = _gaps([r for r, _ in readable])
-            entry.packets = remux.join(
-                [r for r, _ in readable], (d for _, d in readable), origin, out / entry.file
-            )
-            streams[stream.value] = entry
+    records, dropped = listing(folder)  # read only: a reviewer's export changes nothing
+    origin = min((r.start_utc for r in records), default=None)
+    streams: dict[str, StreamExport] = {}
+    for stream in Stream:
+        mine = sorted((r for r in records if r.stream is stream), key=lambda r: r.seq)
+        readable = []
+        for record in mine:
+            try:
+                readable.append((record, read_segment(folder, key, report.session_id, record)))
+            except SpoolError as exc:
+                log.upload.warning("Export: %s", exc)
+        if not readable or origin is None:
+            continue
+        entry = StreamExport(stream.value, f"{stream.value}.webm")
+        entry.segments = [
+            {
+                "seq": r.seq,
+                "start": r.start_utc.isoformat(),
+                "end": r.end_utc.isoformat(),
+                "duration": r.duration,
+                "units": r.units,
+                "bytes": r.bytes,
+                "sha256": r.sha256,
+            }
+            for r, _ in readable
+        ]
+        entry.gaps = _gaps([r for r, _ in readable])
+        entry.packets = remux.join(
+            [r for r, _ in readable], (d for _, d in readable), origin, out / entry.file
+        )
+        streams[stream.value] = entry
     summary: dict[str, Any] = {
         "session_id": report.session_id,
         "verified": report.ok,
+        "closed": report.closed,
+        "macs_checked": report.macs_checked,
         "problems": report.problems,
         "start": origin.isoformat() if origin else None,
         "streams": {
@@ -150,8 +150,8 @@ def main_spool_export(args: argparse.Namespace) -> int:
     """``lockdown spool export DIR --key NAME.key --out OUTDIR``; exit 1 when not intact."""
     folder, out = Path(args.dir), Path(args.out)
     try:
-        key = open_key(folder, crypto.load_recipient_private(Path(args.key)))
-        summary = export(folder, key, out)
+        key, mac_key = open_keys(folder, crypto.load_recipient_private(Path(args.key)))
+        summary = export(folder, key, out, mac_key=mac_key)
     except SpoolError as exc:
         raise ExportError(str(exc)) from None
     except OSError as exc:

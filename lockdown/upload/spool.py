@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from lockdown import durable, log
 from lockdown.capture.base import Segment, Stream
 from lockdown.durable import AppendLog
-from lockdown.events import Event, EventSink
+from lockdown.events import GENESIS, Event, EventSink, record_hash, record_mac
 from lockdown.upload import crypto
 from lockdown.upload.base import SpoolError
 
@@ -151,6 +151,8 @@ class ManifestParse:
     problems: list[tuple[int, str]] = field(default_factory=list)
     #: byte offset of the first bad line (where a repair cuts), or None
     first_bad: int | None = None
+    #: (line number, the line's object) of every well-formed line, closing lines included
+    lines: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,11 @@ class SpoolReport:
     problems: list[str]
     #: False when the key was not available and segment contents were not decrypted
     contents_checked: bool
+    #: the manifest ends with its closing line
+    closed: bool = False
+    #: the manifest lines carry MACs, and whether they were checked
+    keyed: bool = False
+    macs_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -185,6 +192,9 @@ class SpoolReport:
             "folder": str(self.folder),
             "session_id": self.session_id,
             "contents_checked": self.contents_checked,
+            "closed": self.closed,
+            "keyed": self.keyed,
+            "macs_checked": self.macs_checked,
             "streams": {name: s.__dict__ for name, s in self.streams.items()},
             "problems": list(self.problems),
         }
@@ -201,6 +211,8 @@ class SpoolHeader:
     #: that wrote the spool: tests and benchmarks); a clear key is never stored
     key_location: str
     key_wrapping: crypto.KeyWrapping = field(default_factory=crypto.KeyWrapping)
+    #: the session's MAC key (the manifest's MAC chain), wrapped for the same recipient
+    mac_key_wrapping: crypto.KeyWrapping | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -212,6 +224,11 @@ class SpoolHeader:
             "key_id": self.key_id,
             "key": {"location": self.key_location},
             "key_wrapping": self.key_wrapping.to_json(),
+            **(
+                {"mac_key_wrapping": self.mac_key_wrapping.to_json()}
+                if self.mac_key_wrapping
+                else {}
+            ),
         }
 
 
@@ -259,6 +276,80 @@ def _header_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Manifest lines that are part of the chain but list no segment.
+CHAIN_KINDS: Final = frozenset({"closed", "reopened"})
+
+
+def _chain_fields(obj: Mapping[str, Any]) -> None:
+    if not isinstance(obj.get("prev"), str) or not isinstance(obj.get("hash"), str):
+        raise ValueError("no chain fields")
+
+
+def chain_line(
+    obj: Mapping[str, Any], prev: tuple[str, str], mac_key: bytes | None
+) -> tuple[bytes, str, str]:
+    """A manifest line chained after ``prev`` (hash, MAC): its bytes, hash and MAC.
+
+    Every line carries the previous line's hash and its own (structure, checked without
+    a key); with the session's MAC key also the previous line's MAC and its own.
+    """
+    record: dict[str, Any] = {**obj, "prev": prev[0]}
+    if mac_key is not None:
+        record["prev_mac"] = prev[1]
+    record["hash"] = record_hash(record)
+    if mac_key is not None:
+        record["mac"] = record_mac(record, mac_key)
+    line = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return line.encode() + b"\n", str(record["hash"]), str(record.get("mac", GENESIS))
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What the manifest's chains say."""
+
+    closed: bool
+    keyed: bool
+    macs_checked: bool
+    problems: list[str]
+    #: the last line's hash and MAC (where appending goes on)
+    head: tuple[str, str]
+
+
+def check_chain(lines: list[tuple[int, dict[str, Any]]], mac_key: bytes | None) -> ChainReport:
+    """Check the hash chain (and with ``mac_key`` the MAC chain) of the manifest lines."""
+    problems: list[str] = []
+    last_hash, last_mac = GENESIS, GENESIS
+    keyed = bool(lines) and "mac" in lines[0][1]
+    closed = False
+    for count, (number, obj) in enumerate(lines):
+        where = f"{MANIFEST_FILE} line {number}"
+        if obj.get("prev") != last_hash:
+            problems.append(
+                f"{where} does not follow the line before (a line deleted, inserted or reordered)"
+            )
+        elif record_hash(obj) != obj.get("hash"):
+            problems.append(f"{where} was edited (its hash does not match)")
+        elif (
+            keyed
+            and mac_key is not None
+            and (obj.get("prev_mac") != last_mac or record_mac(obj, mac_key) != obj.get("mac"))
+        ):
+            problems.append(
+                f"{where} was edited or the manifest re-chained from there (its MAC does not "
+                "match the session's key)"
+            )
+        kind = obj.get("kind")
+        if closed and kind != "reopened":
+            problems.append(f"{where} stands after the closing line")
+        closed = kind == "closed" or (closed and kind != "reopened")
+        if kind == "closed" and obj.get("lines") != count:
+            problems.append(f"{where}: the closing line does not count {count} lines")
+        last_hash, last_mac = str(obj.get("hash")), str(obj.get("mac", GENESIS))
+    return ChainReport(
+        closed, keyed, keyed and mac_key is not None, problems, (last_hash, last_mac)
+    )
+
+
 def _entry(obj: object) -> ManifestEntry:
     if not isinstance(obj, dict):
         raise ValueError("not an object")
@@ -294,7 +385,12 @@ def parse_manifest(data: bytes) -> ManifestParse:
         else:
             line, next_offset = data[offset:end], end + 1
             try:
-                result.entries.append((offset, _entry(json.loads(line))))
+                obj = json.loads(line)
+                if isinstance(obj, dict) and obj.get("kind") in CHAIN_KINDS:
+                    _chain_fields(obj)
+                else:
+                    result.entries.append((offset, _entry(obj)))
+                result.lines.append((number, obj))
             except (ValueError, KeyError, TypeError, RecursionError):
                 problem = "is not a manifest record (garbled; opening the spool cuts it)"
         if problem:
@@ -303,6 +399,10 @@ def parse_manifest(data: bytes) -> ManifestParse:
                 result.first_bad = offset
         offset = next_offset
     return result
+
+
+def _count_lines(data: bytes) -> int:
+    return data.count(b"\n")
 
 
 def segment_file_name(stream: Stream, seq: int) -> str:
@@ -365,6 +465,11 @@ def _read_header(folder: Path) -> SpoolHeader:
             key_id=_str(obj["key_id"]),
             key_location=_str(obj["key"]["location"]),
             key_wrapping=crypto.KeyWrapping.from_json(obj.get("key_wrapping") or {}),
+            mac_key_wrapping=(
+                crypto.KeyWrapping.from_json(obj["mac_key_wrapping"])
+                if obj.get("mac_key_wrapping")
+                else None
+            ),
         )
     except (ValueError, KeyError, TypeError, AttributeError, crypto.SpoolKeyError):
         raise SpoolError(
@@ -375,6 +480,25 @@ def _read_header(folder: Path) -> SpoolHeader:
 def _label(session_id: str) -> str:
     """What the wrapped key is bound to (the spool's session id)."""
     return f"lockdown-spool/{session_id}"
+
+
+def _mac_label(session_id: str) -> str:
+    return f"lockdown-spool-mac/{session_id}"
+
+
+def open_keys(folder: Path, private: X25519PrivateKey) -> tuple[bytes, bytes | None]:
+    """The spool's session key and MAC key, unwrapped with the recipient's private key."""
+    key = open_key(folder, private)
+    header = _read_header(folder)
+    if header.mac_key_wrapping is None:
+        return key, None
+    try:
+        mac_key = crypto.unwrap(
+            header.mac_key_wrapping, private, label=_mac_label(header.session_id)
+        )
+    except crypto.SpoolKeyError as exc:
+        raise crypto.SpoolKeyError(f"{folder}: {exc}") from None
+    return key, mac_key
 
 
 def open_key(folder: Path, private: X25519PrivateKey) -> bytes:
@@ -438,11 +562,15 @@ class Spool:
         report: EventSink,
         max_bytes: int,
         manifest: AppendLog,
+        mac_key: bytes | None = None,
     ) -> None:
         self.folder = folder
         self.header = header
         self.max_bytes = max_bytes
         self._key = key
+        self._mac_key = mac_key
+        #: the manifest chain's last line (hash, MAC)
+        self._head = (GENESIS, GENESIS)
         self._report = report
         self._manifest: AppendLog | None = manifest
         self._segments = folder / SEGMENTS_DIR
@@ -473,6 +601,7 @@ class Spool:
         max_bytes: int,
         recipient: X25519PublicKey | None = None,
         key: bytes | None = None,
+        mac_key: bytes | None = None,
     ) -> Spool:
         """Create or reopen the spool in ``folder``, repairing what a crash left behind.
 
@@ -484,7 +613,9 @@ class Spool:
                 wrapped for this public key (the proctoring service's or the
                 organisation's). No recipient, no recording.
             key: else (and to reopen a spool) the 32-byte session key, held by the
-                caller (unwrapped with :func:`open_key`, or a test's own); never stored.
+                caller (unwrapped with :func:`open_keys`, or a test's own); never stored.
+            mac_key: to reopen a keyed spool and go on with its MAC chain (a new spool
+                with a recipient makes its own).
 
         Raises:
             SpoolError: the folder cannot be created or written, is not a spool, or the
@@ -494,7 +625,7 @@ class Spool:
         try:
             if max_bytes <= 0:
                 raise SpoolError(f"{folder}: the spool size cap must be positive")
-            return cls._open(folder, report, max_bytes, key, recipient)
+            return cls._open(folder, report, max_bytes, key, recipient, mac_key=mac_key)
         except SpoolError as exc:
             report(Event("spool.error", {"folder": str(folder), "error": str(exc)}))
             log.upload.error("%s", exc)
@@ -508,6 +639,8 @@ class Spool:
         max_bytes: int,
         key: bytes | None,
         recipient: X25519PublicKey | None,
+        *,
+        mac_key: bytes | None = None,
     ) -> Spool:
         if key is not None:
             crypto.check_key(key)
@@ -529,13 +662,21 @@ class Spool:
         else:
             if (folder / MANIFEST_FILE).exists() or any((folder / SEGMENTS_DIR).iterdir()):
                 raise SpoolError(f"{folder}: not a Lockdown spool ({HEADER_FILE} is missing)")
-            header, key = cls._create(folder, key, recipient)
+            header, key, mac_key = cls._create(folder, key, recipient)
             created = True
         try:
             manifest = AppendLog.open(folder / MANIFEST_FILE)
         except OSError as exc:
             raise SpoolError(f"{folder}: cannot open the manifest: {_why(exc)}") from None
-        spool = cls(folder, header, key, report=report, max_bytes=max_bytes, manifest=manifest)
+        spool = cls(
+            folder,
+            header,
+            key,
+            report=report,
+            max_bytes=max_bytes,
+            manifest=manifest,
+            mac_key=mac_key,
+        )
         try:
             spool._recover()
         except OSError as exc:
@@ -570,12 +711,16 @@ class Spool:
     @classmethod
     def _create(
         cls, folder: Path, key: bytes | None, recipient: X25519PublicKey | None
-    ) -> tuple[SpoolHeader, bytes]:
+    ) -> tuple[SpoolHeader, bytes, bytes | None]:
         session_id = os.urandom(16).hex()
         wrapping = crypto.KeyWrapping()
+        mac_key: bytes | None = None
+        mac_wrapping: crypto.KeyWrapping | None = None
         if recipient is not None:
             key = crypto.new_key()
+            mac_key = crypto.new_key()
             wrapping = crypto.wrap(key, recipient, label=_label(session_id))
+            mac_wrapping = crypto.wrap(mac_key, recipient, label=_mac_label(session_id))
             location = "wrapped"
         elif key is not None:
             location = "caller"
@@ -591,13 +736,14 @@ class Spool:
             key_id=crypto.key_id(key),
             key_location=location,
             key_wrapping=wrapping,
+            mac_key_wrapping=mac_wrapping,
         )
         try:
             text = json.dumps(header.to_json(), indent=2) + "\n"
             durable.atomic_write(folder / HEADER_FILE, text.encode("utf-8"), 0o644)
         except OSError as exc:
             raise SpoolError(f"{folder}: cannot write the spool header: {_why(exc)}") from None
-        return header, key
+        return header, key, mac_key
 
     def _recover(self) -> None:
         manifest = self._open_manifest()
@@ -614,6 +760,14 @@ class Spool:
                 Event("spool.repaired", {"file": MANIFEST_FILE, "line": line, "cut_bytes": cut})
             )
             log.upload.warning("Spool manifest: cut %d bytes from line %d on", cut, line)
+        kept = [
+            (n, obj)
+            for n, obj in parsed.lines
+            if parsed.first_bad is None or n < parsed.problems[0][0]
+        ]
+        self._head = check_chain(kept, None).head
+        if kept and kept[-1][1].get("kind") == "closed":  # written to again: say so
+            self._append_line({"kind": "reopened", "utc": _now()})
         self._live, self._dropped = _apply(entries)
         for gone in self._dropped.values():  # finish a drop cut short by a crash
             (self._segments / gone.file).unlink(missing_ok=True)
@@ -792,10 +946,20 @@ class Spool:
             raise self._error(record, exc) from None
 
     def _append(self, entry: ManifestEntry) -> None:
-        line = json.dumps(entry.to_json(), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        self._append_line(entry.to_json())
+
+    def _append_line(self, obj: Mapping[str, Any]) -> None:
+        """Append one chained manifest line (a whole line or nothing) and sync it."""
+        line, digest, mac = chain_line(obj, self._head, self._mac_key)
         manifest = self._open_manifest()
         manifest.append(line)  # a whole line or nothing (cut back on a full disk)
         manifest.sync()
+        self._head = (digest, mac)
+
+    def head(self) -> dict[str, str]:
+        """The manifest chain's head (what the proctoring service anchors)."""
+        with self._lock:
+            return {"hash": self._head[0], "mac": self._head[1]}
 
     def _open_manifest(self) -> AppendLog:
         if self._manifest is None:
@@ -876,10 +1040,27 @@ class Spool:
         return data
 
     def close(self) -> None:
+        """Write the closing line (counts and the last MAC), then close the manifest."""
         with self._lock:
-            if self._manifest is not None:
-                self._manifest.close()
-                self._manifest = None
+            if self._manifest is None:
+                return
+            try:
+                self._append_line(
+                    {
+                        "kind": "closed",
+                        "utc": _now(),
+                        "lines": _count_lines(self._manifest.read_all()),
+                        "segments": len(self._live),
+                        "dropped": len(self._dropped),
+                        "last_mac": self._head[1],
+                    }
+                )
+            except OSError as exc:
+                log.upload.error(
+                    "Spool %s: the closing line cannot be written: %s", self.folder, exc
+                )
+            self._manifest.close()
+            self._manifest = None
 
     def __enter__(self) -> Spool:
         return self
@@ -891,7 +1072,39 @@ class Spool:
 # -- verification (read-only) -----------------------------------------------------------
 
 
-def verify_folder(folder: Path, key: bytes | None = None) -> SpoolReport:
+def listing(folder: Path) -> tuple[list[ManifestRecord], list[DroppedRecord]]:
+    """The segments and drops a spool's manifest lists, read without changing anything."""
+    try:
+        data = (folder / MANIFEST_FILE).read_bytes()
+    except OSError as exc:
+        raise SpoolError(f"{folder}: cannot read the manifest ({exc.strerror})") from None
+    live, dropped = _apply(entry for _, entry in parse_manifest(data).entries)
+    return sorted(live.values(), key=lambda r: (r.stream.value, r.seq)), list(dropped.values())
+
+
+def read_segment(folder: Path, key: bytes, session_id: str, record: ManifestRecord) -> bytes:
+    """One segment's verified media, read without changing anything.
+
+    Raises:
+        SpoolError: missing, unreadable, corrupted, or not matching its record.
+    """
+    where = f"{record.stream.value} segment {record.seq} ({record.file})"
+    try:
+        blob = (folder / SEGMENTS_DIR / record.file).read_bytes()
+    except OSError as exc:
+        raise SpoolError(f"{where}: cannot read ({exc.strerror})") from None
+    try:
+        header, data = decode_segment(key, session_id, blob)
+    except SpoolError as exc:
+        raise SpoolError(f"{where} is corrupted: {exc}") from None
+    if header != {k: v for k, v in record.__dict__.items() if k in _HEADER_FIELDS}:
+        raise SpoolError(f"{where} does not match its manifest record")
+    return data
+
+
+def verify_folder(
+    folder: Path, key: bytes | None = None, mac_key: bytes | None = None
+) -> SpoolReport:
     """Check every segment of a spool folder without changing it.
 
     Args:
@@ -899,6 +1112,7 @@ def verify_folder(folder: Path, key: bytes | None = None) -> SpoolReport:
         key: the session key (:func:`open_key` unwraps it with the recipient's private
             key); without it the structure is checked (header, manifest, segment files
             and their clear headers) but not the sealed contents.
+        mac_key: the session's MAC key (:func:`open_keys`): also every manifest line's MAC.
 
     Raises:
         SpoolError: the folder is not a readable spool (no header, unreadable).
@@ -920,6 +1134,8 @@ def verify_folder(folder: Path, key: bytes | None = None) -> SpoolReport:
         raise SpoolError(f"{folder}: cannot read the manifest ({exc.strerror})") from None
     parsed = parse_manifest(data)
     problems.extend(f"{MANIFEST_FILE} line {n} {what}" for n, what in parsed.problems)
+    chain = check_chain(parsed.lines, mac_key)
+    problems.extend(chain.problems)
     live, dropped = _apply(entry for _, entry in parsed.entries)
     totals: dict[str, dict[str, Any]] = {}
 
@@ -986,4 +1202,7 @@ def verify_folder(folder: Path, key: bytes | None = None) -> SpoolReport:
         streams=streams,
         problems=problems,
         contents_checked=key is not None,
+        closed=chain.closed,
+        keyed=chain.keyed,
+        macs_checked=chain.macs_checked,
     )

@@ -109,7 +109,7 @@ def test_journal_verify_intact_and_edited(tmp_path: Path) -> None:
             journal.append(Event("kiosk.started", {"i": i}))
     ok = run("journal", "verify", str(path), cwd=tmp_path)
     assert ok.returncode == 0
-    assert "intact, 4 records" in ok.stdout
+    assert "intact and closed, 5 records" in ok.stdout  # and the closing record
     path.write_bytes(path.read_bytes().replace(b'"i":1', b'"i":9'))
     one_line_error(
         run("journal", "verify", str(path), cwd=tmp_path), 1, "line 2: record 1 was edited"

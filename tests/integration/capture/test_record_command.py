@@ -63,7 +63,9 @@ def test_record_makes_a_verifiable_spool_of_every_source(
     verify = _lockdown("spool", "verify", str(out), "--key", str(tmp_path / "it.key"), env=env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "3 stream(s)" in verify.stdout
-    # the reviewer's export: one playable file per stream with every frame and sample
+    # the reviewer's export: one playable file per stream with every frame and sample,
+    # and the spool left exactly as it was
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     exported = tmp_path / "export"
     done = _lockdown(
         "spool",
@@ -76,7 +78,9 @@ def test_record_makes_a_verifiable_spool_of_every_source(
         env=env,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     summary = json.loads((exported / "recording.json").read_text())
+    assert summary["closed"] is True and summary["macs_checked"] is True
     assert summary["verified"] is True and set(summary["streams"]) == {
         "camera",
         "microphone",

@@ -46,7 +46,7 @@ def test_an_intact_spool_is_summarised_with_exit_0(spool_dir: Path) -> None:
     done = verify(str(spool_dir))
     assert done.returncode == 0, done.stderr
     first, *rest = done.stdout.splitlines()
-    assert first.startswith(f"{spool_dir}: intact; 3 stream(s), 7 segment(s), 3m30s")
+    assert first.startswith(f"{spool_dir}: intact and closed; 3 stream(s), 7 segment(s), 3m30s")
     camera = next(line for line in rest if line.split()[0] == "camera")
     assert "3 segment(s)" in camera
     assert "1m30s" in camera
@@ -70,7 +70,8 @@ def test_corruption_and_a_torn_manifest_are_each_reported_with_exit_1(spool_dir:
     blob[-100] ^= 0xFF
     path.write_bytes(bytes(blob))
     manifest = spool_dir / MANIFEST_FILE
-    manifest.write_bytes(manifest.read_bytes()[:-20])
+    data = manifest.read_bytes()
+    manifest.write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 1][:-20])  # a crash
     key = str(spool_dir.parent / "it.key")
     done = verify(str(spool_dir), "--key", key)
     assert done.returncode == 1

@@ -123,5 +123,5 @@ def test_a_full_disk_while_writing_the_manifest_rolls_the_segment_back(
         assert [r.seq for r in spool.records()] == [0]
         spool.add(segment(Stream.CAMERA, 2))
     assert not (tmp_path / SEGMENTS_DIR / "camera-000001.seg").exists()
-    assert (tmp_path / MANIFEST_FILE).read_bytes().count(b"\n") == 2
+    assert (tmp_path / MANIFEST_FILE).read_bytes().count(b"\n") == 3  # and the closing line
     assert verify_folder(tmp_path, TEST_KEY).ok
