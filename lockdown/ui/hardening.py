@@ -98,6 +98,8 @@ ENGINE_CONTROL_NAMES: Final = frozenset(
 )
 _VALUE_LIMIT: Final = 300
 SANDBOX_VARIABLE: Final = "QTWEBENGINE_DISABLE_SANDBOX"
+#: Where a PyInstaller bootloader keeps the LD_LIBRARY_PATH it was started with.
+BOOTLOADER_ORIGINAL: Final = "LD_LIBRARY_PATH_ORIG"
 FLAGS_VARIABLE: Final = "QTWEBENGINE_CHROMIUM_FLAGS"
 
 
@@ -218,11 +220,14 @@ def plan_engine(
     proxy: str | None,
     switches: Mapping[str, str] | None = None,
     assistive: bool = False,
+    bundle: str | None = None,
 ) -> EnginePlan:
     """The engine's environment and flags from an allow-list (pure: nothing is changed).
 
     ``assistive`` (the organisation's ``accessibility.assistive_technology``) keeps the
-    session bus and the accessibility variables assistive technology needs.
+    session bus and the accessibility variables assistive technology needs. ``bundle``
+    is a frozen bundle's folder: the engine keeps ``LD_LIBRARY_PATH`` pointing there
+    alone (its helper process loads the bundled libraries).
 
     ``switches`` are the development switches in effect (``ENGINE_ENVIRONMENT``,
     ``CHROMIUM_FLAGS``); an installed build passes none.
@@ -235,6 +240,15 @@ def plan_engine(
     used = {k: v for k, v in (switches or {}).items() if v and not installed}
     sandbox = sandbox_state(environ, euid=euid)
     loader = {n: environ[n][:_VALUE_LIMIT] for n in LOADER_VARIABLES if environ.get(n)}
+    if bundle is not None and "LD_LIBRARY_PATH" in loader:
+        # A frozen bundle's bootloader prepends its own folder to LD_LIBRARY_PATH and keeps
+        # the value it was started with in LD_LIBRARY_PATH_ORIG: only that one is the
+        # candidate's.
+        original = environ.get(BOOTLOADER_ORIGINAL, "")
+        if original:
+            loader["LD_LIBRARY_PATH"] = original[:_VALUE_LIMIT]
+        else:
+            del loader["LD_LIBRARY_PATH"]
     if installed and loader:
         names = ", ".join(sorted(loader))
         raise EnvironmentRefused(text("engine.environment_refused", names=names))
@@ -254,6 +268,10 @@ def plan_engine(
         removed.append(name)
         if _steers_engine(name):
             refused[name] = value[:_VALUE_LIMIT]
+    if bundle is not None:
+        kept["LD_LIBRARY_PATH"] = bundle
+        removed = [n for n in removed if n not in ("LD_LIBRARY_PATH", BOOTLOADER_ORIGINAL)]
+        refused.pop("LD_LIBRARY_PATH", None)
     if sandbox == "off":
         kept[SANDBOX_VARIABLE] = "1"
         removed = [n for n in removed if n != SANDBOX_VARIABLE]
@@ -308,6 +326,7 @@ def prepare_engine(
             proxy=gate.proxy_url if gate is not None else None,
             switches=switches,
             assistive=assistive,
+            bundle=getattr(sys, "_MEIPASS", None) if getattr(sys, "frozen", False) else None,
         )
     except UserError:
         if gate is not None:

@@ -74,7 +74,13 @@ def test_the_bundle_lists_its_environment_from_its_own_data_whatever_the_variabl
     empty = tmp_path / "my-resources"
     empty.mkdir()
     override = {"LOCKDOWN_RESOURCES": str(empty)}
-    result = smoke.run([str(EXECUTABLE), "environment"], tmp_path, extra_env=override)
+    org = tmp_path / "organisation.toml"  # this test machine is a virtual machine
+    org.write_text(
+        '[settings]\nguards.virtual_machine = "allow"\nguards.remote_session = "allow"\n'
+    )
+    result = smoke.run(
+        [str(EXECUTABLE), "environment", "--organisation", str(org)], tmp_path, extra_env=override
+    )
     assert result.code == 0, result.stderr
     assert "Prohibited apps running:" in result.stdout
     # positive control: a development build (this tree) reads the candidate's folder

@@ -67,7 +67,7 @@ DEMO_MILESTONES: tuple[str, ...] = (
 )
 
 #: What ``lockdown check`` answers until the system check is built.
-CHECK_NOT_YET = "lockdown check: not available yet in this version"
+CHECK_NOT_YET = "lockdown: `lockdown check` is not available yet in this version"
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,26 @@ def test_development_switches_are_ignored_by_an_installed_build() -> None:
     assert development.switches["LOCKDOWN_DEV_ENGINE_ENVIRONMENT"] == "inherit"
     extra = plan(SESSION, switches={"chromium_flags": "--use-fake-ui"})
     assert extra.flags[-1] == "--use-fake-ui"
+
+
+def test_a_frozen_bundles_own_library_path_is_not_the_candidates() -> None:
+    # PyInstaller's bootloader prepends the bundle to LD_LIBRARY_PATH and keeps what the
+    # process was started with in LD_LIBRARY_PATH_ORIG
+    clean = {**SESSION, "LD_LIBRARY_PATH": "/opt/lockdown/_internal"}
+    result = plan_engine(
+        clean, euid=1000, installed=True, proxy=None, bundle="/opt/lockdown/_internal"
+    )
+    assert result.loader == {}
+    assert result.environ["LD_LIBRARY_PATH"] == "/opt/lockdown/_internal"
+    candidates = {
+        **SESSION,
+        "LD_LIBRARY_PATH": "/opt/lockdown/_internal:/home/c/evil",
+        "LD_LIBRARY_PATH_ORIG": "/home/c/evil",
+    }
+    with pytest.raises(EnvironmentRefused, match="LD_LIBRARY_PATH"):
+        plan_engine(
+            candidates, euid=1000, installed=True, proxy=None, bundle="/opt/lockdown/_internal"
+        )
+    # positive control: without the bundle the same variable is the candidate's
+    with pytest.raises(EnvironmentRefused, match="LD_LIBRARY_PATH"):
+        plan_engine(clean, euid=1000, installed=True, proxy=None)
