@@ -463,17 +463,26 @@ def prescan(xml_bytes: bytes, *, origin: str) -> int:
     """
     parser = xml.parsers.expat.ParserCreate()
     scan = _Prescan(parser)
-    parser.StartElementHandler = scan.start
-    parser.EndElementHandler = scan.end
-    parser.CharacterDataHandler = scan.text
+    _expat_pass(parser, (scan.start, scan.end, scan.text), xml_bytes, origin)
+    return scan.elements
+
+
+def _expat_pass(parser: Any, handlers: tuple[Any, Any, Any], xml_bytes: bytes, origin: str) -> None:
+    """One streaming pass: start, end and text handlers, entities refused, one-line errors."""
+    parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = handlers
     parser.EntityDeclHandler = _entity
     try:
         parser.Parse(xml_bytes, True)
     except _Refused as exc:
         raise ConfigError(f"{origin}: {exc}") from None
-    except (xml.parsers.expat.ExpatError, ValueError, LookupError) as exc:
+    except (
+        xml.parsers.expat.ExpatError,
+        ValueError,
+        LookupError,
+        OverflowError,
+        binascii.Error,
+    ) as exc:
         raise _invalid(origin, exc) from None
-    return scan.elements
 
 
 def _invalid(origin: str, exc: BaseException) -> ConfigError:
@@ -502,22 +511,7 @@ def build_tree(xml_bytes: bytes, *, origin: str) -> dict[str, Any]:
     """
     parser = xml.parsers.expat.ParserCreate()
     builder = _Builder(parser)
-    parser.StartElementHandler = builder.start
-    parser.EndElementHandler = builder.end
-    parser.CharacterDataHandler = builder.data
-    parser.EntityDeclHandler = _entity
-    try:
-        parser.Parse(xml_bytes, True)
-    except _Refused as exc:
-        raise ConfigError(f"{origin}: {exc}") from None
-    except (
-        xml.parsers.expat.ExpatError,
-        ValueError,
-        LookupError,
-        OverflowError,
-        binascii.Error,
-    ) as exc:
-        raise _invalid(origin, exc) from None
+    _expat_pass(parser, (builder.start, builder.end, builder.data), xml_bytes, origin)
     if not isinstance(builder.root, dict):
         raise ConfigError(
             f"{origin}: the settings property list does not hold a dictionary; "
