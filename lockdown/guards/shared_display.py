@@ -1,0 +1,358 @@
+"""Shared-display guard: on the candidate's own X display the kiosk defends itself like a
+screen locker (xsecurelock's techniques).
+
+1. **Nothing hides the kiosk for long.** A watch thread (``platform/x11_shared``) wakes on
+   every X event that can change the kiosk's window (map, unmap, configure, restack, a
+   desktop or window-state property) and the guard, on the GUI thread, compares the window
+   with what it must be: mapped, not minimised, on the current desktop, full screen on its
+   screen. A difference is journalled as ``guards.kiosk_disturbed`` (what, and the state
+   seen), undone at once (map, switch the desktop back or bring the kiosk to the current
+   one, full screen and the screen's geometry again, activate), and ``guards.kiosk_restored``
+   says, once the kiosk is back, how long it took from the X event (``ms``).
+2. **Nothing stays above the exam.** Any viewable window stacked above the kiosk that is
+   not ours (override-redirect included) is journalled as ``guards.window_above`` with its
+   owner's pid (X Resource extension) and covered: an override-redirect window is lowered
+   to the bottom of the stack, a managed one minimised.
+3. **Grabs verified and taken back.** The keyboard guard re-asserts its grab after every
+   popup of ours closes and every 200 ms and tells this guard when the X server refuses it;
+   this guard checks the pointer every :data:`GRAB_CHECK_MS`. A grab held by another client
+   is journalled (``guards.grab_held``) and, as ``guards.force_grab`` says, taken back by
+   unmapping that client's windows (``unmap``) or disconnecting it (``disconnect``) —
+   ``guards.grab_taken_back`` names it. The window manager and the desktop shell are never
+   touched: they are listed as ``exempt``.
+
+The X I/O error handler (``xkill`` of the kiosk) is the session's
+(:mod:`lockdown.app`); the suspension watchdog is :mod:`lockdown.guards.watchdog`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QWindow
+from PySide6.QtWidgets import QWidget
+
+from lockdown import log
+from lockdown.config.settings import Settings
+from lockdown.events import Event, EventSink
+from lockdown.guards.base import Availability, GuardInfo, GuardUnavailable
+from lockdown.guards.keyboard import KeyboardGuard
+from lockdown.guards.timers import repeating_timer, stop_timer
+from lockdown.platform.base import DesktopPlatform
+
+if TYPE_CHECKING:
+    from lockdown.platform.x11_shared import (
+        KioskState,
+        X11SharedDisplay,
+        X11WindowWatch,
+        XWindow,
+    )
+
+#: How often the pointer grab is checked, in milliseconds.
+GRAB_CHECK_MS: Final = 500
+#: While the kiosk is disturbed, look again this often (the window manager may be slow).
+RETRY_MS: Final = 100
+
+
+class _Wake(QObject):
+    """Carries the watch thread's "something changed" to the GUI thread."""
+
+    #: no arguments: look at the kiosk's window again
+    changed = Signal()
+
+
+class SharedDisplayGuard:
+    """Keeps the kiosk mapped, full screen, on top and holding the grabs on a shared X display."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        window: QWidget,
+        platform: DesktopPlatform,
+        keyboard: KeyboardGuard | None = None,
+    ) -> None:
+        self._enabled: bool = settings["guards.shared_display"]
+        self._force: str = settings["guards.force_grab"]
+        self._window = window
+        self._platform = platform
+        self._keyboard = keyboard
+        self._report: EventSink | None = None
+        self._display: X11SharedDisplay | None = None
+        self._watch: X11WindowWatch | None = None
+        self._wake: _Wake | None = None
+        self._timer: QTimer | None = None
+        self._running = False
+        self._wid = 0
+        self._screen = (0, 0, 0, 0)
+        self._home_desktop: int | None = None
+        self._pending = False
+        self._event_at: float | None = None
+        self._disturbed: list[str] = []
+        self._disturbed_at = 0.0
+        self._last_fix = 0.0
+        self._covered: set[int] = set()
+        self._grab_noted: dict[str, tuple[int, ...]] = {}
+        self._pointer_misses = 0
+        #: how long each disturbance took to undo, in ms (tests and the bench read it)
+        self.restore_ms: list[float] = []
+
+    @property
+    def name(self) -> str:
+        return "shared_display"
+
+    def info(self) -> GuardInfo:
+        if not self._enabled:
+            return GuardInfo(self.name, "none", Availability.FULL, "shared-display guard is off")
+        if self._platform.name != "x11":
+            return GuardInfo(
+                self.name, "none", Availability.FULL, "only an X11 display is shared this way"
+            )
+        return GuardInfo(self.name, "x11 window watch + grab check", Availability.FULL)
+
+    # -- start / stop -----------------------------------------------------------------
+
+    def start(self, report: EventSink) -> None:
+        if self._running or not self._enabled or self._platform.name != "x11":
+            return
+        from lockdown.platform.x11_shared import X11SharedDisplay, X11WindowWatch
+
+        display = X11SharedDisplay(getattr(self._platform, "display_name", None))
+        if not display.available:
+            raise GuardUnavailable(display.error)
+        self._report = report
+        self._display = display
+        self._wid = int(self._window.winId())
+        geometry = self._window.screen().geometry()
+        self._screen = (geometry.x(), geometry.y(), geometry.width(), geometry.height())
+        self._home_desktop = display.state(self._wid, self._ours).desktop
+        self._wake = _Wake()
+        self._wake.changed.connect(self.check, Qt.ConnectionType.QueuedConnection)
+        self._running = True
+        try:
+            self._watch = X11WindowWatch(display.display_name, self._wid, self._changed)
+        except Exception as exc:
+            self._running = False
+            display.close()
+            raise GuardUnavailable(f"cannot watch the exam window: {exc}") from exc
+        self._timer = repeating_timer(GRAB_CHECK_MS, self.check_pointer)
+        if self._keyboard is not None:
+            self._keyboard.on_grab_refused = self._keyboard_refused
+        if not display.has_xres:
+            log.guards.warning("No X Resource extension: window owners from _NET_WM_PID only")
+        log.guards.info("Shared-display guard started (force_grab %s)", self._force)
+        self.check()
+
+    def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        if self._keyboard is not None:
+            self._keyboard.on_grab_refused = None
+        stop_timer(self._timer)
+        self._timer = None
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+        if self._display is not None:
+            self._display.close()
+            self._display = None
+        self._wake = None
+        log.guards.info("Shared-display guard stopped")
+
+    # -- 1 and 2: the kiosk's window ----------------------------------------------------
+
+    def _changed(self, kinds: str) -> None:
+        """From the watch thread: an X event arrived; wake the GUI thread once."""
+        if self._event_at is None:
+            self._event_at = time.monotonic()
+        if not self._pending and self._wake is not None:
+            self._pending = True
+            self._wake.changed.emit()
+
+    def _ours(self, window: XWindow) -> bool:
+        return window.pid == os.getpid()
+
+    def check(self) -> None:
+        """Compare the kiosk's window with what it must be; journal and undo a difference."""
+        self._pending = False
+        seen_at = self._event_at or time.monotonic()
+        self._event_at = None
+        display = self._display
+        if not self._running or display is None:
+            return
+        state = display.state(self._wid, self._ours)
+        if not state.exists:
+            return
+        problems = self._problems(state)
+        for window in state.above:
+            self._cover(window)
+        if not problems:
+            if self._disturbed:
+                self._restored()
+            return
+        if not self._disturbed:
+            self._disturbed = problems
+            self._disturbed_at = seen_at
+            log.guards.warning("The exam window was disturbed: %s", ", ".join(problems))
+            self._journal(
+                Event("guards.kiosk_disturbed", {"what": problems, "state": _describe(state)})
+            )
+        else:
+            self._disturbed.extend(p for p in problems if p not in self._disturbed)
+        now = time.monotonic()
+        if now - self._last_fix >= RETRY_MS / 1000 / 2:
+            self._last_fix = now
+            self._undo(state, problems)
+        QTimer.singleShot(RETRY_MS, self._retry)
+
+    def _retry(self) -> None:
+        if self._running and self._disturbed and not self._pending:
+            self.check()
+
+    def _problems(self, state: KioskState) -> list[str]:
+        problems = []
+        if state.current_desktop is not None and state.on_other_desktop():
+            if state.desktop == self._home_desktop:
+                problems.append("desktop_switched")
+            else:
+                problems.append("sent_to_desktop")
+        elif state.iconic:
+            problems.append("minimised")
+        elif not state.viewable:
+            problems.append("unmapped")
+        if state.window_manager and not state.fullscreen:
+            problems.append("not_fullscreen")
+        x, y, w, h = state.geometry
+        sx, sy, sw, sh = self._screen
+        if (x, y) != (sx, sy):
+            problems.append("moved")
+        if (w, h) != (sw, sh):
+            problems.append("resized")
+        return problems
+
+    def _undo(self, state: KioskState, problems: list[str]) -> None:
+        assert self._display is not None
+        desktop = switch_to = None
+        if "desktop_switched" in problems:
+            switch_to = state.desktop
+        elif "sent_to_desktop" in problems:
+            desktop = state.current_desktop
+            self._home_desktop = desktop
+        self._display.show_kiosk(
+            self._wid, state, self._screen, desktop=desktop, switch_to=switch_to
+        )
+        self._window.raise_()
+        self._window.activateWindow()
+
+    def _restored(self) -> None:
+        ms = round((time.monotonic() - self._disturbed_at) * 1000, 1)
+        what, self._disturbed = self._disturbed, []
+        self.restore_ms.append(ms)
+        log.guards.info("The exam window is back after %.1f ms (%s)", ms, ", ".join(what))
+        self._journal(Event("guards.kiosk_restored", {"what": what, "ms": ms}))
+        if self._keyboard is not None:
+            self._keyboard.follow()  # an unmapped window lost its grab
+
+    def _cover(self, window: XWindow) -> None:
+        assert self._display is not None
+        action = self._display.cover(window)
+        if window.id in self._covered and window.override_redirect:
+            return  # journalled once per window; it is lowered again whenever it rises
+        self._covered.add(window.id)
+        log.guards.warning("Window %#x (pid %s) was above the exam: %s", window.id, window.pid, action)
+        self._journal(
+            Event("guards.window_above", {"window": window.describe(), "action": action})
+        )
+
+    # -- 3: grabs ---------------------------------------------------------------------
+
+    def _keyboard_refused(self, target: QWindow) -> None:
+        if not self._running or self._disturbed:
+            return  # an unmapped kiosk cannot hold a grab: undone by check()
+        self._take_back("keyboard", lambda: target.setKeyboardGrabEnabled(True))
+
+    def check_pointer(self) -> None:
+        """Every :data:`GRAB_CHECK_MS`: is the pointer held by another client?"""
+        display = self._display
+        if not self._running or display is None or self._disturbed:
+            return
+        if any(w.isVisible() and w.type() == Qt.WindowType.Popup for w in _top_levels()):
+            return  # our own popup holds the pointer
+        if display.pointer_grab_free(self._wid):
+            self._pointer_misses = 0
+            self._grab_noted.pop("pointer", None)
+            return
+        self._pointer_misses += 1
+        if self._pointer_misses >= 2:  # not a button held down for a moment
+            self._take_back("pointer", lambda: display.pointer_grab_free(self._wid))
+
+    def _take_back(self, grab: str, try_grab: Callable[[], bool]) -> None:
+        assert self._display is not None
+        started = time.monotonic()
+        if self._force == "off":
+            if self._grab_noted.get(grab) != ():
+                self._grab_noted[grab] = ()
+                self._journal(
+                    Event("guards.grab_held", {"grab": grab, "action": "none", "policy": "off"})
+                )
+                log.guards.warning("Another program holds the %s grab (force_grab off)", grab)
+            return
+        outcome = self._display.take_back_grab(try_grab, self._force, self._ours)
+        ms = round((time.monotonic() - started) * 1000, 1)
+        exempt = [w.describe() for w in outcome.exempt]
+        if outcome.holder:
+            self._grab_noted.pop(grab, None)
+            self._pointer_misses = 0
+            log.guards.warning(
+                "The %s grab was held by pid %s; %s", grab, outcome.holder[0].pid, outcome.action
+            )
+            self._journal(
+                Event(
+                    "guards.grab_taken_back",
+                    {
+                        "grab": grab,
+                        "holder": [w.describe() for w in outcome.holder],
+                        "action": outcome.action,
+                        "ms": ms,
+                        "exempt": exempt,
+                    },
+                )
+            )
+            if self._keyboard is not None:
+                self._keyboard.follow()
+            return
+        if outcome.regained:
+            return  # released meanwhile
+        key = tuple(w.id for w in outcome.exempt)
+        if self._grab_noted.get(grab) != key:
+            self._grab_noted[grab] = key
+            log.guards.error("The %s grab is held by an exempt client or on the root", grab)
+            self._journal(
+                Event(
+                    "guards.grab_held",
+                    {"grab": grab, "action": "none", "policy": self._force, "exempt": exempt},
+                )
+            )
+
+    def _journal(self, event: Event) -> None:
+        if self._report is not None:
+            self._report(event)
+
+
+def _top_levels() -> list[QWindow]:
+    return list(QGuiApplication.topLevelWindows())
+
+
+def _describe(state: KioskState) -> dict[str, Any]:
+    return {
+        "viewable": state.viewable,
+        "iconic": state.iconic,
+        "fullscreen": state.fullscreen,
+        "desktop": state.desktop,
+        "current_desktop": state.current_desktop,
+        "geometry": list(state.geometry),
+    }
