@@ -203,6 +203,7 @@ class SharedDisplayGuard:
             )
         else:
             self._disturbed.extend(p for p in problems if p not in self._disturbed)
+            log.guards.debug("The exam window is still disturbed: %s", ", ".join(problems))
         now = time.monotonic()
         if now - self._last_fix >= RETRY_MS / 1000 / 2:
             self._last_fix = now

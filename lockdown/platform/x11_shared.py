@@ -303,7 +303,7 @@ class X11SharedDisplay:
     def _root_message(self, window: int, name: str, data: list[int]) -> None:
         assert self._dpy is not None
         root = self._dpy.screen().root
-        target = self._dpy.create_resource_object("window", window)
+        target = root if window == 0 else self._dpy.create_resource_object("window", window)
         message = xevent.ClientMessage(
             window=target,
             client_type=self._atom(name),
