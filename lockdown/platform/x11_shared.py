@@ -462,7 +462,8 @@ class X11SharedDisplay:
             if try_grab():
                 holder = tuple(d for _, d in windows)
                 if mode == "disconnect":
-                    self._dpy.kill_client(holder[0].id)
+                    # any id of the client's range names it (never the WM's frame)
+                    self._dpy.create_resource_object("window", holder[0].client).kill_client()
                     self._dpy.sync()
                     return GrabOutcome(True, holder, "disconnected", tuple(exempt))
                 return GrabOutcome(True, holder, "unmapped", tuple(exempt))
