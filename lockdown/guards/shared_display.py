@@ -264,10 +264,10 @@ class SharedDisplayGuard:
         if window.id in self._covered and window.override_redirect:
             return  # journalled once per window; it is lowered again whenever it rises
         self._covered.add(window.id)
-        log.guards.warning("Window %#x (pid %s) was above the exam: %s", window.id, window.pid, action)
-        self._journal(
-            Event("guards.window_above", {"window": window.describe(), "action": action})
+        log.guards.warning(
+            "Window %#x (pid %s) was above the exam: %s", window.id, window.pid, action
         )
+        self._journal(Event("guards.window_above", {"window": window.describe(), "action": action}))
 
     # -- 3: grabs ---------------------------------------------------------------------
 

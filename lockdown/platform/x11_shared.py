@@ -307,7 +307,7 @@ class X11SharedDisplay:
         message = xevent.ClientMessage(
             window=target,
             client_type=self._atom(name),
-            data=(32, (data + [0, 0, 0, 0, 0])[:5]),
+            data=(32, [*data, 0, 0, 0, 0, 0][:5]),
         )
         root.send_event(message, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask)
 

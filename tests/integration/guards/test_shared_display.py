@@ -106,17 +106,18 @@ def _fine(x: Xvfb, window: QWidget) -> bool:
 def _attacks(renamed: Path) -> dict[str, Callable[[Xvfb, int], None]]:
     return {
         "desktop_switch": lambda x, wid: x.run("wmctrl", "-s", "1") and None,
-        "send_to_desktop": lambda x, wid: x.run("wmctrl", "-i", "-r", str(wid), "-t", "1")
-        and None,
+        "send_to_desktop": lambda x, wid: x.run("wmctrl", "-i", "-r", str(wid), "-t", "1") and None,
         "unmap": lambda x, wid: x.run(str(renamed), "windowunmap", str(wid)) and None,
         "minimise": lambda x, wid: x.run("xdotool", "windowminimize", str(wid)) and None,
-        "fullscreen_off_resize_move": lambda x, wid: x.run(
-            "sh",
-            "-c",
-            f"wmctrl -i -r {wid} -b remove,fullscreen && xdotool windowsize {wid} 300 200 "
-            f"windowmove {wid} 100 100",
-        )
-        and None,
+        "fullscreen_off_resize_move": lambda x, wid: (
+            x.run(
+                "sh",
+                "-c",
+                f"wmctrl -i -r {wid} -b remove,fullscreen && xdotool windowsize {wid} 300 200 "
+                f"windowmove {wid} 100 100",
+            )
+            and None
+        ),
     }
 
 

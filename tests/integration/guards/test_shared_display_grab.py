@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtWebEngineWidgets import QWebEngineView  # noqa: F401  (before QApplication)
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWebEngineWidgets import QWebEngineView  # noqa: F401  (before QApplication)
 from pytestqt.qtbot import QtBot
 
 from lockdown.config.settings import Organisation, convert, layer
@@ -195,9 +195,7 @@ def test_a_keyboard_thief_after_a_select_popup_is_journalled_and_the_grab_taken_
             time.sleep(0.02)  # no Qt events: the guard's timer cannot re-grab meanwhile
         qtbot.waitUntil(lambda: "grabbed" in robber.lines(), timeout=5000)
         if force_grab == "off":
-            qtbot.waitUntil(
-                lambda: any(e.type == "guards.grab_held" for e in events), timeout=3000
-            )
+            qtbot.waitUntil(lambda: any(e.type == "guards.grab_held" for e in events), timeout=3000)
             assert time.monotonic() - started < BOUND_S + 0.5
             window_manager.run("xdotool", "type", "abc")
             qtbot.waitUntil(
