@@ -73,6 +73,10 @@ def _progress(progress: Progress) -> None:
     log.init.debug("%s %s%s", progress.phase.value, progress.name, outcome)
 
 
+#: The exit code when the X display connection died (``xkill`` of the kiosk).
+DISPLAY_LOST_EXIT: Final = 1
+#: How Qt's xcb plugin says that its X connection died.
+X_CONNECTION_BROKE: Final = "The X11 connection broke"
 #: How long each operation may take to wind down before the revert goes on regardless.
 WIND_DOWN_DEADLINE_S: Final = 20.0
 #: What the candidate reads while an operation winds down (text id by operation name).
@@ -205,6 +209,102 @@ class Session:
             desktop_guards,
         ]
         self.sequence = OperationSequence(self.operations, _progress)
+        self._watch_display()
+
+    # -- the display lost (``xkill`` of the kiosk) --------------------------------------
+
+    def _watch_display(self) -> None:
+        """End the exam through :meth:`_display_lost` when the X connection dies.
+
+        Qt says so first (a warning, on the GUI thread); Xlib's own I/O error handler,
+        which calls ``exit(1)``, is replaced as well (Qt's GL integration uses Xlib).
+        """
+        import threading
+
+        from lockdown import build
+
+        self._lost = threading.Event()
+        self._previous_qt_handler: Any = None
+        self._qt_handler_installed = False
+        self._uninstall_xio: Callable[[], None] | None = None
+        if self.platform.name != "x11":
+            return
+        if build.dev_switch("KEEP_XIO_EXIT"):
+            # development builds only: the positive control of the tests (Xlib exits)
+            self.journal.append(Event("session.dev_switch", {"name": "KEEP_XIO_EXIT"}))
+            return
+        from PySide6.QtCore import qInstallMessageHandler
+
+        from lockdown.platform.x11_shared import install_io_error_handler
+
+        self._uninstall_xio = install_io_error_handler(lambda: self._display_lost("xlib_io_error"))
+        self._previous_qt_handler = qInstallMessageHandler(self._qt_message)
+        self._qt_handler_installed = True
+
+    def _unwatch_display(self) -> None:
+        """Put back Qt's and Xlib's handlers (later sessions of this process install theirs)."""
+        if self._qt_handler_installed:
+            from PySide6.QtCore import qInstallMessageHandler
+
+            qInstallMessageHandler(self._previous_qt_handler)
+            self._qt_handler_installed = False
+        if self._uninstall_xio is not None:
+            self._uninstall_xio()
+            self._uninstall_xio = None
+
+    def _qt_message(self, mode: Any, context: Any, message: str) -> None:
+        if message.startswith(X_CONNECTION_BROKE):
+            self._display_lost("qt_xcb_connection_broke")
+        previous = self._previous_qt_handler
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            sys.stderr.write(message + "\n")
+
+    def _display_lost(self, how: str) -> None:
+        """The X display connection died: journal, revert what lies outside this process,
+        close the journal and exit with :data:`DISPLAY_LOST_EXIT`. Never returns.
+
+        The kiosk and the desktop guards cannot be reverted through a dead connection;
+        the XKB server keys they changed are put back from this run's restore records
+        (a record whose undo fails stays for the next start). The recording winds down
+        and the system guards stop, each within :data:`WIND_DOWN_DEADLINE_S`.
+        """
+        import threading
+
+        from lockdown.guards.restore import undo_own
+
+        if self._lost.is_set():
+            threading.Event().wait()  # the first caller exits the process
+        self._lost.set()
+        log.init.error("The X display connection was lost (%s); ending the exam", how)
+        journal = self.journal
+        journal.append(Event("session.display_lost", {"how": how}))
+        journal.append(Event("kiosk.ended", {"reason": "display_lost"}))
+        outcome = Outcome.SUCCESS
+        try:
+            undo_own(self.paths.restore, journal.append, self.platform)
+        except Exception:
+            log.init.exception("Cannot undo this run's system changes")
+            outcome = Outcome.FAILED
+        for op in reversed(self.operations):
+            if op.name not in ("proctoring", "system_guards"):
+                continue
+            for step in (getattr(op, "wind_down", None), op.revert):
+                if not callable(step):
+                    continue
+                done = _in_a_thread(step, f"display-lost-{op.name}", WIND_DOWN_DEADLINE_S)
+                if done is not Outcome.SUCCESS:
+                    outcome = Outcome.FAILED
+        journal.append(
+            Event(
+                "session.ended",
+                {"reason": "display_lost", "revert": outcome.value, "partial": True},
+            )
+        )
+        journal.close()
+        log.init.info("Session finished (display lost)")
+        os._exit(DISPLAY_LOST_EXIT)
 
     def _second_instance(self, target: str) -> None:
         self.journal.append(Event("kiosk.second_instance_refused", {"target": target[:2048]}))
@@ -348,6 +448,7 @@ class Session:
                 signal.signal(sig, handler)
             if self.server is not None:
                 self.server.close()
+            self._unwatch_display()
             close_platform = getattr(self.platform, "close", None)  # the X11 connection
             if close_platform is not None:
                 close_platform()
@@ -357,6 +458,24 @@ class Session:
             self.app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         log.init.info("Session finished")
         return self.code
+
+
+def _in_a_thread(step: Callable[[], Outcome], name: str, deadline: float) -> Outcome:
+    """Run ``step`` in a plain thread (no Qt); FAILED past ``deadline`` or on an error."""
+    import threading
+
+    result: list[Outcome] = []
+
+    def run() -> None:
+        try:
+            result.append(step())
+        except Exception:
+            log.init.exception("%s failed", name)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    return result[0] if result else Outcome.FAILED
 
 
 def _off_the_gui_thread(

@@ -543,20 +543,20 @@ _IO_HANDLER_TYPE: Final = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 _installed: list[Any] = []  # keeps the C callback alive
 
 
-def install_io_error_handler(on_lost: Callable[[], None]) -> bool:
+def install_io_error_handler(on_lost: Callable[[], None]) -> Callable[[], None] | None:
     """Replace Xlib's process-wide I/O error handler (which calls ``exit(1)``).
 
     ``on_lost`` runs on the thread whose Xlib call found the connection dead; it must end
-    the process itself (Xlib exits when the handler returns). Returns False when libX11
-    is not loaded here.
+    the process itself (Xlib exits when the handler returns). Returns a function that
+    puts the previous handler back, or None when libX11 cannot be loaded here.
     """
     name = ctypes.util.find_library("X11")
     if name is None:
-        return False
+        return None
     try:
         lib = ctypes.CDLL(name)
     except OSError:
-        return False
+        return None
 
     def handler(_display: int | None) -> int:
         on_lost()
@@ -564,7 +564,13 @@ def install_io_error_handler(on_lost: Callable[[], None]) -> bool:
 
     callback = _IO_HANDLER_TYPE(handler)
     lib.XSetIOErrorHandler.restype = ctypes.c_void_p
-    lib.XSetIOErrorHandler.argtypes = [_IO_HANDLER_TYPE]
-    lib.XSetIOErrorHandler(callback)
-    _installed[:] = [callback, lib]
-    return True
+    lib.XSetIOErrorHandler.argtypes = [ctypes.c_void_p]
+    previous = lib.XSetIOErrorHandler(ctypes.cast(callback, ctypes.c_void_p))
+    _installed.append(callback)
+
+    def uninstall() -> None:
+        lib.XSetIOErrorHandler(previous)
+        if callback in _installed:
+            _installed.remove(callback)
+
+    return uninstall
