@@ -1,7 +1,7 @@
-"""Grab thief on Xvfb + openbox: after a page's <select> popup closes, a client looping
-XGrabKeyboard gets the keyboard; the shared-display guard journals it with its pid and
-takes the keyboard back (unmap or disconnect); with ``force_grab = off`` the thief keeps
-the keys (the positive control)."""
+"""Grab thieves on Xvfb + openbox: after a page's <select> popup closes, a client looping
+XGrabKeyboard gets the keyboard; another loops XGrabPointer. The shared-display guard
+journals each with its pid and takes the grab back (unmap or disconnect); with
+``force_grab = off`` the thief keeps it (the positive control)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from lockdown.events import Event
 from lockdown.guards.keyboard import KeyboardGuard
 from lockdown.guards.shared_display import SharedDisplayGuard
 from lockdown.platform.linux import X11Platform
-from lockdown.ui.kiosk import Kiosk
-from tests.integration.guards.test_shared_display import BOUND_S, record
+from lockdown.ui.kiosk import Kiosk, KioskWindow
+from tests.integration.guards.test_shared_display import BOUND_S, _net_state, record
 from tests.support.httpserver import LocalServer
 from tests.support.xserver import Xvfb
 
@@ -56,7 +56,11 @@ while True:
         e = d.next_event()
         if e.type == X.KeyPress:
             print("key", e.detail, flush=True)
-    status = w.grab_keyboard(True, X.GrabModeAsync, X.GrabModeAsync, X.CurrentTime)
+    if sys.argv[1] == "pointer":
+        status = w.grab_pointer(True, X.ButtonPressMask, X.GrabModeAsync, X.GrabModeAsync,
+            X.NONE, X.NONE, X.CurrentTime)
+    else:
+        status = w.grab_keyboard(True, X.GrabModeAsync, X.GrabModeAsync, X.CurrentTime)
     if status == X.GrabSuccess and not held:
         held = True
         print("grabbed", flush=True)
@@ -75,11 +79,11 @@ def _settings(url: str, force_grab: str) -> Any:
 
 
 class Thief:
-    def __init__(self, x: Xvfb, out: Path) -> None:
+    def __init__(self, x: Xvfb, out: Path, grab: str) -> None:
         self.out = out
         self._file = out.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-c", THIEF],
+            [sys.executable, "-u", "-c", THIEF, grab],
             env={**os.environ, **x.env},
             stdout=self._file,
             stderr=subprocess.DEVNULL,
@@ -96,11 +100,11 @@ class Thief:
 
 
 @pytest.fixture
-def thief(window_manager: Xvfb, tmp_path: Path) -> Iterator[Callable[[], Thief]]:
+def thief(window_manager: Xvfb, tmp_path: Path) -> Iterator[Callable[..., Thief]]:
     started: list[Thief] = []
 
-    def start() -> Thief:
-        t = Thief(window_manager, tmp_path / f"thief-{len(started)}.txt")
+    def start(grab: str = "keyboard") -> Thief:
+        t = Thief(window_manager, tmp_path / f"thief-{len(started)}.txt", grab)
         started.append(t)
         return t
 
@@ -157,7 +161,7 @@ def test_a_keyboard_thief_after_a_select_popup_is_journalled_and_the_grab_taken_
     qtbot: QtBot,
     window_manager: Xvfb,
     http_server: LocalServer,
-    thief: Callable[[], Thief],
+    thief: Callable[..., Thief],
     record_property: Callable[[str, object], None],
     force_grab: str,
 ) -> None:
@@ -236,6 +240,49 @@ def test_a_keyboard_thief_after_a_select_popup_is_journalled_and_the_grab_taken_
             keyboard.stop()
         kiosk.end("test")
         kiosk.close()
+        platform.close()
+
+
+@pytest.mark.parametrize("force_grab", ["unmap", "off"])
+def test_a_pointer_thief_is_found_within_the_grab_check_and_the_pointer_taken_back(
+    qtbot: QtBot,
+    window_manager: Xvfb,
+    thief: Callable[..., Thief],
+    record_property: Callable[[str, object], None],
+    force_grab: str,
+) -> None:
+    events: list[Event] = []
+    window = KioskWindow(events.append)
+    qtbot.addWidget(window)
+    window.setGeometry(window.screen().geometry())
+    window.showFullScreen()
+    qtbot.waitExposed(window)
+    wid = int(window.winId())
+    qtbot.waitUntil(lambda: "FULLSCREEN" in _net_state(window_manager, wid), timeout=5000)
+    platform = X11Platform()
+    guard = SharedDisplayGuard(_settings("", force_grab), window, platform)
+    guard.start(events.append)
+    try:
+        robber = thief("pointer")
+        qtbot.waitUntil(lambda: "grabbed" in robber.lines(), timeout=10000)
+        started = time.monotonic()
+        kind = "guards.grab_held" if force_grab == "off" else "guards.grab_taken_back"
+        qtbot.waitUntil(lambda: any(e.type == kind for e in events), timeout=5000)
+        took = time.monotonic() - started
+        # two checks 500 ms apart (a button held down is not a thief), then the search
+        assert took < BOUND_S + 0.5
+        found = next(e for e in events if e.type == kind)
+        assert found.payload["grab"] == "pointer"
+        if force_grab == "off":  # the positive control: the thief keeps the pointer
+            qtbot.wait(600)
+            assert not any(e.type == "guards.grab_taken_back" for e in events)
+            return
+        record(record_property, "grab_pointer", took)
+        assert found.payload["holder"][0]["pid"] == robber.proc.pid
+        assert found.payload["action"] == "unmapped"
+    finally:
+        guard.stop()
+        window.allow_close()
         platform.close()
 
 
