@@ -87,6 +87,7 @@ class SharedDisplayGuard:
         self._timer: QTimer | None = None
         self._running = False
         self._wid = 0
+        self._client = 0
         self._screen = (0, 0, 0, 0)
         self._home_desktop: int | None = None
         self._pending = False
@@ -126,6 +127,7 @@ class SharedDisplayGuard:
         self._report = report
         self._display = display
         self._wid = int(self._window.winId())
+        self._client = display.client_of(self._wid)
         geometry = self._window.screen().geometry()
         self._screen = (geometry.x(), geometry.y(), geometry.width(), geometry.height())
         self._home_desktop = display.state(self._wid, self._ours).desktop
@@ -174,10 +176,17 @@ class SharedDisplayGuard:
             self._wake.changed.emit()
 
     def _ours(self, window: XWindow) -> bool:
-        return window.pid == os.getpid()
+        """A window of this process: its X Resource pid, or Qt's own X client."""
+        return window.pid == os.getpid() or (self._client != 0 and window.client == self._client)
 
     def check(self) -> None:
         """Compare the kiosk's window with what it must be; journal and undo a difference."""
+        try:
+            self._check()
+        except Exception:  # a slot: never raise into Qt; the next event looks again
+            log.guards.exception("Checking the exam window failed")
+
+    def _check(self) -> None:
         self._pending = False
         seen_at = self._event_at or time.monotonic()
         self._event_at = None
@@ -292,6 +301,12 @@ class SharedDisplayGuard:
             self._take_back("pointer", lambda: display.pointer_grab_free(self._wid))
 
     def _take_back(self, grab: str, try_grab: Callable[[], bool]) -> None:
+        try:
+            self._take_back_grab(grab, try_grab)
+        except Exception:  # called from Qt: never raise into it
+            log.guards.exception("Taking the %s grab back failed", grab)
+
+    def _take_back_grab(self, grab: str, try_grab: Callable[[], bool]) -> None:
         assert self._display is not None
         started = time.monotonic()
         if self._force == "off":

@@ -26,6 +26,7 @@ import ctypes.util
 import os
 import select
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -43,6 +44,10 @@ _SOURCE_PAGER: Final = 2
 _ICONIC_STATE: Final = 3
 #: Window types of the desktop shell: never unmapped or disconnected.
 SHELL_TYPES: Final = ("_NET_WM_WINDOW_TYPE_DESKTOP", "_NET_WM_WINDOW_TYPE_DOCK")
+#: A grab refused this many times, this far apart, is held, not passing by: only then is
+#: a holder searched for (a blameless client's windows are never unmapped for a moment).
+_CONFIRM_TRIES: Final = 3
+_CONFIRM_PAUSE_S: Final = 0.03
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,11 @@ class X11SharedDisplay:
                 pass
         window = self._dpy.create_resource_object("window", wid)
         return self._card(window, "_NET_WM_PID")
+
+    def client_of(self, wid: int) -> int:
+        """The resource-id base of the X client that created ``wid``."""
+        with self._lock:
+            return self._client_base(wid) if self._dpy is not None else 0
 
     def _client_base(self, wid: int) -> int:
         assert self._dpy is not None
@@ -443,6 +453,10 @@ class X11SharedDisplay:
         self, try_grab: Callable[[], bool], mode: str, ours: Callable[[XWindow], bool]
     ) -> GrabOutcome:
         assert self._dpy is not None
+        for _ in range(_CONFIRM_TRIES):
+            if try_grab():
+                return GrabOutcome(True)  # held for a moment only (the WM, a closing popup)
+            time.sleep(_CONFIRM_PAUSE_S)
         wm_pid = self._wm_pid()
         clients: dict[int, list[tuple[Any, XWindow]]] = {}
         exempt: list[XWindow] = []

@@ -46,3 +46,25 @@ def xev_window(x: Xvfb, name: str, log: Path | None = None) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def private_xdotool() -> str:
+    """A copy of xdotool under another name, for driving the tests' own windows.
+
+    ``xdotool`` is on the prohibited-apps list: a process-watcher test running at the same
+    time on this machine (``close`` policy) terminates every process of that name. One
+    copy per user in the temporary folder, made once.
+    """
+    import shutil
+    import tempfile
+
+    from tests.support.xserver import need
+
+    folder = Path(tempfile.gettempdir()) / f"lockdown-tests-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    target = folder / "xdo-test-driver"
+    if not target.exists():
+        partial = folder / f"xdo-test-driver.{os.getpid()}"
+        shutil.copy(need("xdotool"), partial)
+        partial.replace(target)
+    return str(target)
