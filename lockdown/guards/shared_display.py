@@ -8,7 +8,9 @@ screen locker (xsecurelock's techniques).
    screen. A difference is journalled as ``guards.kiosk_disturbed`` (what, and the state
    seen), undone at once (map, switch the desktop back or bring the kiosk to the current
    one, full screen and the screen's geometry again, activate), and ``guards.kiosk_restored``
-   says, once the kiosk is back, how long it took from the X event (``ms``).
+   says, once the kiosk is back, how long it took from the X event (``ms``). A change the
+   window manager does not undo within :data:`PATIENT_AFTER` tries is journalled as
+   ``guards.kiosk_not_restored`` and tried again every second.
 2. **Nothing stays above the exam.** Any viewable window stacked above the kiosk that is
    not ours (override-redirect included) is journalled as ``guards.window_above`` with its
    owner's pid (X Resource extension) and covered: an override-redirect window is lowered
@@ -56,6 +58,9 @@ if TYPE_CHECKING:
 GRAB_CHECK_MS: Final = 500
 #: While the kiosk is disturbed, look again this often (the window manager may be slow).
 RETRY_MS: Final = 100
+#: After this many tries the change is journalled as not undone and tried once a second.
+PATIENT_AFTER: Final = 10
+SLOW_RETRY_MS: Final = 1000
 
 
 class _Wake(QObject):
@@ -94,6 +99,7 @@ class SharedDisplayGuard:
         self._event_at: float | None = None
         self._disturbed: list[str] = []
         self._disturbed_at = 0.0
+        self._attempts = 0
         self._last_fix = 0.0
         self._covered: set[int] = set()
         self._grab_noted: dict[str, tuple[int, ...]] = {}
@@ -129,7 +135,13 @@ class SharedDisplayGuard:
         self._wid = int(self._window.winId())
         self._client = display.client_of(self._wid)
         geometry = self._window.screen().geometry()
-        self._screen = (geometry.x(), geometry.y(), geometry.width(), geometry.height())
+        ratio = self._window.devicePixelRatioF()  # Qt's geometry is logical, X's native
+        self._screen = (
+            round(geometry.x() * ratio),
+            round(geometry.y() * ratio),
+            round(geometry.width() * ratio),
+            round(geometry.height() * ratio),
+        )
         self._home_desktop = display.state(self._wid, self._ours).desktop
         self._wake = _Wake()
         self._wake.changed.connect(self.check, Qt.ConnectionType.QueuedConnection)
@@ -205,6 +217,7 @@ class SharedDisplayGuard:
             return
         if not self._disturbed:
             self._disturbed = problems
+            self._attempts = 0
             self._disturbed_at = seen_at
             log.guards.warning("The exam window was disturbed: %s", ", ".join(problems))
             self._journal(
@@ -216,8 +229,19 @@ class SharedDisplayGuard:
         now = time.monotonic()
         if now - self._last_fix >= RETRY_MS / 1000 / 2:
             self._last_fix = now
+            self._attempts += 1
             self._undo(state, problems)
-        QTimer.singleShot(RETRY_MS, self._retry)
+            if self._attempts == PATIENT_AFTER:
+                # the window manager does not do what it is asked: say so, keep trying
+                log.guards.error("The exam window could not be restored: %s", problems)
+                self._journal(
+                    Event(
+                        "guards.kiosk_not_restored",
+                        {"what": problems, "attempts": self._attempts, "state": _describe(state)},
+                    )
+                )
+        slow = self._attempts >= PATIENT_AFTER
+        QTimer.singleShot(SLOW_RETRY_MS if slow else RETRY_MS, self._retry)
 
     def _retry(self) -> None:
         if self._running and self._disturbed and not self._pending:

@@ -19,7 +19,7 @@ from typing import Final
 from lockdown import log
 from lockdown.events import Event, EventSink
 
-TICK_S: Final = 0.25
+TICK_S: Final = 0.5
 #: A tick this much later than due counts as a suspension (a loaded machine and the GIL
 #: delay a tick by far less).
 GAP_S: Final = 1.0
