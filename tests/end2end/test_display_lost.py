@@ -90,6 +90,10 @@ def test_xkill_of_the_kiosk_ends_the_exam_through_the_revert_path(
     assert records[lost + 1]["payload"]["reason"] == "display_lost"
     undone = next(r for r in records if r["type"] == "guards.restore_undone")
     assert undone["payload"] == {"kind": "system_keys", "pid": proc.pid, "own": True}
+    started = [r["payload"]["guard"] for r in records if r["type"] == "guards.started"]
+    assert "shared_display" in started
+    # a kiosk shown as it must be journals no disturbance of its own
+    assert "guards.kiosk_disturbed" not in types and "guards.window_above" not in types
     assert types[-1] == "session.ended"
     assert records[-1]["payload"]["reason"] == "display_lost"
     assert "srvrkeys:none" not in _xkb_options(x)
