@@ -75,8 +75,6 @@ def _progress(progress: Progress) -> None:
 
 #: The exit code when the X display connection died (``xkill`` of the kiosk).
 DISPLAY_LOST_EXIT: Final = 1
-#: How Qt's xcb plugin says that its X connection died.
-X_CONNECTION_BROKE: Final = "The X11 connection broke"
 #: How long each operation may take to wind down before the revert goes on regardless.
 WIND_DOWN_DEADLINE_S: Final = 20.0
 #: What the candidate reads while an operation winds down (text id by operation name).
@@ -216,16 +214,17 @@ class Session:
     def _watch_display(self) -> None:
         """End the exam through :meth:`_display_lost` when the X connection dies.
 
-        Qt says so first (a warning, on the GUI thread); Xlib's own I/O error handler,
-        which calls ``exit(1)``, is replaced as well (Qt's GL integration uses Xlib).
+        Qt's xcb plugin only warns and quits the event loops; the first Xlib call on its
+        dead connection (Qt's GL integration uses Xlib) then runs Xlib's I/O error
+        handler, which calls ``exit(1)``. That handler is replaced for the session.
+        (Qt's message handler is not used: PySide6 6.12 miscounts the references of the
+        handler it hands back.)
         """
         import threading
 
         from lockdown import build
 
         self._lost = threading.Event()
-        self._previous_qt_handler: Any = None
-        self._qt_handler_installed = False
         self._uninstall_xio: Callable[[], None] | None = None
         if self.platform.name != "x11":
             return
@@ -233,33 +232,15 @@ class Session:
             # development builds only: the positive control of the tests (Xlib exits)
             self.journal.append(Event("session.dev_switch", {"name": "KEEP_XIO_EXIT"}))
             return
-        from PySide6.QtCore import qInstallMessageHandler
-
         from lockdown.platform.x11_shared import install_io_error_handler
 
         self._uninstall_xio = install_io_error_handler(lambda: self._display_lost("xlib_io_error"))
-        self._previous_qt_handler = qInstallMessageHandler(self._qt_message)
-        self._qt_handler_installed = True
 
     def _unwatch_display(self) -> None:
-        """Put back Qt's and Xlib's handlers (later sessions of this process install theirs)."""
-        if self._qt_handler_installed:
-            from PySide6.QtCore import qInstallMessageHandler
-
-            qInstallMessageHandler(self._previous_qt_handler)
-            self._qt_handler_installed = False
+        """Put Xlib's handler back (later sessions of this process install their own)."""
         if self._uninstall_xio is not None:
             self._uninstall_xio()
             self._uninstall_xio = None
-
-    def _qt_message(self, mode: Any, context: Any, message: str) -> None:
-        if message.startswith(X_CONNECTION_BROKE):
-            self._display_lost("qt_xcb_connection_broke")
-        previous = self._previous_qt_handler
-        if previous is not None:
-            previous(mode, context, message)
-        else:
-            sys.stderr.write(message + "\n")
 
     def _display_lost(self, how: str) -> None:
         """The X display connection died: journal, revert what lies outside this process,

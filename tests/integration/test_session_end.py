@@ -45,6 +45,19 @@ raise SystemExit(0 if status == X.AlreadyGrabbed else 1)
 """
 
 
+def fill_page_slack(kiosk: Kiosk) -> None:
+    """Journal one record larger than a page right after the disk filled up.
+
+    tmpfs hands out whole pages: the journal file's last page keeps room after ``fill``,
+    so a few small records still fit there, depending on how long the journal was (every
+    guard added shifts it). A record bigger than a page never fits, and the journal
+    writes no record after one it could not write: the disk is full for it from here.
+    """
+    from lockdown.events import Event
+
+    kiosk._journal(Event("test.page_slack", {"padding": "x" * 8192}))
+
+
 def keyboard_held(xserver: Xvfb) -> bool:
     return xserver.run(sys.executable, "-c", GRAB_PROBE, check=False).returncode == 0
 
@@ -116,6 +129,7 @@ def test_every_quit_path_ends_and_reverts_with_the_journal_on_a_full_disk(
         def fill_then_quit() -> None:
             held.append(keyboard_held(xserver))
             filler.append(fill(disk))
+            fill_page_slack(kiosk)
             kiosk.reload()  # more records for the full disk
             QTimer.singleShot(300, lambda: QUIT_PATHS[path](kiosk, http_server))
 
@@ -154,6 +168,7 @@ def test_the_journal_says_what_it_lost_once_the_disk_has_room(
     def journey(kiosk: Kiosk) -> None:
         def fill_then_quit() -> None:
             filler = fill(disk)
+            fill_page_slack(kiosk)
             kiosk.reload()
             # room again a moment after the candidate quits, while the session ends
             threading.Timer(0.8, filler.unlink).start()
