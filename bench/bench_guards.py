@@ -449,14 +449,18 @@ def bench_shared(repeats: int) -> None:
     try:
         time.sleep(1.0)
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        out = subprocess.run(
+        done = subprocess.run(
             [sys.executable, __file__, "--shared-child", "--repeats", str(repeats)],
             env=env,
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
-        ).stdout
+        )
+        out = done.stdout
+        if done.returncode != 0:
+            tail = [ln for ln in done.stderr.splitlines() if "xauth" not in ln and "site-packages" not in ln][-40:]
+            print(f"the shared-display child ended with {done.returncode}:", *tail, sep="\n  ")
     finally:
         wm.terminate()
         wm.wait(10)

@@ -1,9 +1,10 @@
 """Shared-display guard: on the candidate's own X display the kiosk defends itself like a
 screen locker (xsecurelock's techniques).
 
-1. **Nothing hides the kiosk for long.** A watch thread (``platform/x11_shared``) wakes on
-   every X event that can change the kiosk's window (map, unmap, configure, restack, a
-   desktop or window-state property) and the guard, on the GUI thread, compares the window
+1. **Nothing hides the kiosk for long.** A socket notifier on an X connection of its own
+   (``platform/x11_shared``) wakes the guard on every X event that can change the kiosk's
+   window (map, unmap, configure, restack, a desktop or window-state property) and the
+   guard, on the GUI thread, compares the window
    with what it must be: mapped, not minimised, on the current desktop, full screen on its
    screen. A difference is journalled as ``guards.kiosk_disturbed`` (what, and the state
    seen), undone at once (map, switch the desktop back or bring the kiosk to the current
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QSocketNotifier, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QWindow
 from PySide6.QtWidgets import QWidget
 
@@ -63,13 +64,6 @@ PATIENT_AFTER: Final = 10
 SLOW_RETRY_MS: Final = 1000
 
 
-class _Wake(QObject):
-    """Carries the watch thread's "something changed" to the GUI thread."""
-
-    #: no arguments: look at the kiosk's window again
-    changed = Signal()
-
-
 class SharedDisplayGuard:
     """Keeps the kiosk mapped, full screen, on top and holding the grabs on a shared X display."""
 
@@ -88,14 +82,14 @@ class SharedDisplayGuard:
         self._report: EventSink | None = None
         self._display: X11SharedDisplay | None = None
         self._watch: X11WindowWatch | None = None
-        self._wake: _Wake | None = None
+        self._notifier: QSocketNotifier | None = None
+        self._retry_timer: QTimer | None = None
         self._timer: QTimer | None = None
         self._running = False
         self._wid = 0
         self._client = 0
         self._screen = (0, 0, 0, 0)
         self._home_desktop: int | None = None
-        self._pending = False
         self._event_at: float | None = None
         self._disturbed: list[str] = []
         self._disturbed_at = 0.0
@@ -143,15 +137,21 @@ class SharedDisplayGuard:
             round(geometry.height() * ratio),
         )
         self._home_desktop = display.state(self._wid, self._ours).desktop
-        self._wake = _Wake()
-        self._wake.changed.connect(self.check, Qt.ConnectionType.QueuedConnection)
-        self._running = True
         try:
-            self._watch = X11WindowWatch(display.display_name, self._wid, self._changed)
+            self._watch = X11WindowWatch(display.display_name, self._wid)
         except Exception as exc:
-            self._running = False
             display.close()
             raise GuardUnavailable(f"cannot watch the exam window: {exc}") from exc
+        self._running = True
+        # WORKAROUND(PySide6 6.12 on CPython 3.11, measured): a signal emitted from a
+        # Python thread aborts the process (bool_dealloc) and each QTimer.singleShot with
+        # a Python callable takes a reference from None. The X connection is watched
+        # with a socket notifier on the GUI thread and retried with one timer of ours.
+        self._notifier = QSocketNotifier(self._watch.fileno(), QSocketNotifier.Type.Read)
+        self._notifier.activated.connect(self._readable)
+        self._retry_timer = QTimer()
+        self._retry_timer.setSingleShot(True)
+        self._retry_timer.timeout.connect(self._retry)
         self._timer = repeating_timer(GRAB_CHECK_MS, self.check_pointer)
         if self._keyboard is not None:
             self._keyboard.on_grab_refused = self._keyboard_refused
@@ -168,24 +168,31 @@ class SharedDisplayGuard:
             self._keyboard.on_grab_refused = None
         stop_timer(self._timer)
         self._timer = None
+        stop_timer(self._retry_timer)
+        self._retry_timer = None
+        if self._notifier is not None:
+            self._notifier.setEnabled(False)
+            self._notifier.activated.disconnect(self._readable)
+            self._notifier = None
         if self._watch is not None:
             self._watch.stop()
             self._watch = None
         if self._display is not None:
             self._display.close()
             self._display = None
-        self._wake = None
         log.guards.info("Shared-display guard stopped")
 
     # -- 1 and 2: the kiosk's window ----------------------------------------------------
 
-    def _changed(self, kinds: str) -> None:
-        """From the watch thread: an X event arrived; wake the GUI thread once."""
-        if self._event_at is None:
-            self._event_at = time.monotonic()
-        if not self._pending and self._wake is not None:
-            self._pending = True
-            self._wake.changed.emit()
+    def _readable(self) -> None:
+        """The watch connection has events: read them all, then look at the window."""
+        self._event_at = time.monotonic()
+        watch = self._watch
+        if watch is None:
+            return
+        if watch.drain() == "closed" and self._notifier is not None:
+            self._notifier.setEnabled(False)  # the display is gone: nothing more to read
+        self.check()
 
     def _ours(self, window: XWindow) -> bool:
         """A window of this process: its X Resource pid, or Qt's own X client."""
@@ -199,7 +206,6 @@ class SharedDisplayGuard:
             log.guards.exception("Checking the exam window failed")
 
     def _check(self) -> None:
-        self._pending = False
         seen_at = self._event_at or time.monotonic()
         self._event_at = None
         display = self._display
@@ -241,10 +247,11 @@ class SharedDisplayGuard:
                     )
                 )
         slow = self._attempts >= PATIENT_AFTER
-        QTimer.singleShot(SLOW_RETRY_MS if slow else RETRY_MS, self._retry)
+        if self._retry_timer is not None and not self._retry_timer.isActive():
+            self._retry_timer.start(SLOW_RETRY_MS if slow else RETRY_MS)
 
     def _retry(self) -> None:
-        if self._running and self._disturbed and not self._pending:
+        if self._running and self._disturbed:
             self.check()
 
     def _problems(self, state: KioskState) -> list[str]:

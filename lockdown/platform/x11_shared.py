@@ -3,9 +3,9 @@
 The techniques of screen lockers (xsecurelock), on python-xlib connections of our own:
 
 - :class:`X11WindowWatch` selects ``SubstructureNotify`` and ``PropertyChange`` on the root
-  window and ``StructureNotify`` and ``PropertyChange`` on the kiosk's window, and calls
-  back (from its own thread, blocked in ``select`` while nothing happens) whenever a
-  window is mapped, unmapped, moved, restacked or a desktop property changes.
+  window and ``StructureNotify`` and ``PropertyChange`` on the kiosk's window; its socket
+  becomes readable whenever a window is mapped, unmapped, moved, restacked or a desktop
+  property changes (the caller watches it; nothing polls).
 - :class:`X11SharedDisplay` answers what the kiosk's window looks like now
   (:class:`KioskState`: mapped, minimised, full screen, desktop, geometry, the windows
   stacked above it with their owner's pid from the X Resource extension) and undoes a
@@ -24,10 +24,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import select
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -494,61 +493,47 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
 
 
 class X11WindowWatch:
-    """Calls back on every X event that can change the kiosk's window or what covers it.
+    """Reads the X events that can change the kiosk's window or what covers it.
 
-    Its thread blocks in ``select`` on the connection and a wake-up pipe: no polling.
+    A connection of its own selects ``SubstructureNotify`` + ``PropertyChange`` on the
+    root and ``StructureNotify`` + ``PropertyChange`` on the kiosk's window; the caller
+    watches :meth:`fileno` (a ``QSocketNotifier``: no polling, no thread of ours) and
+    calls :meth:`drain` when it is readable.
     """
 
     _ROOT_MASK: Final = X.SubstructureNotifyMask | X.PropertyChangeMask
     _WINDOW_MASK: Final = X.StructureNotifyMask | X.PropertyChangeMask
 
-    def __init__(self, display_name: str, wid: int, on_change: Callable[[str], None]) -> None:
-        self._dpy = _open(display_name)
-        self._wid = wid
-        self._on_change = on_change
-        self._wake_r, self._wake_w = os.pipe()
-        self._stop = threading.Event()
+    def __init__(self, display_name: str, wid: int) -> None:
+        self._dpy: display.Display | None = _open(display_name)
         root = self._dpy.screen().root
         root.change_attributes(event_mask=self._ROOT_MASK)
         window = self._dpy.create_resource_object("window", wid)
         window.change_attributes(event_mask=self._WINDOW_MASK)
         self._dpy.sync()
-        self._thread = threading.Thread(target=self._run, name="x11-window-watch", daemon=True)
-        self._thread.start()
 
-    def _names(self, events: Iterable[Any]) -> str:
-        kinds = {type(e).__name__ for e in events}
+    def fileno(self) -> int:
+        assert self._dpy is not None
+        return int(self._dpy.fileno())
+
+    def drain(self) -> str:
+        """Read every pending event; their kinds (``""`` when none, ``"closed"`` when the
+        connection is gone)."""
+        if self._dpy is None:
+            return "closed"
+        kinds: set[str] = set()
+        try:
+            while self._dpy.pending_events():
+                kinds.add(type(self._dpy.next_event()).__name__)
+        except (error.ConnectionClosedError, OSError) as exc:
+            log.guards.warning("X11 window watch: the connection closed (%s)", exc)
+            return "closed"
         return ",".join(sorted(kinds))
 
-    def _run(self) -> None:
-        fd = self._dpy.fileno()
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([fd, self._wake_r], [], [])
-            except (OSError, ValueError):
-                return
-            if self._stop.is_set():
-                return
-            if fd not in ready:
-                continue
-            events: list[Any] = []
-            try:
-                while self._dpy.pending_events():
-                    events.append(self._dpy.next_event())
-            except (error.ConnectionClosedError, OSError) as exc:
-                log.guards.warning("X11 window watch: the connection closed (%s)", exc)
-                self._on_change("connection_closed")
-                return
-            if events:
-                self._on_change(self._names(events))
-
     def stop(self) -> None:
-        self._stop.set()
-        os.write(self._wake_w, b"x")
-        self._thread.join(timeout=5)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-        self._dpy.close()
+        if self._dpy is not None:
+            self._dpy.close()
+            self._dpy = None
 
 
 # -- the X I/O error handler -------------------------------------------------------------
