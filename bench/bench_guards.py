@@ -351,10 +351,17 @@ def shared_child(repeats: int) -> int:
     window.setGeometry(window.screen().geometry())
     window.showFullScreen()
 
+    from PySide6.QtCore import QEventLoop
+
+    loop = QEventLoop()
+    every = QEventLoop.ProcessEventsFlag.AllEvents
+
     def spin(seconds: float, until: Any = None) -> bool:
+        # QEventLoop.processEvents(flags) returns a bool: in PySide6 6.12 each call of a
+        # void Qt method (app.processEvents()) takes a reference from None
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            app.processEvents()
+            loop.processEvents(every)
             if until is not None and until():
                 return True
             time.sleep(0.002)
@@ -459,7 +466,11 @@ def bench_shared(repeats: int) -> None:
         )
         out = done.stdout
         if done.returncode != 0:
-            tail = [ln for ln in done.stderr.splitlines() if "xauth" not in ln and "site-packages" not in ln][-40:]
+            tail = [
+                ln
+                for ln in done.stderr.splitlines()
+                if "xauth" not in ln and "site-packages" not in ln
+            ][-40:]
             print(f"the shared-display child ended with {done.returncode}:", *tail, sep="\n  ")
     finally:
         wm.terminate()

@@ -95,7 +95,7 @@ class SharedDisplayGuard:
         self._disturbed_at = 0.0
         self._attempts = 0
         self._last_fix = 0.0
-        self._covered: set[int] = set()
+        self._covered: set[tuple[int, int | None]] = set()
         self._grab_noted: dict[str, tuple[int, ...]] = {}
         self._pointer_misses = 0
         #: how long each disturbance took to undo, in ms (tests and the bench read it)
@@ -149,9 +149,8 @@ class SharedDisplayGuard:
         # with a socket notifier on the GUI thread and retried with one timer of ours.
         self._notifier = QSocketNotifier(self._watch.fileno(), QSocketNotifier.Type.Read)
         self._notifier.activated.connect(self._readable)
-        self._retry_timer = QTimer()
-        self._retry_timer.setSingleShot(True)
-        self._retry_timer.timeout.connect(self._retry)
+        # one repeating timer, started once: it re-checks while the kiosk is disturbed
+        self._retry_timer = repeating_timer(RETRY_MS, self._retry)
         self._timer = repeating_timer(GRAB_CHECK_MS, self.check_pointer)
         if self._keyboard is not None:
             self._keyboard.on_grab_refused = self._keyboard_refused
@@ -246,13 +245,16 @@ class SharedDisplayGuard:
                         {"what": problems, "attempts": self._attempts, "state": _describe(state)},
                     )
                 )
-        slow = self._attempts >= PATIENT_AFTER
-        if self._retry_timer is not None and not self._retry_timer.isActive():
-            self._retry_timer.start(SLOW_RETRY_MS if slow else RETRY_MS)
 
     def _retry(self) -> None:
-        if self._running and self._disturbed:
-            self.check()
+        """Every :data:`RETRY_MS`: while the kiosk is disturbed, look again (after
+        :data:`PATIENT_AFTER` tries only once a second); otherwise nothing."""
+        if not (self._running and self._disturbed):
+            return
+        patient = self._attempts >= PATIENT_AFTER
+        if patient and time.monotonic() - self._last_fix < SLOW_RETRY_MS / 1000:
+            return
+        self.check()
 
     def _problems(self, state: KioskState) -> list[str]:
         problems = []
@@ -283,11 +285,12 @@ class SharedDisplayGuard:
         elif "sent_to_desktop" in problems:
             desktop = state.current_desktop
             self._home_desktop = desktop
+        # X requests only (map, _NET_WM_STATE, _NET_ACTIVE_WINDOW…): in PySide6 6.12 every
+        # call of a void Qt method (raise_(), activateWindow(), QTimer.start()…) takes a
+        # reference from None (measured), so nothing here calls one per disturbance.
         self._display.show_kiosk(
             self._wid, state, self._screen, desktop=desktop, switch_to=switch_to
         )
-        self._window.raise_()
-        self._window.activateWindow()
 
     def _restored(self) -> None:
         ms = round((time.monotonic() - self._disturbed_at) * 1000, 1)
@@ -301,9 +304,9 @@ class SharedDisplayGuard:
     def _cover(self, window: XWindow) -> None:
         assert self._display is not None
         action = self._display.cover(window)
-        if window.id in self._covered and window.override_redirect:
+        if (window.id, window.pid) in self._covered and window.override_redirect:
             return  # journalled once per window; it is lowered again whenever it rises
-        self._covered.add(window.id)
+        self._covered.add((window.id, window.pid))
         log.guards.warning(
             "Window %#x (pid %s) was above the exam: %s", window.id, window.pid, action
         )
@@ -321,12 +324,12 @@ class SharedDisplayGuard:
         display = self._display
         if not self._running or display is None or self._disturbed:
             return
-        if any(w.isVisible() and w.type() == Qt.WindowType.Popup for w in _top_levels()):
-            return  # our own popup holds the pointer
         if display.pointer_grab_free(self._wid):
             self._pointer_misses = 0
             self._grab_noted.pop("pointer", None)
             return
+        if any(w.isVisible() and w.type() == Qt.WindowType.Popup for w in _top_levels()):
+            return  # our own popup holds the pointer
         self._pointer_misses += 1
         if self._pointer_misses >= 2:  # not a button held down for a moment
             self._take_back("pointer", lambda: display.pointer_grab_free(self._wid))
