@@ -78,6 +78,8 @@ def _progress(progress: Progress) -> None:
     log.init.debug("%s %s%s", progress.phase.value, progress.name, outcome)
 
 
+#: The exit code when the X display connection died (``xkill`` of the kiosk).
+DISPLAY_LOST_EXIT: Final = 1
 #: How long each operation may take to wind down before the revert goes on regardless.
 WIND_DOWN_DEADLINE_S: Final = 20.0
 #: What the candidate reads while an operation winds down (text id by operation name).
@@ -219,6 +221,85 @@ class Session:
             desktop_guards,
         ]
         self.sequence = OperationSequence(self.operations, _progress)
+        self._watch_display()
+
+    # -- the display lost (``xkill`` of the kiosk) --------------------------------------
+
+    def _watch_display(self) -> None:
+        """End the exam through :meth:`_display_lost` when the X connection dies.
+
+        Qt's xcb plugin only warns and quits the event loops; the first Xlib call on its
+        dead connection (Qt's GL integration uses Xlib) then runs Xlib's I/O error
+        handler, which calls ``exit(1)``. That handler is replaced for the session.
+        (Qt's message handler is not used: PySide6 6.12 miscounts the references of the
+        handler it hands back.)
+        """
+        import threading
+
+        from lockdown import build
+
+        self._lost = threading.Event()
+        self._uninstall_xio: Callable[[], None] | None = None
+        if self.platform.name != "x11":
+            return
+        if build.dev_switch("KEEP_XIO_EXIT"):
+            # development builds only: the positive control of the tests (Xlib exits)
+            self.journal.append(Event("session.dev_switch", {"name": "KEEP_XIO_EXIT"}))
+            return
+        from lockdown.platform.x11_shared import install_io_error_handler
+
+        self._uninstall_xio = install_io_error_handler(lambda: self._display_lost("xlib_io_error"))
+
+    def _unwatch_display(self) -> None:
+        """Put Xlib's handler back (later sessions of this process install their own)."""
+        if self._uninstall_xio is not None:
+            self._uninstall_xio()
+            self._uninstall_xio = None
+
+    def _display_lost(self, how: str) -> None:
+        """The X display connection died: journal, revert what lies outside this process,
+        close the journal and exit with :data:`DISPLAY_LOST_EXIT`. Never returns.
+
+        The kiosk and the desktop guards cannot be reverted through a dead connection;
+        the XKB server keys they changed are put back from this run's restore records
+        (a record whose undo fails stays for the next start). The recording winds down
+        and the system guards stop, each within :data:`WIND_DOWN_DEADLINE_S`.
+        """
+        import threading
+
+        from lockdown.guards.restore import undo_own
+
+        if self._lost.is_set():
+            threading.Event().wait()  # the first caller exits the process
+        self._lost.set()
+        log.init.error("The X display connection was lost (%s); ending the exam", how)
+        journal = self.journal
+        journal.append(Event("session.display_lost", {"how": how}))
+        journal.append(Event("kiosk.ended", {"reason": "display_lost"}))
+        outcome = Outcome.SUCCESS
+        try:
+            undo_own(self.paths.restore, journal.append, self.platform)
+        except Exception:
+            log.init.exception("Cannot undo this run's system changes")
+            outcome = Outcome.FAILED
+        for op in reversed(self.operations):
+            if op.name not in ("proctoring", "system_guards"):
+                continue
+            for step in (getattr(op, "wind_down", None), op.revert):
+                if not callable(step):
+                    continue
+                done = _in_a_thread(step, f"display-lost-{op.name}", WIND_DOWN_DEADLINE_S)
+                if done is not Outcome.SUCCESS:
+                    outcome = Outcome.FAILED
+        journal.append(
+            Event(
+                "session.ended",
+                {"reason": "display_lost", "revert": outcome.value, "partial": True},
+            )
+        )
+        journal.close()
+        log.init.info("Session finished (display lost)")
+        os._exit(DISPLAY_LOST_EXIT)
 
     def _second_instance(self, target: str) -> None:
         self.journal.append(Event("kiosk.second_instance_refused", {"target": target[:2048]}))
@@ -362,6 +443,7 @@ class Session:
                 signal.signal(sig, handler)
             if self.server is not None:
                 self.server.close()
+            self._unwatch_display()
             close_platform = getattr(self.platform, "close", None)  # the X11 connection
             if close_platform is not None:
                 close_platform()
@@ -373,6 +455,24 @@ class Session:
             self.app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         log.init.info("Session finished")
         return self.code
+
+
+def _in_a_thread(step: Callable[[], Outcome], name: str, deadline: float) -> Outcome:
+    """Run ``step`` in a plain thread (no Qt); FAILED past ``deadline`` or on an error."""
+    import threading
+
+    result: list[Outcome] = []
+
+    def run() -> None:
+        try:
+            result.append(step())
+        except Exception:
+            log.init.exception("%s failed", name)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    return result[0] if result else Outcome.FAILED
 
 
 def _off_the_gui_thread(

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  xvfb xauth xdotool xclip xsel openbox x11-xserver-utils x11-utils x11-xkb-utils
+  xvfb xauth xdotool xclip xsel openbox wmctrl x11-xserver-utils x11-utils x11-xkb-utils
   dbus-daemon dbus-bin at-spi2-core util-linux
   libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins sox ffmpeg espeak-ng openssl
   libnss3 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1

@@ -240,6 +240,27 @@ OPTIONS: Final[tuple[Option, ...]] = (
     ),
     Option("guards.focus", Bool(), True, "Bring the exam back when it loses focus."),
     Option(
+        "guards.shared_display",
+        Bool(),
+        True,
+        "On a shared X display, undo what hides, moves or covers the exam window (desktop "
+        "switch, unmap, minimise, resize, a window above it) and check the keyboard and "
+        "pointer grabs.",
+    ),
+    Option(
+        "guards.force_grab",
+        Choice(
+            {
+                "unmap": "unmap the windows of the program that holds the grab",
+                "disconnect": "disconnect the program that holds the grab from the display",
+                "off": "only journal who holds the grab",
+            }
+        ),
+        "unmap",
+        "What happens when another program holds the keyboard or pointer grab on a shared X "
+        "display. The window manager and the desktop shell are never touched.",
+    ),
+    Option(
         "guards.prohibited_apps",
         Choice(
             {

@@ -1,4 +1,5 @@
-"""The desktop guards as one operation: displays, keyboard, clipboard, screenshots, focus.
+"""The desktop guards as one operation: displays, keyboard, clipboard, screenshots, focus,
+shared display.
 
 :class:`DesktopGuardsOperation` is the step of the session that locks the desktop. Its
 ``perform`` first counts the screens (more than ``guards.max_displays`` -> ABORTED with
@@ -26,6 +27,7 @@ from lockdown.guards.focus import FocusGuard
 from lockdown.guards.keyboard import KeyboardGuard
 from lockdown.guards.restore import RestoreLog
 from lockdown.guards.screenshots import ScreenshotGuard
+from lockdown.guards.shared_display import SharedDisplayGuard
 from lockdown.lifecycle.base import Outcome
 from lockdown.platform.base import DesktopPlatform
 
@@ -37,12 +39,14 @@ def build_desktop_guards(
     restore: RestoreLog | None = None,
 ) -> list[Guard]:
     """The desktop guards, in start order."""
+    keyboard = KeyboardGuard(settings, window, platform, restore)
     return [
         DisplaysGuard(settings, window, platform),
-        KeyboardGuard(settings, window, platform, restore),
+        keyboard,
         ClipboardGuard(settings, window, platform),
         ScreenshotGuard(settings, window, platform),
         FocusGuard(settings, window, platform),
+        SharedDisplayGuard(settings, window, platform, keyboard),
     ]
 
 

@@ -28,7 +28,7 @@ of the process: the guard takes it back when the popup hides, and re-asserts it 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import shiboken6
@@ -212,6 +212,9 @@ class KeyboardGuard:
         self._timer: QTimer | None = None
         self._following = False
         self._focus: QWindow | None = None
+        #: called with our window when the X server refused it the keyboard grab (another
+        #: client holds it); the shared-display guard finds that client and takes it back
+        self.on_grab_refused: Callable[[QWindow], None] | None = None
 
     @property
     def name(self) -> str:
@@ -331,10 +334,13 @@ class KeyboardGuard:
                 return
             self._adopt(target)
             # Grab even when the target holds it already: closing a Qt popup released it.
-            if self._x_grab and target.setKeyboardGrabEnabled(True):
-                if target is not self._holder:
-                    log.guards.debug("Keyboard held by %r", target.title())
-                self._holder = target
+            if self._x_grab:
+                if target.setKeyboardGrabEnabled(True):
+                    if target is not self._holder:
+                        log.guards.debug("Keyboard held by %r", target.title())
+                    self._holder = target
+                elif self.on_grab_refused is not None:
+                    self.on_grab_refused(target)  # another client holds the keyboard
             if (
                 target.modality() != Qt.WindowModality.NonModal
                 and target.isExposed()

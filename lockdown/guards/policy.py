@@ -14,7 +14,9 @@
    A watcher that cannot start meets ``guards.unavailable``: refuse ABORTS, continue
    journals the gap.
 
-``revert`` stops the watcher, then journals ``guards.terminated_summary`` (the
+Once the rest succeeded, the suspension watchdog (:mod:`lockdown.guards.watchdog`) starts;
+after a gap in its tick the watcher rescans the process table. ``revert`` stops the
+watchdog and the watcher, then journals ``guards.terminated_summary`` (the
 processes Lockdown terminated, before and during the exam) and drops their restore
 records. With ``restore`` (a :class:`~lockdown.guards.restore.RestoreLog`) each
 termination is recorded on disk before its signal, so a run that dies leaves the
@@ -48,6 +50,7 @@ from lockdown.guards.processes import (
 )
 from lockdown.guards.restore import RestoreLog
 from lockdown.guards.tcc import TccGrant, screen_capture_grants
+from lockdown.guards.watchdog import SuspendWatchdog
 from lockdown.lifecycle.base import Outcome
 
 
@@ -185,6 +188,8 @@ class SystemGuardsOperation:
             )
         )
         self.watcher: ProcessWatcherGuard | None = None
+        #: notices when the whole process stood still; the watcher then rescans
+        self.watchdog = SuspendWatchdog(self._after_gap)
         #: the text id to show when perform() did not succeed
         self.message_id: str | None = None
         #: the values of that text's placeholders
@@ -193,6 +198,17 @@ class SystemGuardsOperation:
         self.warnings: list[str] = []
 
     def perform(self) -> Outcome:
+        outcome = self._perform()
+        if outcome is Outcome.SUCCESS:
+            self.watchdog.start(self._sink)
+        return outcome
+
+    def _after_gap(self, seconds: float) -> None:
+        watcher = self.watcher
+        if watcher is not None:
+            watcher.rescan_after_gap(seconds)
+
+    def _perform(self) -> Outcome:
         vm = self._vm()
         result = apply_policy(
             "virtual_machine",
@@ -274,6 +290,7 @@ class SystemGuardsOperation:
         return Outcome.SUCCESS
 
     def revert(self) -> Outcome:
+        self.watchdog.stop()
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None

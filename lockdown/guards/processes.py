@@ -796,6 +796,17 @@ class ProcessWatcherGuard:
         if facts is not None:
             self._consider(facts, seen_at)
 
+    def rescan_after_gap(self, seconds: float) -> None:
+        """The process stood still for ``seconds`` (stopped, suspended): look at every
+        process again, journalled as ``guards.processes_rescanned``."""
+        if not self._running:
+            return
+        sink = self._sink
+        if sink is not None:
+            sink(Event("guards.processes_rescanned", {"reason": "suspended", "gap": seconds}))
+        log.guards.info("Rescanning the processes after %.3f s standing still", seconds)
+        self._rescan()
+
     def _rescan(self) -> None:
         now = time.monotonic()
         alive = set(psutil.pids())

@@ -181,6 +181,29 @@ def undo_leftovers(
     """
     restore = RestoreLog(restore_dir)
     leftovers = [r for r in restore.pending() if not _owner_alive(r)]
+    return _undo(restore, leftovers, report, platform)
+
+
+def undo_own(restore_dir: Path, report: EventSink, platform: DesktopPlatform | None = None) -> int:
+    """Undo now the changes this process recorded and has not undone (its display died).
+
+    For a run that cannot revert through its guards (``xkill`` of the kiosk). Evidence
+    kinds stay for their owner. Returns how many were undone; each is journalled as
+    ``guards.restore_undone`` with ``"own": true``.
+    """
+    restore = RestoreLog(restore_dir)
+    mine = [r for r in restore.pending() if r.pid == os.getpid() and r.kind not in _EVIDENCE]
+    return _undo(restore, mine, report, platform, own=True)
+
+
+def _undo(
+    restore: RestoreLog,
+    leftovers: list[RestoreRecord],
+    report: EventSink,
+    platform: DesktopPlatform | None,
+    *,
+    own: bool = False,
+) -> int:
     if not leftovers:
         return 0
     if platform is None:
@@ -191,6 +214,8 @@ def undo_leftovers(
     for record in reversed(leftovers):  # newest change first, like a revert
         handler = _HANDLERS.get(record.kind)
         payload: dict[str, Any] = {"kind": record.kind, "pid": record.pid}
+        if own:
+            payload["own"] = True
         if record.kind in _EVIDENCE:
             payload["data"] = dict(record.data)
         if handler is None:

@@ -45,6 +45,11 @@ class X11Platform(PlatformDefaults):
     def name(self) -> str:
         return "x11"
 
+    @property
+    def display_name(self) -> str:
+        """The X display this platform talks to (``:0``)."""
+        return self._display_name
+
     def __del__(self) -> None:
         if getattr(self, "_dpy", None) is not None:
             self.close()

@@ -65,3 +65,25 @@ raise SystemExit(0 if status == X.AlreadyGrabbed else 1)
 def keyboard_held(x: Xvfb) -> bool:
     """True when another X client cannot grab the keyboard (someone holds it)."""
     return x.run(sys.executable, "-c", GRAB_PROBE, check=False).returncode == 0
+
+
+def private_xdotool() -> str:
+    """A copy of xdotool under another name, for driving the tests' own windows.
+
+    ``xdotool`` is on the prohibited-apps list: a process-watcher test running at the same
+    time on this machine (``close`` policy) terminates every process of that name. One
+    copy per user in the temporary folder, made once.
+    """
+    import shutil
+    import tempfile
+
+    from tests.support.xserver import need
+
+    folder = Path(tempfile.gettempdir()) / f"lockdown-tests-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    target = folder / "xdo-test-driver"
+    if not target.exists():
+        partial = folder / f"xdo-test-driver.{os.getpid()}"
+        shutil.copy(need("xdotool"), partial)
+        partial.replace(target)
+    return str(target)

@@ -52,13 +52,21 @@ def test_guards_start_in_order_are_journalled_and_stop_in_reverse(
         "clipboard",
         "screenshots",
         "focus",
+        "shared_display",
     ]
     by_name = {p["guard"]: p for p in started}
     assert by_name["screenshots"]["availability"] == "partial"
     assert "cannot be hidden" in by_name["screenshots"]["reason"]
     assert op.revert() is Outcome.SUCCESS
     stopped = [e.payload["guard"] for e in events if e.type == "guards.stopped"]
-    assert stopped == ["focus", "screenshots", "clipboard", "keyboard", "displays"]
+    assert stopped == [
+        "shared_display",
+        "focus",
+        "screenshots",
+        "clipboard",
+        "keyboard",
+        "displays",
+    ]
     assert op.revert() is Outcome.SUCCESS  # nothing left to stop
 
 
@@ -84,7 +92,7 @@ def test_continue_policy_journals_the_gap_and_goes_on(
     org = Organisation(values=flatten({"guards": {"unavailable": "continue"}}, origin="t"))
     settings = layer(org, {})
     events: list[Event] = []
-    focus = build_desktop_guards(settings, kiosk, platform)[-1]
+    focus = next(g for g in build_desktop_guards(settings, kiosk, platform) if g.name == "focus")
     op = DesktopGuardsOperation(settings, [BrokenGuard(), focus], events.append)  # type: ignore[list-item]
     assert op.perform() is Outcome.SUCCESS
     assert [e.type for e in events][:2] == ["guards.unavailable", "guards.started"]
@@ -94,5 +102,12 @@ def test_continue_policy_journals_the_gap_and_goes_on(
 
 def test_environment_infos_name_every_desktop_guard(qtbot: QtBot, platform: X11Platform) -> None:
     infos = desktop_guard_infos(layer(Organisation(), {}), platform)
-    assert [i.name for i in infos] == ["displays", "keyboard", "clipboard", "screenshots", "focus"]
+    assert [i.name for i in infos] == [
+        "displays",
+        "keyboard",
+        "clipboard",
+        "screenshots",
+        "focus",
+        "shared_display",
+    ]
     assert {i.name: i.availability for i in infos}["keyboard"] is Availability.FULL
