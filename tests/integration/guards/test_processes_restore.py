@@ -68,6 +68,20 @@ def _wait(condition: object, timeout: float = 5.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+def _guarding(script: str, *args: str) -> subprocess.Popen[str]:
+    """A real process running a guard (``script``) in this run's login session."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, **SESSION_ENV},
+    )
+    assert proc.stdout is not None
+    return proc
+
+
 def test_a_termination_is_recorded_before_the_kill_and_summarised_at_stop(
     tmp_path: Path, detached: Detached
 ) -> None:
@@ -128,15 +142,7 @@ def test_a_kill_9_before_the_end_leaves_the_record_for_the_next_start(
 ) -> None:
     restore_dir = tmp_path / "restore"
     obs = renamed_copy(tmp_path, RUN_RECORDER)
-    guarding = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(restore_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=Path(__file__).resolve().parents[3],
-        env={**os.environ, **SESSION_ENV},
-    )
-    assert guarding.stdout is not None
+    guarding = _guarding(CHILD, str(restore_dir))
     try:
         lines = iter(guarding.stdout.readline, "")
         assert any(line.strip() == "ready" for line in lines)
@@ -213,15 +219,7 @@ def test_every_start_reaches_the_journal_although_lockdown_is_killed(
     name = RUN_RECORDER
     journal_path, restore_dir = tmp_path / "journal.jsonl", tmp_path / "restore"
     program = renamed_copy(tmp_path, name)
-    guarding = subprocess.Popen(
-        [sys.executable, "-c", HOLDING_CHILD, str(journal_path), str(restore_dir), name, keep],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=Path(__file__).resolve().parents[3],
-        env={**os.environ, **SESSION_ENV},
-    )
-    assert guarding.stdout is not None
+    guarding = _guarding(HOLDING_CHILD, str(journal_path), str(restore_dir), name, keep)
     try:
         lines = iter(guarding.stdout.readline, "")
         assert any(line.strip() == "ready" for line in lines)
