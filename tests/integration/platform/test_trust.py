@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +46,25 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+_READABLE: list[str] = []
+
+
+def readable_package() -> str:
+    """A copy of the package the user nobody can read (the checkout may sit in a folder
+    only root can enter, such as a fresh `mktemp -d` clone); made once per run."""
+    if not _READABLE:
+        folder = Path(tempfile.mkdtemp(prefix="lockdown-for-nobody-"))
+        folder.chmod(0o755)
+        atexit.register(shutil.rmtree, folder, True)
+        shutil.copytree(
+            ROOT / "lockdown", folder / "lockdown", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        for path in folder.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        _READABLE.append(str(folder))
+    return _READABLE[0]
+
+
 def _python_for_nobody() -> str:
     """An interpreter the user nobody may run (ours may sit in root's home)."""
     for candidate in (sys.executable, "/usr/bin/python3"):
@@ -61,7 +83,7 @@ def exam_process() -> Iterator[object]:
     started: list[subprocess.Popen[str]] = []
 
     def start(mode: str) -> int:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "SECRET_TOKEN": "s3cr3t"}
+        env = {**os.environ, "PYTHONPATH": readable_package(), "SECRET_TOKEN": "s3cr3t"}
         proc = subprocess.Popen(
             _as_nobody("-c", EXAM, mode), env=env, stdout=subprocess.PIPE, text=True
         )
