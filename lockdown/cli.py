@@ -326,7 +326,7 @@ EXAMPLES: Final = {
     "spool verify": "lockdown spool verify ./test-recording --key it-dept-recipient.key",
     "spool export": "lockdown spool export ./test-recording --key it-dept-recipient.key "
     "--out ./review",
-    "check": "lockdown check --json",
+    "check": "lockdown check --config exam.toml --send",
 }
 
 
@@ -535,7 +535,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the exported files")
     p.set_defaults(func=_dispatch("lockdown.upload.export", "main_spool_export", "spool export"))
 
-    p = sub.add_parser("check", help="run the system check and print the report")
+    p = sub.add_parser(
+        "check",
+        help="run the system check and print the report (exit 1 when a blocking step fails)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="check for this exam configuration (its streams, policies and service); "
+        "without it: what a proctored exam with camera, microphone and screen needs",
+    )
+    p.add_argument(
+        "--send",
+        action="store_true",
+        help="also send the report to the exam's proctoring service",
+    )
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.set_defaults(func=_dispatch("lockdown.checks.cli", "main", "check"))
     _polish(parser)

@@ -135,6 +135,152 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "exam link, without them",
         "instance.refused": "an exam is already running on this computer and only one session "
         "can run at a time; finish it first",
+        # the system check (`lockdown check`, the check screen): step names, findings, remedies
+        "check.status.pass": "PASS",
+        "check.status.warn": "WARN",
+        "check.status.fail": "FAIL",
+        "check.status.skip": "SKIP",
+        "check.crashed": "This step could not be checked: {reason}.",
+        "check.crashed_remedy": "Run the check again. If it keeps happening, send this report "
+        "to your exam support.",
+        "check.timed_out": "This step took longer than {seconds} s and was stopped.",
+        "check.timed_out_remedy": "Close other programs and run the check again. If it keeps "
+        "happening, send this report to your exam support.",
+        "check.app.title": "App and system",
+        "check.app.ok": "Lockdown {version} on {os}.",
+        "check.app.development": "Lockdown {version} on {os} is a development build, not an "
+        "installed one; exam servers can tell.",
+        "check.app.development_remedy": "Take exams with Lockdown installed from your "
+        "organisation's installer.",
+        "check.app.unsupported": "Lockdown {version} does not support {os}.",
+        "check.app.unsupported_remedy": "Use a computer with Windows 10 or later, macOS 12 or "
+        "later, or Linux.",
+        "check.service.title": "Proctoring service",
+        "check.service.none": "Not checked: no proctoring service is known.",
+        "check.service.ok": "The proctoring service {host} answers.",
+        "check.service.unreachable": "The proctoring service {host} cannot be reached: {reason}.",
+        "check.service.remedy": "Check that this computer is connected to the internet: change "
+        "networks or connect via ethernet. A firewall or proxy may also block {host}: ask your "
+        "IT support to allow it. Then run the check again.",
+        "check.clock.title": "Clock",
+        "check.clock.ok": "This computer's clock is right (within {seconds} s of the service's).",
+        "check.clock.off": "This computer's clock is {seconds} s {how} the proctoring service's.",
+        "check.clock.remedy": "Set the clock to be set automatically (Windows: Settings > Time & "
+        "language; macOS: System Settings > General > Date & Time; Linux: network time), then "
+        "run the check again.",
+        "check.clock.no_answer": "The clock could not be compared: the proctoring service did "
+        "not answer.",
+        "check.clock.no_date": "The clock could not be compared: the proctoring service did not "
+        "say its time.",
+        "check.displays.title": "Screens",
+        "check.displays.ok": "{count} screen(s) connected.",
+        "check.displays.too_many": "{count} screens are connected, but this exam allows {allowed}.",
+        "check.displays.too_many_remedy": "Disconnect the extra screens (or switch them off), "
+        "then run the check again.",
+        "check.displays.unknown": "No screen was found ({reason}).",
+        "check.displays.unknown_remedy": "Run the check on the computer's own desktop, where you "
+        "will take the exam, not over a remote connection.",
+        "check.vm.title": "Virtual machine",
+        "check.vm.none": "This computer does not look like a virtual machine.",
+        "check.vm.allowed": "This computer looks like a virtual machine ({reasons}); this exam "
+        "allows it.",
+        "check.vm.found": "This computer looks like a virtual machine: {reasons}.",
+        "check.vm.remedy": "This exam cannot be taken in a virtual machine. Start Lockdown on "
+        "the computer itself, not inside a virtual machine (VirtualBox, VMware, Parallels…).",
+        "check.vm.warned": "The exam goes on; this is noted for the reviewers.",
+        "check.remote.title": "Remote access",
+        "check.remote.none": "Nobody appears to use or see this computer remotely.",
+        "check.remote.allowed": "This computer may be used or seen remotely ({reasons}); this "
+        "exam allows it.",
+        "check.remote.found": "This computer may be used or seen remotely: {reasons}.",
+        "check.remote.remedy": "Sit at the computer itself and quit remote-desktop and "
+        "screen-sharing apps, then run the check again.",
+        "check.remote.warned": "The exam goes on; this is noted for the reviewers.",
+        "check.isolation.title": "Lockdown of the desktop",
+        "check.isolation.ok": "The exam can be locked down here (mode: {modes}).",
+        "check.isolation.partial": "The exam can be locked down here (mode: {modes}), with "
+        "gaps: {guards}.",
+        "check.isolation.unavailable": "The exam cannot be fully locked down here (mode: "
+        "{modes}): {guards}.",
+        "check.isolation.remedy": "Run Lockdown on the computer's own desktop, not over a remote "
+        "connection; if this stays, ask your exam support for help.",
+        "check.apps.title": "Prohibited applications",
+        "check.apps.allowed": "This exam allows every application.",
+        "check.apps.none": "No prohibited application is running.",
+        "check.apps.running": "These applications are not allowed during the exam: {apps}.",
+        "check.apps.remedy": "Save your work in them and close them, then run the check again.",
+        "check.apps.remedy_close": "Save your work in them and close them, then run the check "
+        "again (when the exam starts, Lockdown offers to close them for you).",
+        "check.disk.title": "Free disk space",
+        "check.disk.ok": "{free} MiB free; the exam needs {needed} MiB.",
+        "check.disk.low": "Only {free} MiB free on the disk of {folder}; the exam needs "
+        "{needed} MiB for its recording.",
+        "check.disk.remedy": "Free some disk space (delete or move large files, empty the "
+        "trash), then run the check again.",
+        "check.screen.title": "Screen capture",
+        "check.screen.ok": "Lockdown can record the screen.",
+        "check.screen.not_recorded": "This exam does not record the screen.",
+        "check.screen.no_permission_needed": "Lockdown can record the screen (this system asks "
+        "no permission).",
+        "check.screen.asked_at_start": "Lockdown can record the screen: your desktop will ask "
+        "you to share it when the exam starts. Choose the whole screen.",
+        "check.screen.grab_failed": "Failed to capture the screen: {reason}.",
+        "check.screen.grab_remedy": "Run Lockdown on the computer's own desktop. Close programs "
+        "that cover the top left corner of the screen, then run the check again.",
+        "check.screen.no_display": "Failed to capture the screen: there is no screen to record.",
+        "check.screen.denied": "Failed to capture the screen: {reason}.",
+        "check.screen.macos_remedy": "Open System Settings > Privacy & Security > Screen "
+        "Recording (on older macOS: System Preferences > Security & Privacy > Screen "
+        "Recording) and tick Lockdown. If it is ticked already, untick it and tick it again; "
+        "if that does not help, type tccutil reset ScreenCapture org.lockdown.Lockdown in the "
+        "Terminal and allow it again. Then run the check again.",
+        "check.screen.wayland_remedy": "Install your desktop's screen-sharing portal "
+        "(xdg-desktop-portal with the GNOME or KDE backend), or log in to an X11 session, then "
+        "run the check again.",
+        "check.upload.title": "Upload test",
+        "check.upload.ok": "A {kb} KiB test file was uploaded in {seconds} s.",
+        "check.upload.not_recorded": "This exam records nothing, so nothing needs uploading.",
+        "check.upload.no_token": "The upload was not tested: the exam's configuration has no "
+        "probe token for its proctoring service.",
+        "check.upload.failed": "Cannot upload files: a test file could not be uploaded to the "
+        "proctoring service ({reason}).",
+        "check.upload.remedy": "This is most likely caused by a poor internet connection: change "
+        "networks or connect via ethernet. It can also be caused by a firewall blocking uploads "
+        "to {host}: ask your IT support to allow it. Then run the check again.",
+        "check.upload.rate_limited": "The upload was not tested: too many tests were run in the "
+        "last minute.",
+        "check.upload.rate_limited_remedy": "Wait {seconds} s, then run the check again.",
+        "check.bandwidth.title": "Bandwidth",
+        "check.bandwidth.ok": "Uploads run at {rate} kbit/s, enough for the recording "
+        "({need} kbit/s).",
+        "check.bandwidth.lag": "Uploads run at {rate} kbit/s, less than {margin} times what "
+        "the exam records ({need} kbit/s): uploads may lag behind.",
+        "check.bandwidth.after_exam": "Uploads run at {rate} kbit/s, slower than the exam "
+        "records ({need} kbit/s): recordings will finish uploading after the exam.",
+        "check.bandwidth.remedy": "You may still take the exam; keep Lockdown open after it "
+        "until the upload is finished. For faster uploads change networks or connect via "
+        "ethernet, and stop other uploads and video calls on your network.",
+        "check.bandwidth.no_upload": "Not measured: the upload test did not run.",
+        "check.next.ready": "Everything needed passed: you can take the exam on this computer.",
+        "check.next.warnings": "Nothing blocks the exam. Read the warnings above: you can take "
+        "the exam, but fixing them avoids trouble.",
+        "check.next.fix": "Fix the failed steps above, then run the check again.",
+        "check.report.header": "Lockdown system check: Lockdown {version} ({build} build) on "
+        "{system}",
+        "check.report.exam": "Checking for the exam {exam}, which records: {streams}.",
+        "check.report.no_exam": "No exam given: checking what a proctored exam recording "
+        "{streams} needs.",
+        "check.report.no_streams": "nothing",
+        "check.report.service": "Proctoring service: {url}",
+        "check.report.no_service": "Proctoring service: none known, so the service steps are "
+        "skipped (give the exam's configuration with --config to include them).",
+        "check.report.what_to_do": "What to do:",
+        "check.report.summary": "{passed} passed, {warned} warnings, {failed} failed, "
+        "{skipped} skipped.",
+        "check.report.failed": "Failed: {steps}.",
+        "check.report.sent": "The report was sent to the proctoring service (check {check_id}).",
+        "check.report.not_sent": "The report could not be sent to the proctoring service: "
+        "{reason}.",
     }
 )
 

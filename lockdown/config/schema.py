@@ -360,6 +360,58 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Size cap of the local recording spool in MiB.",
         exam=False,
     ),
+    # -- checks ---------------------------------------------------------------------
+    Option(
+        "checks.time_limit",
+        Duration(1.0, 600.0),
+        30.0,
+        "How long each step of the system check may take; a step past it fails.",
+    ),
+    Option(
+        "checks.clock_warn",
+        Duration(0.5, 3600.0),
+        2.0,
+        "Clock offset from the proctoring service's time above which the check warns.",
+    ),
+    Option(
+        "checks.clock_fail",
+        Duration(1.0, 86400.0),
+        120.0,
+        "Clock offset from the proctoring service's time above which the check fails.",
+    ),
+    Option(
+        "checks.min_free_disk_mb",
+        Int(100, 1_000_000),
+        1024,
+        "Free disk (MiB) the check asks for at least, whatever the exam records.",
+    ),
+    Option(
+        "checks.disk_margin",
+        Float(1.0, 10.0),
+        1.5,
+        "Free disk asked for: this many times the exam's length times the recording rate "
+        "(never under `checks.min_free_disk_mb`).",
+    ),
+    Option(
+        "checks.exam_hours",
+        Float(0.25, 24.0),
+        3.0,
+        "Exam length (hours) the free-disk check assumes when `kiosk.exam_duration` is 0.",
+    ),
+    Option(
+        "checks.upload_test_kb",
+        Int(16, 4096),
+        1024,
+        "Size of the upload test sent to the proctoring service, in KiB.",
+    ),
+    Option(
+        "checks.bandwidth_margin",
+        Float(1.0, 10.0),
+        2.0,
+        "Upload rate, in multiples of the recording rate, below which the check warns that "
+        "uploads may lag (below 1x: recordings finish uploading after the exam). A warning "
+        "only: the candidate may go on.",
+    ),
     # -- service --------------------------------------------------------------------
     Option(
         "service.url",
