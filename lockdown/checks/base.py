@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 
 class Status(enum.Enum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 (a status, not a password)
     #: something is not as it should be, the exam may still go on
     WARN = "warn"
     FAIL = "fail"
@@ -118,7 +118,6 @@ class Check(Protocol):
     def run(self, ctx: CheckContext) -> CheckResult:
         """Look, and say what was found; may raise (the runner reports it as a FAIL)."""
         ...
-
 
 
 class CheckDefaults:

@@ -30,13 +30,13 @@ def os_supported(system: str, release: str, mac_version: str = "") -> tuple[bool
         return True, f"Linux {release}"
     if system == "Windows":
         try:
-            major = int(release.split(".")[0])
+            major = int(release.split(".", maxsplit=1)[0])
         except ValueError:
             return False, f"Windows {release}"
         return major >= MIN_WINDOWS, f"Windows {release}"
     if system == "Darwin":
         parts = [int(p) for p in mac_version.split(".")[:2] if p.isdigit()]
-        version = (parts + [0, 0])[:2]
+        version = ([*parts, 0, 0])[:2]
         return tuple(version) >= MIN_MACOS, f"macOS {mac_version or '?'}"
     return False, system or "an unknown system"
 
@@ -49,21 +49,25 @@ class AppCheck(CheckDefaults):
 
     def run(self, ctx: CheckContext) -> CheckResult:
         current = build.current()
-        supported, name = os_supported(
-            platform.system(), platform.release(), platform.mac_ver()[0]
-        )
+        supported, name = os_supported(platform.system(), platform.release(), platform.mac_ver()[0])
         values = {"version": __version__, "os": name, "build": current.kind}
         details = {**current.as_record(), "os": name, "machine": platform.machine()}
         if not supported:
             return CheckResult(
-                Status.FAIL, "check.app.unsupported", values, "check.app.unsupported_remedy",
+                Status.FAIL,
+                "check.app.unsupported",
+                values,
+                "check.app.unsupported_remedy",
                 details=details,
-            )  # fmt: skip
+            )
         if not current.installed:
             return CheckResult(
-                Status.WARN, "check.app.development", values, "check.app.development_remedy",
+                Status.WARN,
+                "check.app.development",
+                values,
+                "check.app.development_remedy",
                 details=details,
-            )  # fmt: skip
+            )
         return CheckResult(Status.PASS, "check.app.ok", values, details=details)
 
 
@@ -386,4 +390,3 @@ class ScreenCaptureCheck(CheckDefaults):
         else:
             found = grants()
         return [g.display_name for g in found]
-

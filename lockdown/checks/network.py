@@ -212,6 +212,11 @@ class BandwidthCheck(CheckDefaults):
             )
         if rate_kbps < margin * need_kbps:
             return CheckResult(
-                Status.WARN, "check.bandwidth.lag", values, "check.bandwidth.remedy", measured, details
+                Status.WARN,
+                "check.bandwidth.lag",
+                values,
+                "check.bandwidth.remedy",
+                measured,
+                details,
             )
         return CheckResult(Status.PASS, "check.bandwidth.ok", values, None, measured, details)

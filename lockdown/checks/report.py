@@ -153,9 +153,7 @@ def header_lines(ctx: CheckContext, exam_title: str | None) -> list[str]:
     if ctx.exam_origin is None:
         lines.append(text("check.report.no_exam", streams=streams))
     else:
-        lines.append(
-            text("check.report.exam", exam=exam_title or ctx.exam_origin, streams=streams)
-        )
+        lines.append(text("check.report.exam", exam=exam_title or ctx.exam_origin, streams=streams))
     if ctx.service is None:
         lines.append(text("check.report.no_service"))
     else:

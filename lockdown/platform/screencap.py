@@ -75,7 +75,9 @@ class CtypesCoreGraphics:
 def macos_access(api: CoreGraphicsApi) -> CaptureAccess:
     granted = api.preflight_screen_capture()
     if granted is None:
-        return CaptureAccess("coregraphics", Access.GRANTED, "macOS before 10.15 asks no permission")
+        return CaptureAccess(
+            "coregraphics", Access.GRANTED, "macOS before 10.15 asks no permission"
+        )
     if granted:
         return CaptureAccess("coregraphics", Access.GRANTED)
     return CaptureAccess(
@@ -140,7 +142,9 @@ def wayland_access(api: PortalApi) -> CaptureAccess:
         )
     if not types & PORTAL_MONITOR:
         return CaptureAccess(
-            "xdg-desktop-portal", Access.DENIED, "the screen-cast portal cannot share a whole screen"
+            "xdg-desktop-portal",
+            Access.DENIED,
+            "the screen-cast portal cannot share a whole screen",
         )
     return CaptureAccess(
         "xdg-desktop-portal",
@@ -209,9 +213,16 @@ def x11_test_window(display_name: str | None = None, timeout: float = 3.0) -> It
         )
         window.set_wm_name("lockdown-capture-test")
         half = window.create_window(
-            size // 2, 0, size - size // 2, size, 0, screen.root_depth,
-            X.InputOutput, X.CopyFromParent, background_pixel=_pixel(right),
-        )  # fmt: skip
+            size // 2,
+            0,
+            size - size // 2,
+            size,
+            0,
+            screen.root_depth,
+            X.InputOutput,
+            X.CopyFromParent,
+            background_pixel=_pixel(right),
+        )
         half.map()
         window.map()
         window.configure(stack_mode=X.Above)

@@ -201,7 +201,9 @@ def _call(
         except requests.exceptions.SSLError as exc:
             return Reply(False, error="tls", reason=f"TLS failed: {_short(exc)}", sent=sent)
         except requests.Timeout:
-            return Reply(False, error="timeout", reason=f"no answer within {timeout:g} s", sent=sent)
+            return Reply(
+                False, error="timeout", reason=f"no answer within {timeout:g} s", sent=sent
+            )
         except requests.RequestException as exc:
             return Reply(False, error="unreachable", reason=_short(exc), sent=sent)
         received = time.time()

@@ -1,0 +1,1 @@
+"""Unit tests of the system check (no Qt, no network)."""
