@@ -74,10 +74,7 @@ def _load(args: argparse.Namespace) -> tuple[Mapping[str, Any], str | None, str 
 
 def probe_token(settings: Mapping[str, Any]) -> str:
     """The exam's probe token (``service.probe_token``), empty when it has none."""
-    try:
-        return str(settings["service.probe_token"])
-    except KeyError:  # the option comes with the service's work (issue 19s)
-        return ""
+    return str(settings["service.probe_token"])
 
 
 def context(args: argparse.Namespace) -> tuple[CheckContext, str | None]:
