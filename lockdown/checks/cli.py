@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import uuid
@@ -142,6 +143,9 @@ def main(args: argparse.Namespace) -> int:
 
     if not as_json:
         print("\n".join(report.header_lines(ctx, title)), flush=True)
+    if not getattr(args, "debug", False):
+        # what the guards warn about (no display, a gap) is in the report itself
+        logging.getLogger("lockdown.guards").setLevel(logging.ERROR)
     with _stdout_for_report_only(as_json):
         outcomes = run_checks(
             checks, ctx, time_limit=float(ctx.settings["checks.time_limit"]), progress=progress

@@ -288,7 +288,7 @@ def x11_test_grab(display_name: str | None = None) -> tuple[bool, str]:
 
     with x11_test_window(display_name) as window:
         region = {"left": window.x, "top": window.y, "width": window.width, "height": window.height}
-        with mss.MSS() as grabber:
+        with mss.MSS(display=display_name or None) as grabber:
             shot = grabber.grab(region)
         wrong = []
         for (x, y), want in window.expected.items():

@@ -73,7 +73,9 @@ def bad_invocations(tmp_path: Path) -> list[list[str]]:
         ["spool", "verify", missing],
         ["spool", "verify", "--json", str(garbage)],
         ["check", "--json", "--bogus"],
-        ["check", "--json"],
+        ["check", "--config", missing],
+        ["check", "--json", "--config", str(garbage)],
+        ["check", "--json", "--send"],
         ["--organisation", missing, "config", "validate", str(DATA / "exam.toml")],
     ]
     return runs

@@ -16,9 +16,9 @@ from lockdown.checks.network import BandwidthCheck, ClockCheck, ServiceCheck, Up
 from lockdown.checks.runner import run_checks
 from lockdown.config.settings import Organisation, Settings, convert, layer
 from lockdown.session import probe
-from tests.integration.checks.conftest import PROBE_TOKEN, StandInService
 from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.httpserver import LocalServer
+from tests.support.probeservice import PROBE_TOKEN, StandInService
 
 
 def _settings(**values: Any) -> Settings:
