@@ -144,7 +144,7 @@ class UploadCheck(CheckDefaults):
         details: dict[str, Any] = {"url": ctx.service.url, "status": reply.status, "bytes": size}
         if not reply.ok:
             details["error"] = reply.error
-            if reply.error == "rate_limited":
+            if reply.status == 429:
                 wait = f"{reply.retry_after:g}" if reply.retry_after is not None else "60"
                 return CheckResult(
                     Status.FAIL,
@@ -166,7 +166,7 @@ class UploadCheck(CheckDefaults):
         measured = {
             "bytes": size,
             "seconds": round(reply.elapsed, 3),
-            "rate_kbps": round(rate * 8 / 1000, 1) if rate else None,
+            "rate_kbps": round(rate / 1000, 1) if rate else None,
         }
         values = {"kb": f"{size // 1024}", "seconds": f"{reply.elapsed:.1f}"}
         return CheckResult(Status.PASS, "check.upload.ok", values, None, measured, details)
@@ -187,7 +187,7 @@ class BandwidthCheck(CheckDefaults):
         upload = ctx.shared.get("upload")
         if not isinstance(upload, probe.ProbeReply) or not upload.rate_bps:
             return CheckResult(Status.SKIP, "check.bandwidth.no_upload")
-        rate_kbps = upload.rate_bps * 8 / 1000
+        rate_kbps = upload.rate_bps / 1000
         need_kbps = needs.recording_kbps(ctx.settings, ctx.streams)
         margin = float(ctx.settings["checks.bandwidth_margin"])
         measured = {

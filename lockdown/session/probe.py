@@ -267,9 +267,9 @@ class ProbeReply:
     reply: Reply
     #: bytes sent
     size: int
-    #: bytes per second the service measured (None when it gave no usable figure)
+    #: bits per second the service measured as the body arrived (None: no usable figure)
     service_rate_bps: float | None = None
-    #: bytes per second measured here: the size over the time to the answer
+    #: bits per second measured here: the size over the time to the answer
     client_rate_bps: float | None = None
 
     @property
@@ -300,7 +300,7 @@ def probe(
     )
     if not reply.ok:
         return ProbeReply(reply, size)
-    client = size / reply.elapsed if reply.elapsed > 0 else None
+    client = size * 8 / reply.elapsed if reply.elapsed > 0 else None
     stored = reply.body.get("bytes")
     if isinstance(stored, int) and not isinstance(stored, bool) and stored != size:
         bad = Reply(
@@ -317,7 +317,7 @@ def probe(
     service_rate = _number(reply.body.get("rate_bps"))
     if service_rate is None:
         seconds = _number(reply.body.get("seconds"))
-        service_rate = size / seconds if seconds else None
+        service_rate = size * 8 / seconds if seconds else None
     return ProbeReply(reply, size, service_rate, client)
 
 

@@ -8,16 +8,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import sqlalchemy
 
 from lockdown.texts import text
-from tests.support import disk, probeservice
-from tests.support.httpserver import LocalServer
+from lockdown_server.store import models
+from tests.support import disk
+from tests.support.service import ServiceProcess
 from tests.support.xserver import Xvfb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,26 +121,21 @@ def test_with_a_display_the_screen_steps_pass(tmp_path: Path, xserver: Xvfb) -> 
 
 
 @pytest.fixture
-def exam(tmp_path: Path, http_server: LocalServer) -> Iterator[tuple[Path, Any]]:
-    """An exam configuration naming the stand-in service, and the service."""
-    service = probeservice.mount(http_server)
-    (tmp_path / "organisation.toml").write_text(
-        "[settings]\nconfig.allow_unsigned = true\n", encoding="utf-8"
-    )
+def exam(tmp_path: Path, lockdown_service: ServiceProcess) -> tuple[Path, ServiceProcess]:
+    """A new exam of the real test service: its signed configuration, trusted here."""
+    exam_id = f"check-{uuid.uuid4().hex[:8]}"
     config = tmp_path / "exam.toml"
-    config.write_text(
-        'format = 1\n[exam]\nid = "check-e2e"\ntitle = "Check e2e"\n'
-        '[browser]\nstart_url = "https://exam.example.org/"\n'
-        "[proctoring]\ncamera = true\nmicrophone = true\n"
-        f'[service]\nurl = "{service.url}"\nprobe_token = "{probeservice.PROBE_TOKEN}"\n'
-        "[checks]\nupload_test_kb = 64\n",
+    config.write_bytes(lockdown_service.create_exam(exam_id, streams="camera,microphone"))
+    public = (lockdown_service.data / "keys" / "token.pub").read_text().strip()
+    (tmp_path / "organisation.toml").write_text(
+        f'[settings]\nconfig.trusted_keys = ["{public}"]\nchecks.upload_test_kb = 64\n',
         encoding="utf-8",
     )
-    yield config, service
+    return config, lockdown_service
 
 
 def test_for_an_exam_the_upload_passes_and_send_leaves_the_report_with_the_service(
-    tmp_path: Path, exam: tuple[Path, Any]
+    tmp_path: Path, exam: tuple[Path, ServiceProcess]
 ) -> None:
     config, service = exam
     done = check(tmp_path, "--config", str(config), "--json", "--send", "--temp-basedir")
@@ -147,26 +145,48 @@ def test_for_an_exam_the_upload_passes_and_send_leaves_the_report_with_the_servi
     for step in ("service", "clock", "upload", "bandwidth"):
         assert steps[step]["status"] == "pass", steps[step]
     assert out["exam"]["streams"] == ["camera", "microphone"]
-    assert out["exam"]["title"] == "Check e2e"
+    assert out["exam"]["title"].startswith("Exam check-")
     assert out["sent"]["ok"] is True
-    (kept,) = service.reports
-    assert kept["check_id"] == out["sent"]["check_id"]
-    validate(kept["report"])
-    assert "sent" not in kept["report"]
-    assert kept["report"]["checks"] == out["checks"]
+    with service.open().engine.connect() as conn:
+        (row,) = conn.execute(
+            sqlalchemy.select(models.checks).where(models.checks.c.id == out["sent"]["check_id"])
+        ).all()
+    kept = json.loads(row.report)
+    validate(kept)
+    assert "sent" not in kept
+    assert kept["checks"] == out["checks"]
     assert done.returncode == out["exit_code"]
 
 
 def test_a_refused_upload_fails_with_the_guides_words_and_exit_1(
-    tmp_path: Path, exam: tuple[Path, Any]
+    tmp_path: Path, exam: tuple[Path, ServiceProcess]
 ) -> None:
     config, service = exam
-    service.refuse_probe = True
-    done = check(tmp_path, "--config", str(config), "--temp-basedir")
-    assert done.returncode == 1, done.stdout
+    # the exam's probe token swapped for a forged one: the service refuses the upload
+    text_ = config.read_text(encoding="utf-8")
+    start = text_.index('probe_token = "') + len('probe_token = "')
+    forged = config.with_name("forged.toml")
+    forged.write_text(text_[:start] + "AAAA" + text_[start + 4 :], encoding="utf-8")
+    organisation = tmp_path / "organisation.toml"
+    organisation.write_text(
+        organisation.read_text(encoding="utf-8") + "config.allow_unsigned = true\n",
+        encoding="utf-8",
+    )
+    unsigned = forged.with_name("unsigned.toml")
+    unsigned.write_text(
+        "".join(
+            line
+            for line in forged.read_text(encoding="utf-8").splitlines(keepends=True)
+            if not line.startswith("# lockdown-signature")
+        ),
+        encoding="utf-8",
+    )
+    done = check(tmp_path, "--config", str(unsigned), "--temp-basedir")
+    assert done.returncode == 1, done.stdout + done.stderr
     upload = next(line for line in done.stdout.splitlines() if line.startswith("11. Upload test"))
-    assert " FAIL " in upload and "Cannot upload files" in upload
-    assert f"What to do: {text('check.upload.remedy', host=service.url[7:])}" in done.stdout
+    assert " FAIL " in upload and "Cannot upload files" in upload and "401" in upload
+    host = service.url.removeprefix("http://")
+    assert f"What to do: {text('check.upload.remedy', host=host)}" in done.stdout
 
 
 def test_a_full_disk_fails_the_free_disk_step(tmp_path: Path, tmpfs: Callable[[str], Path]) -> None:

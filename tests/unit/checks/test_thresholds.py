@@ -82,7 +82,7 @@ def test_clock_is_skipped_with_a_reason_without_service_or_date(tmp_path: Path) 
 
 
 def _upload(rate_kbps: float) -> ProbeReply:
-    return ProbeReply(Reply(True, 200), 1024, service_rate_bps=rate_kbps * 1000 / 8)
+    return ProbeReply(Reply(True, 200), 1024, service_rate_bps=rate_kbps * 1000)
 
 
 @pytest.mark.parametrize(
