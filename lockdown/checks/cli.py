@@ -69,7 +69,15 @@ def _load(args: argparse.Namespace) -> tuple[Mapping[str, Any], str | None, str 
     given = getattr(args, "config", None)
     if not given:
         return layer(org, {}), None, None
-    config = examfile.load_file(Path(given), org)
+    from lockdown.config import seb
+
+    data = examfile.read_file(Path(given))
+    if Path(given).suffix.lower() == ".seb" or seb.looks_like_seb(data):
+        raise UserError(
+            f"{given}: a Safe Exam Browser file; `lockdown check --config` takes a Lockdown "
+            "exam configuration (.toml): ask the exam organiser for it"
+        )
+    config = examfile.load_bytes(data, org, origin=str(given))
     return layer(org, config.values), str(given), config.meta.title or None
 
 

@@ -145,6 +145,12 @@ def _retry_after(value: str | None) -> float | None:
     return seconds if seconds is not None and 0 <= seconds < 86400 else None
 
 
+def _one_line(text: str, limit: int = 200) -> str:
+    """``text`` for a one-line message: control characters escaped, cut at ``limit``."""
+    cut = text[:limit] + ("…" if len(text) > limit else "")
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in cut)
+
+
 def _service_error(status: int, body: Mapping[str, Any]) -> tuple[str, str]:
     code = body.get("error") if isinstance(body.get("error"), str) else ""
     message = body.get("message") if isinstance(body.get("message"), str) else ""
@@ -152,8 +158,10 @@ def _service_error(status: int, body: Mapping[str, Any]) -> tuple[str, str]:
         code = {401: "unauthorized", 403: "forbidden", 413: "too_large", 429: "rate_limited"}.get(
             status, "refused"
         )
-    said = f": {str(message)[:200]}" if message else ""
-    return str(code), f"the service answered {status} {code}{said}"
+    said = f": {_one_line(str(message))}" if message else ""
+    return _one_line(
+        str(code), 60
+    ), f"the service answered {status} {_one_line(str(code), 60)}{said}"
 
 
 def _call(

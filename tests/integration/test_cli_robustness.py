@@ -76,6 +76,7 @@ def bad_invocations(tmp_path: Path) -> list[list[str]]:
         ["check", "--config", missing],
         ["check", "--json", "--config", str(garbage)],
         ["check", "--json", "--send"],
+        ["check", "--config", str(DATA / "exam-plnd.seb")],
         ["--organisation", missing, "config", "validate", str(DATA / "exam.toml")],
     ]
     return runs
