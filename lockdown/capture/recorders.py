@@ -269,7 +269,9 @@ class SegmentingRecorder:
         limit = self.stop_timeout if timeout is None else timeout
         deadline = time.monotonic() + max(0.0, limit)
         self._stopping.set()
-        worker.join(max(0.0, deadline - time.monotonic()))
+        # A quarter of the time is kept for the hand-over: a capture thread that hangs
+        # does not cost the segments it finished before.
+        worker.join(max(0.0, deadline - limit / 4 - time.monotonic()))
         waiting: list[str] = []
         in_progress: int | None = None
         if worker.is_alive():
