@@ -191,9 +191,12 @@ def main_record(args: argparse.Namespace) -> int:
             ok = False
             line += f": {state.state.value}, {state.reason or 'nothing recorded'}"
         if stats.failures:
-            # an unexpected error that the recorder recovered from still needs a look
+            # an unexpected error, even one the recorder recovered from, needs a look
             ok = False
-            line += f"; failed {stats.failures} time(s), last: {stats.last_failure}"
+            if stats.last_failure == state.reason:
+                line += f" ({stats.failures} failed attempt(s))"
+            else:
+                line += f"; failed {stats.failures} time(s), last: {stats.last_failure}"
         if stats.lost_segments:
             line += f"; {stats.lost_segments} segment(s) lost (see the journal)"
         print(line)
