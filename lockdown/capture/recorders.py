@@ -7,10 +7,18 @@ the health state, and the retry with back-off when a device cannot be opened or 
 :class:`CameraRecorder`, :class:`MicrophoneRecorder` and :class:`ScreenRecorder` add their
 source and analysers. A failure in one recorder never touches the others.
 
+Nothing a recorder meets ends it silently: any exception leaving its source's open or
+its capture loop sets FAILED with the reason, is journalled and retried with back-off.
+It never hangs the caller either: :meth:`SegmentingRecorder.stop` has a deadline, and the
+hand-off to the sink is bounded (a segment that cannot be handed over is journalled).
+
 Journal events (payload always has ``stream``): ``recorder.started`` (``backend``),
 ``recorder.unavailable`` (``reason``, ``retry_in``), ``recorder.lost`` (``reason``),
+``recorder.failed`` (``reason``, ``error``, ``phase``, ``retry_in``),
 ``recorder.recovered`` (``backend``), ``recorder.segment_lost`` (``segment``, ``reason``),
-``recorder.stopped`` (``segments``, ``bytes``), and the ``hint.*`` events of
+``recorder.stop_timeout`` (``seconds``, ``waiting_for``, ``in_progress``, ``storing``,
+``lost``), ``recorder.stopped`` (``segments``, ``bytes``), the microphone's
+``microphone.dropped`` and ``microphone.resynced``, and the ``hint.*`` events of
 :mod:`lockdown.capture.analyzers`.
 """
 
