@@ -17,7 +17,8 @@ Journal events (payload always has ``stream``): ``recorder.started`` (``backend`
 ``recorder.failed`` (``reason``, ``error``, ``phase``, ``retry_in``),
 ``recorder.recovered`` (``backend``), ``recorder.segment_lost`` (``segment``, ``reason``),
 ``recorder.stop_timeout`` (``seconds``, ``waiting_for``, ``in_progress``, ``storing``,
-``lost``), ``recorder.stopped`` (``segments``, ``bytes``), the microphone's
+``lost``), ``recorder.stalled`` (``seconds``, ``in_progress``) and ``recorder.resumed``,
+``recorder.stopped`` (``segments``, ``bytes``), the microphone's
 ``microphone.dropped`` and ``microphone.resynced``, and the ``hint.*`` events of
 :mod:`lockdown.capture.analyzers`.
 """
@@ -76,6 +77,9 @@ STOP_TIMEOUT_S: Final = 8.0
 #: for room, then it is dropped and journalled (the sink has taken nothing for minutes).
 MAX_PENDING: Final = 8
 HANDOFF_TIMEOUT_S: Final = 1.0
+#: A running recorder that captured nothing for this long is stalled (a source read that
+#: does not return); the microphone's own stall check (3 s, 9 s at the start) comes first.
+STALL_AFTER_S: Final = 10.0
 #: Longest reason text journalled for an unexpected error.
 _REASON_CHARS: Final = 300
 
@@ -177,6 +181,7 @@ class SegmentingRecorder:
         stop_timeout: how long :meth:`stop` waits for the capture and hand-over threads.
         max_pending: finished segments that may wait for the sink.
         handoff_timeout: how long a finished segment waits for room among them.
+        stall_after: seconds without a capture before a running recorder is stalled.
     """
 
     kind_value: Stream = Stream.CAMERA
@@ -194,6 +199,7 @@ class SegmentingRecorder:
         stop_timeout: float = STOP_TIMEOUT_S,
         max_pending: int = MAX_PENDING,
         handoff_timeout: float = HANDOFF_TIMEOUT_S,
+        stall_after: float = STALL_AFTER_S,
     ) -> None:
         self._report = report
         self.clock = clock or CaptureClock()
@@ -204,6 +210,11 @@ class SegmentingRecorder:
         self.stats = RecorderStats()
         self.stop_timeout = stop_timeout
         self._handoff_timeout = handoff_timeout
+        self._stall_after = stall_after
+        #: when the source last gave something (monotonic; 0: not open)
+        self._captured = 0.0
+        #: why the recorder is stalled ("" while it is not)
+        self._stalled = ""
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self._delivery: threading.Thread | None = None
@@ -339,6 +350,8 @@ class SegmentingRecorder:
             health = self._source_health
             if self._stop_problem:
                 return Health(State.FAILED, self._stop_problem, health.backend)
+            if self._stalled and health.state is State.RUNNING:
+                return Health(State.FAILED, self._stalled, health.backend)
             if self._spool_problem and health.state is State.RUNNING:
                 return Health(State.DEGRADED, self._spool_problem, health.backend)
             return health
@@ -393,6 +406,7 @@ class SegmentingRecorder:
         if segment is None:
             segment = self._begin(mono)
         segment.last = mono
+        self._captured = time.monotonic()
         return segment
 
     def _finish(self, end: float) -> None:
@@ -551,6 +565,7 @@ class SegmentingRecorder:
                 self._stopping.wait(delay)
                 continue
             last_reason = ""
+            self._captured = time.monotonic()
             self._set_source(Health(State.RUNNING, backend=self.backend))
             if ever_ran:
                 self._event(
@@ -599,9 +614,37 @@ class SegmentingRecorder:
             last_reason = problem
             self._stopping.wait(delay)
 
+    def _watch(self) -> None:
+        """Journal a running recorder whose source stopped giving anything (a read that
+        does not return: nothing else would tell), and its coming back."""
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            running = self._source_health.state is State.RUNNING
+        idle = time.monotonic() - self._captured
+        if not self._stalled and running and self._captured and idle >= self._stall_after:
+            segment = self._segment
+            self._stalled = f"no capture for {idle:.0f} s (the source does not answer)"
+            log.capture.error("The %s recorder stalled: %s", self.kind.value, self._stalled)
+            self._event(
+                "recorder.stalled",
+                seconds=round(idle, 1),
+                in_progress=segment.seq if segment is not None else None,
+            )
+        elif self._stalled and idle < self._stall_after:
+            self._stalled = ""
+            log.capture.info("The %s recorder captures again", self.kind.value)
+            self._event("recorder.resumed")
+
     def _deliver(self) -> None:
+        every = max(0.05, min(1.0, self._stall_after / 4))
         while not self._cut_off.is_set():
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=every)
+            except queue.Empty:
+                self._watch()
+                continue
+            self._watch()
             if item is _DONE:
                 return
             segment: Segment = item
@@ -947,6 +990,7 @@ class MicrophoneRecorder(SegmentingRecorder):
                 self.resyncs.add(time.monotonic(), dropped_s=round(drop / self.rate, 4))
         self._append(samples, start, per_segment)
         self._audio_end = start + len(samples) / self.rate
+        self._captured = time.monotonic()
         step = max(1, self.rate // 20)  # voice activity looks at 50 ms pieces
         for i in range(0, len(samples), step):
             at = start + i / self.rate

@@ -129,6 +129,32 @@ def test_a_camera_read_that_never_returns_stops_within_the_deadline() -> None:
 
 
 @pytest.mark.slow
+def test_a_source_that_stops_answering_mid_exam_is_journalled_as_stalled() -> None:
+    events: list[Event] = []
+    answer = threading.Event()
+    capture = FakeCapture(fault_at=10, fault=answer.wait)  # from the 10th read: no answer
+    recorder = _camera_recorder(
+        lambda: _camera(capture), events, segment_length=1.0, stall_after=0.6
+    )
+    recorder.start(lambda _s: None)
+    try:
+        _wait(lambda: any(e.type == "recorder.stalled" for e in events), 10)
+        health = recorder.health()
+        assert health.state is State.FAILED and "no capture for" in health.reason
+        assert capture.reads == 10  # it stalled where the read stopped answering
+        answer.set()
+        _wait(lambda: any(e.type == "recorder.resumed" for e in events), 10)
+        assert recorder.health().state is State.RUNNING
+    finally:
+        answer.set()
+        recorder.stop()
+    types = [e.type for e in events]
+    assert types.count("recorder.stalled") == 1
+    assert types.index("recorder.started") < types.index("recorder.stalled")
+    assert types.index("recorder.stalled") < types.index("recorder.resumed")
+
+
+@pytest.mark.slow
 def test_the_operation_stops_hanging_recorders_within_one_shared_deadline() -> None:
     events: list[Event] = []
     hang = threading.Event()
