@@ -306,8 +306,9 @@ class SegmentingRecorder:
         storing: int | None = None
         if delivery.is_alive():
             waiting.append("delivery")
-            self._cut_off.set()
-            storing = self._storing
+            with self._lock:  # against the hand-over thread taking its next segment
+                self._cut_off.set()
+                storing = self._storing
             while True:
                 try:
                     item = self._queue.get_nowait()
@@ -650,7 +651,11 @@ class SegmentingRecorder:
             segment: Segment = item
             sink = self._sink
             assert sink is not None
-            self._storing = segment.seq
+            with self._lock:
+                if self._cut_off.is_set():  # taken just as the stop gave up on this thread
+                    self._lose(segment.seq, "not handed to the spool before the stop deadline")
+                    return
+                self._storing = segment.seq
             try:
                 sink(segment)
             except Exception as exc:  # SpoolError above all; never let it kill delivery
