@@ -56,8 +56,10 @@ class Recorder(Protocol):
         """Begin recording; finished segments go to ``sink`` (from a worker thread)."""
         ...
 
-    def stop(self) -> None:
-        """Stop and hand the last, partial segment to the sink before returning."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop and hand the last, partial segment to the sink before returning, within
+        ``timeout`` seconds (None: the recorder's own); False when it could not (a source
+        or sink that hangs: journalled as ``recorder.stop_timeout``)."""
         ...
 
     def health(self) -> Health: ...

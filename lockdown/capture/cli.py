@@ -95,6 +95,11 @@ class _DefaultCamera(Mapping[str, Any]):
         return len(self._base)
 
 
+def _details(payload: Mapping[str, Any]) -> str:
+    """``key=value`` of a payload, the stream left out (it is shown already)."""
+    return ", ".join(f"{key}={value}" for key, value in payload.items() if key != "stream")
+
+
 def main_record(args: argparse.Namespace) -> int:
     """Record for ``args.seconds`` into the spool folder ``args.out``; 0 when every stream
     recorded, 1 when one did not (the summary says which and why)."""
@@ -119,10 +124,23 @@ def main_record(args: argparse.Namespace) -> int:
 
     def report(event: Event) -> None:
         journal.append(event)
-        if event.type.startswith(("hint.", "recorder.unavailable", "recorder.lost")):
+        if event.type.startswith(
+            (
+                "hint.",
+                "recorder.unavailable",
+                "recorder.lost",
+                "recorder.failed",
+                "recorder.segment_lost",
+                "recorder.stop_timeout",
+                "microphone.",
+                "clock.",
+                "proctoring.not_started",
+            )
+        ):
             hints.append(event)
-            detail = event.payload.get("reason") or event.payload.get("utc", "")
-            print(f"  {event.type} ({event.payload.get('stream')}): {detail}")
+            payload = event.payload
+            detail = payload.get("reason") or payload.get("utc") or _details(payload)
+            print(f"  {event.type} ({payload.get('stream', 'all')}): {detail}")
 
     try:
         spool = Spool.open(
@@ -172,6 +190,15 @@ def main_record(args: argparse.Namespace) -> int:
         if state.state is not State.RUNNING or stats.segments == 0:
             ok = False
             line += f": {state.state.value}, {state.reason or 'nothing recorded'}"
+        if stats.failures:
+            # an unexpected error, even one the recorder recovered from, needs a look
+            ok = False
+            if stats.last_failure == state.reason:
+                line += f" ({stats.failures} failed attempt(s))"
+            else:
+                line += f"; failed {stats.failures} time(s), last: {stats.last_failure}"
+        if stats.lost_segments:
+            line += f"; {stats.lost_segments} segment(s) lost (see the journal)"
         print(line)
     print(f"  hints and problems: {len(hints)} (journal: {out / JOURNAL_FILE})")
     print(f"check it with: lockdown spool verify {out}")

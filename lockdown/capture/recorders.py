@@ -7,21 +7,32 @@ the health state, and the retry with back-off when a device cannot be opened or 
 :class:`CameraRecorder`, :class:`MicrophoneRecorder` and :class:`ScreenRecorder` add their
 source and analysers. A failure in one recorder never touches the others.
 
+Nothing a recorder meets ends it silently: any exception leaving its source's open or
+its capture loop sets FAILED with the reason, is journalled and retried with back-off.
+It never hangs the caller either: :meth:`SegmentingRecorder.stop` has a deadline, and the
+hand-off to the sink is bounded (a segment that cannot be handed over is journalled).
+
 Journal events (payload always has ``stream``): ``recorder.started`` (``backend``),
 ``recorder.unavailable`` (``reason``, ``retry_in``), ``recorder.lost`` (``reason``),
+``recorder.failed`` (``reason``, ``error``, ``phase``, ``retry_in``),
 ``recorder.recovered`` (``backend``), ``recorder.segment_lost`` (``segment``, ``reason``),
-``recorder.stopped`` (``segments``, ``bytes``), and the ``hint.*`` events of
+``recorder.stop_timeout`` (``seconds``, ``waiting_for``, ``in_progress``, ``storing``,
+``lost``), ``recorder.stalled`` (``seconds``, ``in_progress``) and ``recorder.resumed``,
+``recorder.stopped`` (``segments``, ``bytes``), the microphone's
+``microphone.dropped`` and ``microphone.resynced``, and the ``hint.*`` events of
 :mod:`lockdown.capture.analyzers`.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -43,10 +54,12 @@ from lockdown.capture.encoder import (
     AudioSegmentEncoder,
     EncoderError,
     Frame,
+    Samples,
     VideoSegmentEncoder,
     VP9Encoder,
 )
 from lockdown.capture.sources import (
+    MIC_RING_SECONDS,
     AudioBlock,
     FrameSource,
     MicrophoneSource,
@@ -58,6 +71,17 @@ from lockdown.capture.sources import (
 from lockdown.events import Event, EventSink
 
 _DONE: Final = object()
+#: How long :meth:`SegmentingRecorder.stop` waits for its threads by default.
+STOP_TIMEOUT_S: Final = 8.0
+#: Finished segments that may wait for the sink; one more waits :data:`HANDOFF_TIMEOUT_S`
+#: for room, then it is dropped and journalled (the sink has taken nothing for minutes).
+MAX_PENDING: Final = 8
+HANDOFF_TIMEOUT_S: Final = 1.0
+#: A running recorder that captured nothing for this long is stalled (a source read that
+#: does not return); the microphone's own stall check (3 s, 9 s at the start) comes first.
+STALL_AFTER_S: Final = 10.0
+#: Longest reason text journalled for an unexpected error.
+_REASON_CHARS: Final = 300
 
 
 @dataclass(frozen=True)
@@ -80,19 +104,85 @@ class RecorderStats:
     units: int = 0
     seconds: float = 0.0
     lost_segments: int = 0
+    #: unexpected errors that ended a recording attempt (each retried), and the last one
+    failures: int = 0
+    last_failure: str = ""
     #: seconds from a segment's last capture to the sink having stored it
     latencies: list[float] = field(default_factory=list)
 
 
+def unexpected(exc: BaseException) -> str:
+    """The reason text of an error no source or encoder expected (its type named)."""
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    text = " ".join(str(exc).split())
+    reason = f"unexpected error ({name}: {text})" if text else f"unexpected error ({name})"
+    return reason if len(reason) <= _REASON_CHARS else reason[: _REASON_CHARS - 1] + "…"
+
+
+class Tally:
+    """Counts journalled as one event at most every ``interval`` seconds (the first at
+    once); :meth:`flush` journals what is still counted, so nothing is left out."""
+
+    def __init__(self, emit: Callable[[dict[str, float]], None], interval: float) -> None:
+        self._emit = emit
+        self.interval = interval
+        self._counts: dict[str, float] = {}
+        self._last = -float("inf")
+        self.totals: dict[str, float] = {}
+
+    def add(self, now: float, **counts: float) -> None:
+        for key, value in counts.items():
+            if value:
+                self._counts[key] = self._counts.get(key, 0) + value
+                self.totals[key] = self.totals.get(key, 0) + value
+        if self._counts and now - self._last >= self.interval:
+            self._last = now
+            self.flush()
+
+    def flush(self) -> None:
+        counts, self._counts = self._counts, {}
+        if counts:
+            self._emit(counts)
+
+
 class _OpenSegment:
-    def __init__(self, seq: int, start: float, encoder: VideoSegmentEncoder | AudioSegmentEncoder):
+    def __init__(
+        self,
+        seq: int,
+        start: float,
+        encoder: VideoSegmentEncoder | AudioSegmentEncoder,
+        clock: CaptureClock,
+    ):
         self.seq = seq
         self.start = start
         self.encoder = encoder
+        #: the capture clock's epoch: every stamp of the segment maps to UTC in it
+        self.epoch = clock.epoch
+        self.start_utc = clock.utc(start, epoch=self.epoch)
+        #: the stamp of the last capture in it
+        self.last = start
 
 
 class SegmentingRecorder:
-    """The shared machinery; subclasses implement ``_open``, ``_loop`` and ``_close``."""
+    """The shared machinery; subclasses implement ``_open``, ``_loop`` and ``_close``.
+
+    Args:
+        report: the journal sink.
+        clock: the session's capture clock.
+        segment_length: seconds per segment.
+        first_seq: the first sequence number (continues a spool's numbering).
+        backoff: retry delays after a source could not be opened, was lost or failed.
+        hint_interval: at most one hint of a kind this often.
+        stop_timeout: how long :meth:`stop` waits for the capture and hand-over threads.
+        max_pending: finished segments that may wait for the sink.
+        handoff_timeout: how long a finished segment waits for room among them.
+        stall_after: seconds without a capture before a running recorder is stalled.
+    """
 
     kind_value: Stream = Stream.CAMERA
     mime: str = VIDEO_MIME
@@ -106,6 +196,10 @@ class SegmentingRecorder:
         first_seq: int = 0,
         backoff: Backoff | None = None,
         hint_interval: float = 30.0,
+        stop_timeout: float = STOP_TIMEOUT_S,
+        max_pending: int = MAX_PENDING,
+        handoff_timeout: float = HANDOFF_TIMEOUT_S,
+        stall_after: float = STALL_AFTER_S,
     ) -> None:
         self._report = report
         self.clock = clock or CaptureClock()
@@ -114,20 +208,42 @@ class SegmentingRecorder:
         self._backoff = backoff or Backoff()
         self.hints = HintReporter(report, self.kind_value, self.clock, interval=hint_interval)
         self.stats = RecorderStats()
+        self.stop_timeout = stop_timeout
+        self._handoff_timeout = handoff_timeout
+        self._stall_after = stall_after
+        #: when the source last gave something (monotonic; 0: not open)
+        self._captured = 0.0
+        #: why the recorder is stalled ("" while it is not)
+        self._stalled = ""
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self._delivery: threading.Thread | None = None
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, max_pending))
         self._sink: SegmentSink | None = None
         self._segment: _OpenSegment | None = None
         #: (start mono, seq) of recent segments, to map a hint's onset into a segment
         self._starts: list[tuple[float, int]] = []
+        #: capture stamp of each handed-over segment's end, for the latency figure
+        self._ends: dict[int, float] = {}
         self._lock = threading.Lock()
+        #: held while a segment is handed over, and while the stop gives up on capture
+        self._handoff_lock = threading.Lock()
+        #: the stop gave up on the capture thread: nothing it finishes later is handed over
+        self._late = threading.Event()
+        #: the stop gave up on the hand-over thread: it takes nothing more from the queue
+        self._cut_off = threading.Event()
+        #: the seq the sink is storing right now (None between segments)
+        self._storing: int | None = None
         self._source_health = Health(State.STOPPED)
         self._spool_problem = ""
+        self._stop_problem = ""
         self.backend = ""
         #: how many times the source was (re)opened, successfully or not
         self.attempts = 0
+        #: set once the first attempt to open the source is over (either way)
+        self.first_attempt = threading.Event()
+        #: the source opened at least once (``recorder.started`` was journalled)
+        self.ran = False
 
     # -- Recorder protocol ------------------------------------------------------------
 
@@ -150,16 +266,77 @@ class SegmentingRecorder:
         self._delivery.start()
         self._worker.start()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the capture thread to stop, without waiting (:meth:`stop` waits)."""
+        self._stopping.set()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop, hand the last segments to the sink, within ``timeout`` seconds (default
+        :attr:`stop_timeout`); False when a thread did not finish in time.
+
+        Past the deadline the stop goes on regardless, and journals
+        ``recorder.stop_timeout``: what it waited for (``capture``: a source read that
+        never returns; ``delivery``: a sink that blocks), the segment in progress that
+        is lost with the capture thread (``in_progress``), the one the sink was storing
+        and may still store (``storing``), and the finished ones that were never handed
+        over (``lost``, each also a ``recorder.segment_lost``). The threads are daemons
+        left behind; what they do later is never handed over.
+        """
         worker, delivery = self._worker, self._delivery
         if worker is None or delivery is None:
-            return
+            return True
+        limit = self.stop_timeout if timeout is None else timeout
+        deadline = time.monotonic() + max(0.0, limit)
         self._stopping.set()
-        worker.join()
-        self._queue.put(_DONE)
-        delivery.join()
+        # A quarter of the time is kept for the hand-over: a capture thread that hangs
+        # does not cost the segments it finished before.
+        worker.join(max(0.0, deadline - limit / 4 - time.monotonic()))
+        waiting: list[str] = []
+        in_progress: int | None = None
+        if worker.is_alive():
+            waiting.append("capture")
+            with self._handoff_lock:
+                self._late.set()
+                segment = self._segment
+                in_progress = segment.seq if segment is not None else None
+        with contextlib.suppress(queue.Full):
+            self._queue.put(_DONE, timeout=max(0.0, deadline - time.monotonic()))
+        delivery.join(max(0.0, deadline - time.monotonic()))
+        lost: list[int] = []
+        storing: int | None = None
+        if delivery.is_alive():
+            waiting.append("delivery")
+            with self._lock:  # against the hand-over thread taking its next segment
+                self._cut_off.set()
+                storing = self._storing
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _DONE:
+                    lost.append(item.seq)
         self._worker = self._delivery = None
-        self._set_source(Health(State.STOPPED, backend=self.backend))
+        if waiting:
+            reason = f"did not stop within {limit:g} s (waiting for {' and '.join(waiting)})"
+            log.capture.error("The %s recorder %s", self.kind.value, reason)
+            if in_progress is not None:
+                self._lose(in_progress, "the capture did not stop in time")
+            for seq in lost:
+                self._lose(seq, "not handed to the spool before the stop deadline")
+            self._event(
+                "recorder.stop_timeout",
+                seconds=limit,
+                waiting_for=waiting,
+                in_progress=in_progress,
+                storing=storing,
+                lost=lost,
+            )
+            with self._lock:
+                self._stop_problem = reason
+            self._set_source(Health(State.FAILED, reason, self.backend))
+        else:
+            self._set_source(Health(State.STOPPED, backend=self.backend))
         self._event("recorder.stopped", segments=self.stats.segments, bytes=self.stats.bytes)
         log.capture.info(
             "Stopped the %s recorder: %d segments, %d bytes",
@@ -167,10 +344,15 @@ class SegmentingRecorder:
             self.stats.segments,
             self.stats.bytes,
         )
+        return not waiting
 
     def health(self) -> Health:
         with self._lock:
             health = self._source_health
+            if self._stop_problem:
+                return Health(State.FAILED, self._stop_problem, health.backend)
+            if self._stalled and health.state is State.RUNNING:
+                return Health(State.FAILED, self._stalled, health.backend)
             if self._spool_problem and health.state is State.RUNNING:
                 return Health(State.DEGRADED, self._spool_problem, health.backend)
             return health
@@ -203,45 +385,84 @@ class SegmentingRecorder:
             return not self._stopping.wait(delay)
         return not self._stopping.is_set()
 
-    def _current(self, mono: float) -> _OpenSegment:
-        """The segment a capture at ``mono`` belongs in (rolled over when due)."""
+    def _begin(self, mono: float) -> _OpenSegment:
+        """A new segment starting at ``mono`` (the current one must be finished)."""
+        segment = _OpenSegment(self._next_seq, mono, self._new_encoder(), self.clock)
+        self._next_seq += 1
+        self._segment = segment
+        self._starts.append((mono, segment.seq))
+        del self._starts[:-64]
+        return segment
+
+    def _current(self, mono: float, period: float = 0.0) -> _OpenSegment:
+        """The segment a capture at ``mono`` belongs in (rolled over when due, and where
+        the capture clock saw a suspend: no segment spans one)."""
         segment = self._segment
+        if segment is not None and segment.epoch != self.clock.epoch:
+            self._finish(segment.last + period)
+            segment = None
         if segment is not None and mono - segment.start >= self.segment_length:
             self._finish(mono)
             segment = None
         if segment is None:
-            segment = _OpenSegment(self._next_seq, mono, self._new_encoder())
-            self._next_seq += 1
-            self._segment = segment
-            self._starts.append((mono, segment.seq))
-            del self._starts[:-64]
+            segment = self._begin(mono)
+        segment.last = mono
+        self._captured = time.monotonic()
         return segment
 
     def _finish(self, end: float) -> None:
+        """Finalize the open segment (ending at capture stamp ``end``) and hand it over;
+        a segment that cannot be finalized is journalled as lost."""
         segment, self._segment = self._segment, None
         if segment is None:
             return
         try:
             data = segment.encoder.finish()
-        except EncoderError as exc:
-            segment.encoder.abandon()
-            self._lose(segment.seq, str(exc))
+            units, duration = self._units_duration(segment, end)
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, EncoderError) else unexpected(exc)
+            with contextlib.suppress(Exception):
+                segment.encoder.abandon()
+            self._lose(segment.seq, reason)
             return
-        units, duration = self._units_duration(segment, end)
         if units == 0:
             return
-        self._queue.put(
+        self._handoff(
             Segment(
                 stream=self.kind,
                 seq=segment.seq,
-                start_utc=self.clock.utc(segment.start),
-                end_utc=self.clock.utc(segment.start + duration),
+                start_utc=segment.start_utc,
+                end_utc=segment.start_utc + timedelta(seconds=duration),
                 duration=duration,
                 units=units,
                 mime=self.mime,
                 data=data,
-            )
+            ),
+            segment.start + duration,
         )
+
+    def _handoff(self, segment: Segment, end: float) -> None:
+        """Queue ``segment`` for the sink: wait at most the hand-off timeout for room,
+        then drop it, journalled (capture never waits on a blocked sink for longer)."""
+        with self._handoff_lock:
+            if self._late.is_set():
+                # the stop gave up on this thread and journalled its segment as lost
+                log.capture.warning(
+                    "%s segment %d finished after the stop deadline: not stored",
+                    self.kind.value,
+                    segment.seq,
+                )
+                return
+            self._ends[segment.seq] = end
+            try:
+                self._queue.put(segment, timeout=self._handoff_timeout)
+            except queue.Full:
+                self._ends.pop(segment.seq, None)
+                waiting = self._queue.qsize()
+                reason = f"the spool took no segment for a while ({waiting} waiting)"
+                with self._lock:
+                    self._spool_problem = reason
+                self._lose(segment.seq, reason)
 
     def _hint(self, finding: Finding | None, mono: float) -> None:
         if finding is None:
@@ -269,18 +490,69 @@ class SegmentingRecorder:
         self._event("recorder.segment_lost", segment=seq, reason=reason)
 
     def _run(self) -> None:
+        """The capture thread: record until stopped; nothing that goes wrong ends it
+        silently (an error of the loop itself is journalled and retried too)."""
+        crashes = 0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._record()
+                except Exception as exc:  # a fault in the machinery itself, not a source's
+                    log.capture.exception("%s recorder thread failed", self.kind.value)
+                    delay = self._backoff.delay(crashes)
+                    crashes += 1
+                    self._failed(unexpected(exc), exc, delay, "recorder")
+                    self.first_attempt.set()
+                    self._stopping.wait(delay)
+        finally:
+            self.first_attempt.set()
+
+    def _failed(self, reason: str, exc: BaseException, retry_in: float, phase: str) -> None:
+        self.stats.failures += 1
+        self.stats.last_failure = reason
+        self._set_source(Health(State.FAILED, reason, self.backend))
+        log.capture.error(
+            "%s recorder failed (%s): %s; retrying in %.0f s",
+            self.kind.value,
+            phase,
+            reason,
+            retry_in,
+        )
+        self._event(
+            "recorder.failed",
+            reason=reason,
+            error=type(exc).__name__,
+            phase=phase,
+            retry_in=retry_in,
+        )
+
+    def _record(self) -> None:
         attempt = 0
-        ever_ran = False
+        ever_ran = self.ran
         last_reason = ""
         lost_at = 0.0
         while not self._stopping.is_set():
             self.attempts += 1
             try:
                 self._open()
-            except (SourceError, EncoderError, OSError) as exc:
-                reason = str(exc)
+            except Exception as exc:
                 delay = self._backoff.delay(attempt)
                 attempt += 1
+                if not isinstance(exc, (SourceError, EncoderError, OSError)):
+                    with contextlib.suppress(Exception):
+                        self._close()
+                    reason = unexpected(exc)
+                    if reason != last_reason:  # journalled once per reason, like the others
+                        log.capture.exception("Opening the %s source", self.kind.value)
+                        self._failed(reason, exc, delay, "open")
+                        last_reason = reason
+                    else:
+                        self.stats.failures += 1
+                        self._set_source(Health(State.FAILED, reason, self.backend))
+                    self.first_attempt.set()
+                    self._stopping.wait(delay)
+                    continue
+                reason = str(exc)
                 self._set_source(
                     Health(State.DEGRADED if ever_ran else State.FAILED, reason, self.backend)
                 )
@@ -290,10 +562,11 @@ class SegmentingRecorder:
                     )
                     self._event("recorder.unavailable", reason=reason, retry_in=delay)
                     last_reason = reason
+                self.first_attempt.set()
                 self._stopping.wait(delay)
                 continue
-            attempt = 0
             last_reason = ""
+            self._captured = time.monotonic()
             self._set_source(Health(State.RUNNING, backend=self.backend))
             if ever_ran:
                 self._event(
@@ -303,38 +576,86 @@ class SegmentingRecorder:
                 )
             else:
                 self._event("recorder.started", backend=self.backend)
-            ever_ran = True
+            ever_ran = self.ran = True
+            self.first_attempt.set()
             problem = ""
+            failure: BaseException | None = None
+            began = time.monotonic()
             try:
                 self._loop()
             except (SourceLost, EncoderError) as exc:
                 problem = str(exc)
             except Exception as exc:
                 log.capture.exception("%s recorder crashed", self.kind.value)
-                problem = f"unexpected error ({exc.__class__.__name__}: {exc})"
+                problem, failure = unexpected(exc), exc
             finally:
-                self._finish(time.monotonic())
+                try:
+                    self._finish(self.clock.now())
+                except Exception as exc:  # _finish journals its own losses; belt and braces
+                    log.capture.exception("Finishing the %s segment", self.kind.value)
+                    problem, failure = problem or unexpected(exc), failure or exc
                 try:
                     self._close()
                 except Exception:
                     log.capture.exception("Closing the %s source", self.kind.value)
-            if problem:
-                lost_at = time.monotonic()
+            if not problem:
+                continue
+            lost_at = time.monotonic()
+            # A loop that ran a while starts the back-off over; one that fails at once
+            # backs off further each time (a crash loop costs little).
+            attempt = 0 if lost_at - began >= self._backoff.maximum else attempt
+            delay = self._backoff.delay(attempt)
+            attempt += 1
+            if failure is not None:
+                self._failed(problem, failure, delay, "recording")
+            else:
                 log.capture.error("%s recorder lost its source: %s", self.kind.value, problem)
                 self._set_source(Health(State.DEGRADED, problem, self.backend))
                 self._event("recorder.lost", reason=problem)
-                last_reason = problem
-                self._stopping.wait(self._backoff.delay(0))
-                attempt = 1
+            last_reason = problem
+            self._stopping.wait(delay)
+
+    def _watch(self) -> None:
+        """Journal a running recorder whose source stopped giving anything (a read that
+        does not return: nothing else would tell), and its coming back."""
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            running = self._source_health.state is State.RUNNING
+        idle = time.monotonic() - self._captured
+        if not self._stalled and running and self._captured and idle >= self._stall_after:
+            segment = self._segment
+            self._stalled = f"no capture for {idle:.0f} s (the source does not answer)"
+            log.capture.error("The %s recorder stalled: %s", self.kind.value, self._stalled)
+            self._event(
+                "recorder.stalled",
+                seconds=round(idle, 1),
+                in_progress=segment.seq if segment is not None else None,
+            )
+        elif self._stalled and idle < self._stall_after:
+            self._stalled = ""
+            log.capture.info("The %s recorder captures again", self.kind.value)
+            self._event("recorder.resumed")
 
     def _deliver(self) -> None:
-        while True:
-            item = self._queue.get()
+        every = max(0.05, min(1.0, self._stall_after / 4))
+        while not self._cut_off.is_set():
+            try:
+                item = self._queue.get(timeout=every)
+            except queue.Empty:
+                self._watch()
+                continue
+            self._watch()
             if item is _DONE:
                 return
             segment: Segment = item
             sink = self._sink
             assert sink is not None
+            with self._lock:
+                if self._cut_off.is_set():  # taken just as the stop gave up on this thread
+                    self._lose(segment.seq, "not handed to the spool before the stop deadline")
+                    return
+                self._storing = segment.seq
             try:
                 sink(segment)
             except Exception as exc:  # SpoolError above all; never let it kill delivery
@@ -343,12 +664,16 @@ class SegmentingRecorder:
                     self._spool_problem = reason
                 self._lose(segment.seq, reason)
                 continue
+            finally:
+                self._storing = None
             done = time.monotonic()
             self.stats.segments += 1
             self.stats.bytes += len(segment.data)
             self.stats.units += segment.units
             self.stats.seconds += segment.duration
-            self.stats.latencies.append(done - self.clock.mono(segment.end_utc))
+            end = self._ends.pop(segment.seq, None)
+            if end is not None:
+                self.stats.latencies.append(done - end)
             with self._lock:
                 if self._spool_problem:
                     self._spool_problem = ""
@@ -373,7 +698,7 @@ class _VideoRecorder(SegmentingRecorder):
         return frames, round(max(0.0, end - segment.start), 3)
 
     def _encode(self, frame: Frame, mono: float) -> None:
-        segment = self._current(mono)
+        segment = self._current(mono, 1.0 / self.fps)
         encoder = segment.encoder
         assert isinstance(encoder, VideoSegmentEncoder)
         if frame.shape[1] != encoder.width or frame.shape[0] != encoder.height:
@@ -398,6 +723,7 @@ class CameraRecorder(_VideoRecorder):
             persistence (so a change is confirmed, or a glance away dropped, on time).
         face_persistence: seconds a face count must hold before it is a hint.
         dark_frames: consecutive dark looks before a too-dark hint.
+        opener: opens the source (default: :func:`open_camera` of ``source``).
     """
 
     kind_value = Stream.CAMERA
@@ -415,10 +741,12 @@ class CameraRecorder(_VideoRecorder):
         face_confirm_interval: float = 1.0,
         face_persistence: float = 3.0,
         dark_frames: int = 3,
+        opener: Callable[[], FrameSource] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._spec = source
+        self._opener = opener
         self.width = width
         self.height = height
         self.fps = fps
@@ -432,7 +760,12 @@ class CameraRecorder(_VideoRecorder):
         self.faces = FaceCheck(face_persistence)
 
     def _open(self) -> None:
-        self._source = open_camera(self._spec, width=self.width, height=self.height, fps=self.fps)
+        if self._opener is not None:
+            self._source = self._opener()
+        else:
+            self._source = open_camera(
+                self._spec, width=self.width, height=self.height, fps=self.fps
+            )
         self.backend = self._source.description
 
     def _close(self) -> None:
@@ -463,7 +796,7 @@ class CameraRecorder(_VideoRecorder):
             if self.stopping:
                 return
             frame = source.read()
-            mono = time.monotonic()
+            mono = self.clock.now()
             next_frame = max(next_frame + period, mono - period)
             self._encode(frame, mono)
             if mono >= next_look:
@@ -482,14 +815,34 @@ class CameraRecorder(_VideoRecorder):
         )
 
 
+#: Seconds after a microphone stream's first block during which its first segment's start
+#: follows the blocks' dates (they settle) instead of the samples being corrected.
+SETTLE_S: Final = 2.0
+
+
 class MicrophoneRecorder(SegmentingRecorder):
     """Mono audio at ``rate`` Hz from a named or the default input, with voice hints.
+
+    Audio is counted in samples, so a segment's length is its sample count; each block is
+    also dated on the capture clock, and the two are kept together (**drift**, both ways):
+    a block that comes later than the samples so far reach (a device clock slower than
+    the computer's, dropped blocks) gets silence inserted before it, one that comes
+    earlier (a faster device clock) loses its overlapping start, once they differ by more
+    than ``drift_tolerance``; a gap over ``max_fill`` (a stall, a long drop) ends the
+    segment and the next begins at the block. Journalled, rate-limited, as
+    ``microphone.resynced`` (``silence_s``, ``dropped_s``, ``gaps``) and what never reached
+    the recorder as ``microphone.dropped`` (``overflows``: PortAudio input overflows;
+    ``blocks`` and ``seconds`` dropped from the full ring buffer).
 
     Args:
         device: part of the input's name (empty: the default input).
         rate: sample rate (Hz).
         kbps: Opus bitrate.
         batch: seconds between two takes of the captured blocks.
+        ring_seconds: at most this much audio waits in the ring buffer.
+        drift_tolerance: seconds the sample count and the clock may differ uncorrected.
+        max_fill: the longest gap filled with silence (seconds).
+        report_interval: at most one ``microphone.*`` event of a kind this often.
     """
 
     kind_value = Stream.MICROPHONE
@@ -502,11 +855,18 @@ class MicrophoneRecorder(SegmentingRecorder):
         rate: int = 16000,
         kbps: int = 16,
         batch: float = 0.5,
+        ring_seconds: float = MIC_RING_SECONDS,
+        drift_tolerance: float = 0.1,
+        max_fill: float = 2.0,
+        report_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._device = device
         self._batch = batch
+        self._ring_seconds = ring_seconds
+        self._tolerance = drift_tolerance
+        self._max_fill = max_fill
         #: capture time of the end of the last block taken
         self._audio_end = 0.0
         self.rate = rate
@@ -514,6 +874,13 @@ class MicrophoneRecorder(SegmentingRecorder):
         self._source: MicrophoneSource | None = None
         self.voice = VoiceActivity(rate)
         self._seg_samples = 0
+        #: the source's counters as last journalled
+        self._seen = (0, 0)
+        #: the first segment of the open stream, and until when its dates settle
+        self._settle_seq: int | None = None
+        self._settle_until = 0.0
+        self.drops = Tally(lambda c: self._event("microphone.dropped", **c), report_interval)
+        self.resyncs = Tally(lambda c: self._event("microphone.resynced", **c), report_interval)
 
     @property
     def level_dbfs(self) -> float:
@@ -521,15 +888,22 @@ class MicrophoneRecorder(SegmentingRecorder):
         return self.voice.level_dbfs
 
     def _open(self) -> None:
-        source = MicrophoneSource(self._device, self.rate)
+        source = MicrophoneSource(
+            self._device, self.rate, ring_seconds=self._ring_seconds, now=self.clock.now
+        )
         source.open()
         self._source = source
+        self._seen = (0, 0)
+        self._settle_seq = None
         self.backend = source.description
 
     def _close(self) -> None:
-        if self._source is not None:
-            self._source.close()
-            self._source = None
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
+            self._count_drops(source)
+        self.drops.flush()
+        self.resyncs.flush()
 
     def _new_encoder(self) -> AudioSegmentEncoder:
         return AudioSegmentEncoder(self.rate, kbps=self._kbps)
@@ -541,7 +915,20 @@ class MicrophoneRecorder(SegmentingRecorder):
 
     def _units_duration(self, segment: _OpenSegment, end: float) -> tuple[int, float]:
         samples = self._samples(segment)
-        return samples, round(samples / self.rate, 4)
+        return samples, round(samples / self.rate, 6)
+
+    def _count_drops(self, source: MicrophoneSource) -> None:
+        """Journal (rate-limited) what the device and the ring dropped since last time."""
+        overflows, blocks = source.overflows, source.dropped_blocks
+        new_overflows, new_blocks = overflows - self._seen[0], blocks - self._seen[1]
+        if new_overflows or new_blocks:
+            self._seen = (overflows, blocks)
+            self.drops.add(
+                time.monotonic(),
+                overflows=new_overflows,
+                blocks=new_blocks,
+                seconds=round(new_blocks * source.block_seconds, 3),
+            )
 
     def _loop(self) -> None:
         source = self._source
@@ -553,10 +940,11 @@ class MicrophoneRecorder(SegmentingRecorder):
         while not self._stopping.wait(self._batch):
             for block in source.read(timeout=0.5):
                 self._consume(block, per_segment)
+            self._count_drops(source)
         # The stop: the sound up to now is still in the input buffer and in the block being
         # filled; keep taking until a block reaches the stop, for at most that long.
-        stopped = time.monotonic()
-        deadline = stopped + source.buffered + 2 * source.block_seconds
+        stopped = self.clock.now()
+        deadline = time.monotonic() + source.buffered + 2 * source.block_seconds
         while True:
             blocks = source.take()
             for block in blocks:
@@ -568,38 +956,80 @@ class MicrophoneRecorder(SegmentingRecorder):
             time.sleep(0.02)
 
     def _consume(self, block: AudioBlock, per_segment: int) -> None:
-        """Encode ``block`` (across a segment boundary if it falls in one) and feed the
-        voice analyser with it."""
-        # Each block is dated on its own; never before the end of the one before it.
-        start = max(block.mono, self._audio_end)
-        self._audio_end = start + len(block.samples) / self.rate
-        samples, mono = block.samples, start
+        """Encode ``block`` where the clock says it belongs (silence before it, or its
+        overlapping start dropped, when the samples so far drifted from the clock), across
+        a segment boundary if it falls in one, and feed the voice analyser with it."""
+        segment = self._segment
+        if segment is not None and segment.epoch != self.clock.epoch:
+            self._finish(self._audio_end)  # no segment spans a suspend
+            segment = None
+        samples = block.samples
+        if segment is None:
+            start = max(block.mono, self._audio_end)
+            if self._settle_seq is None:
+                self._settle_seq, self._settle_until = self._next_seq, start + SETTLE_S
+        else:
+            drift = block.mono - self._audio_end
+            start = self._audio_end
+            if (
+                segment.seq == self._settle_seq
+                and block.mono < self._settle_until
+                and abs(drift) > 0.005
+            ):
+                # The first blocks of a stream are dated less well (see capture_age): the
+                # segment's start follows the later dates; the samples are contiguous.
+                self._shift(segment, drift)
+                start = self._audio_end = self._audio_end + drift
+            elif drift > self._max_fill:
+                self._finish(self._audio_end)
+                start = block.mono
+                self.resyncs.add(time.monotonic(), gaps=1, gap_s=round(drift, 3))
+            elif drift > self._tolerance:
+                silence = round(drift * self.rate)
+                self._append(np.zeros(silence, np.float32), start, per_segment)
+                start += silence / self.rate
+                self.resyncs.add(time.monotonic(), silence_s=round(silence / self.rate, 4))
+            elif drift < -self._tolerance:
+                drop = min(len(samples), round(-drift * self.rate))
+                samples = samples[drop:]
+                self.resyncs.add(time.monotonic(), dropped_s=round(drop / self.rate, 4))
+        self._append(samples, start, per_segment)
+        self._audio_end = start + len(samples) / self.rate
+        self._captured = time.monotonic()
+        step = max(1, self.rate // 20)  # voice activity looks at 50 ms pieces
+        for i in range(0, len(samples), step):
+            at = start + i / self.rate
+            self._hint(self.voice.feed(samples[i : i + step], at), at)
+
+    def _shift(self, segment: _OpenSegment, by: float) -> None:
+        """Move ``segment`` (the first of a stream, still settling) ``by`` seconds."""
+        segment.start += by
+        segment.last += by
+        segment.start_utc += timedelta(seconds=by)
+        self._starts = [(m + by if seq == segment.seq else m, seq) for m, seq in self._starts]
+
+    def _append(self, samples: Samples, mono: float, per_segment: int) -> None:
+        """Encode ``samples`` starting at capture time ``mono``, rolling segments over."""
         while len(samples):
             segment = self._segment
             if segment is None or self._samples(segment) >= per_segment:
                 if segment is not None:
                     self._finish(mono)
-                segment = _OpenSegment(self._next_seq, mono, self._new_encoder())
-                self._next_seq += 1
-                self._segment = segment
-                self._starts.append((mono, segment.seq))
-                del self._starts[:-64]
+                segment = self._begin(mono)
             encoder = segment.encoder
             assert isinstance(encoder, AudioSegmentEncoder)
             room = per_segment - encoder.samples
             part, samples = samples[:room], samples[room:]
             encoder.add(part)
             mono += len(part) / self.rate
-        step = max(1, self.rate // 20)  # voice activity looks at 50 ms pieces
-        for i in range(0, len(block.samples), step):
-            at = start + i / self.rate
-            self._hint(self.voice.feed(block.samples[i : i + step], at), at)
+            segment.last = mono
 
 
 class ScreenRecorder(_VideoRecorder):
     """The screen at ``fps``, plus up to ``activity_fps`` frames while it changes.
 
-    The grabber (``mss.MSS``) is made, used and closed in the recorder's own thread.
+    The grabber (``mss.MSS``, or ``grabber()``) is made, used and closed in the
+    recorder's own thread.
     """
 
     kind_value = Stream.SCREEN
@@ -612,9 +1042,11 @@ class ScreenRecorder(_VideoRecorder):
         fps: float = 1.0,
         activity_fps: float = 2.0,
         max_kbps: int = 0,
+        grabber: Callable[[], Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self._grabber = grabber
         self._area = area
         self._max_width = max_width
         self.fps = fps
@@ -623,7 +1055,7 @@ class ScreenRecorder(_VideoRecorder):
         self._source: ScreenSource | None = None
 
     def _open(self) -> None:
-        self._source = ScreenSource(self._area, self._max_width)
+        self._source = ScreenSource(self._area, self._max_width, grabber=self._grabber)
         self.backend = self._source.description
 
     def _close(self) -> None:
@@ -651,7 +1083,7 @@ class ScreenRecorder(_VideoRecorder):
         next_poll = time.monotonic()
         while self._wait_until(next_poll):
             bgra = source.grab()
-            mono = time.monotonic()
+            mono = self.clock.now()
             next_poll = max(next_poll + poll, mono)
             # A cheap look for activity: every 16th pixel of one channel (a copy: mss
             # reuses its buffer).

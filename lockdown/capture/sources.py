@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -303,15 +304,36 @@ class AudioBlock:
 
 
 class MicrophoneSource:
-    """A sounddevice callback stream feeding a ring buffer that :meth:`read` drains."""
+    """A sounddevice callback stream feeding a ring buffer that :meth:`read` drains.
 
-    def __init__(self, device: str, rate: int, *, block_seconds: float = 0.1) -> None:
+    Counts what never reaches the reader: ``overflows`` (PortAudio's input-overflow
+    status: the device had samples nobody took in time) and ``dropped_blocks`` (the
+    ring was full: the reader is late or stalled; the oldest block goes).
+
+    Args:
+        device: part of the input's name (empty: the default input).
+        rate: sample rate (Hz).
+        block_seconds: length of a block (one callback).
+        ring_seconds: at most this much audio waits for the reader.
+        now: the capture clock's ``now`` (monotonic seconds) that dates blocks.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        rate: int,
+        *,
+        block_seconds: float = 0.1,
+        ring_seconds: float = MIC_RING_SECONDS,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._device_name = device
         self.rate = rate
         self._block = max(1, round(rate * block_seconds))
         self.block_seconds = block_seconds
+        self._now = now
         self._ring: collections.deque[AudioBlock] = collections.deque(
-            maxlen=max(1, round(MIC_RING_SECONDS / block_seconds))
+            maxlen=max(1, round(ring_seconds / block_seconds))
         )
         self._ready = threading.Condition()
         self._stream: Any = None
@@ -320,6 +342,7 @@ class MicrophoneSource:
         self._last_callback = 0.0
         self._opened = 0.0
         self.dropped_blocks = 0
+        self.overflows = 0
         self.description = "microphone"
 
     def open(self) -> None:
@@ -352,14 +375,16 @@ class MicrophoneSource:
             if "ermission" in text or str(errno.EACCES) in text:
                 raise SourceUnavailable(f"{self.description}: permission denied") from None
             raise SourceUnavailable(f"{self.description} cannot be opened ({text})") from None
-        self._opened = time.monotonic()
+        self._opened = self._now()
         log.capture.info(
             "Opened %s at %d Hz (input latency %.3f s)", self.description, self.rate, self.buffered
         )
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
-        now = time.monotonic()
+        now = self._now()
         self._last_callback = now
+        if getattr(status, "input_overflow", False):
+            self.overflows += 1
         block = AudioBlock(
             now - capture_age(time_info, frames, self.rate, self.buffered),
             np.array(indata[:, 0], dtype=np.float32),
@@ -382,7 +407,7 @@ class MicrophoneSource:
         blocks = self.take()
         if not blocks:
             stream = self._stream
-            now = time.monotonic()
+            now = self._now()
             if stream is None or not stream.active:
                 raise SourceLost(f"{self.description} stopped (device vanished?)")
             last = self._last_callback or self._opened
@@ -418,11 +443,14 @@ class MicrophoneSource:
 class ScreenSource:
     """Screenshots through ``mss.MSS``; create, read and close it in ONE thread."""
 
-    def __init__(self, area: str, max_width: int) -> None:
-        import mss
+    def __init__(self, area: str, max_width: int, *, grabber: Callable[[], Any] | None = None):
+        """Args: ``grabber`` makes the grabber (default ``mss.MSS``; tests give another)."""
+        if grabber is None:
+            import mss
 
+            grabber = mss.MSS
         one_opencv_thread()
-        self._mss: Any = mss.MSS()
+        self._mss: Any = grabber()
         monitors = self._mss.monitors
         if len(monitors) < 2 and area == "primary":
             self.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import time
@@ -154,3 +155,58 @@ def test_the_sound_up_to_the_stop_is_kept(
     samples, rate = audio_samples(segment.data)
     assert np.abs(samples[-rate // 10 :]).max() > 0.1
     assert segment.end_utc >= stopped - timedelta(seconds=0.25)
+
+
+def _record_with_a_late_reader(
+    ring_seconds: float, seconds: float
+) -> tuple[MicrophoneRecorder, list[Event], list[Segment], datetime]:
+    """Record ``seconds`` with a reader that takes its blocks once a second."""
+    events: list[Event] = []
+    segments: list[Segment] = []
+    recorder = MicrophoneRecorder(
+        report=events.append,
+        segment_length=2.0,
+        batch=1.0,
+        ring_seconds=ring_seconds,
+        report_interval=0.0,
+    )
+    recorder.start(segments.append)
+    try:
+        _wait(lambda: recorder._segment is not None, 15)
+        until = time.monotonic() + seconds
+        _wait(lambda: time.monotonic() >= until, seconds + 5)
+    finally:
+        stopped = recorder.clock.utc(recorder.clock.now())
+        recorder.stop()
+    return recorder, events, segments, stopped
+
+
+def test_dropped_microphone_blocks_are_journalled_and_the_gaps_filled(
+    virtual_microphone: VirtualMicrophone,
+) -> None:
+    # The ring holds 0.3 s and the reader comes once a second: 0.7 s of each second is
+    # dropped, as when the recorder thread stalls.
+    _recorder, events, segments, stopped = _record_with_a_late_reader(0.3, 3.0)
+    dropped = [e.payload for e in events if e.type == "microphone.dropped"]
+    blocks = sum(p.get("blocks", 0) for p in dropped)
+    assert blocks >= 10, dropped
+    assert sum(p.get("seconds", 0) for p in dropped) == pytest.approx(blocks * 0.1)
+    # the holes were filled with silence, so the samples stay on the clock: the
+    # segments, back to back, end at the stop
+    silence = sum(e.payload.get("silence_s", 0) for e in events if e.type == "microphone.resynced")
+    assert silence >= 0.5 * blocks * 0.1
+    assert [s.seq for s in segments] == list(range(len(segments)))
+    recorded = sum(s.duration for s in segments)
+    span = (stopped - segments[0].start_utc).total_seconds()
+    assert recorded == pytest.approx(span, abs=0.4)
+    for earlier, later in itertools.pairwise(segments):
+        assert abs((later.start_utc - earlier.end_utc).total_seconds()) < 0.001
+
+
+def test_a_late_reader_with_room_in_the_ring_drops_nothing(
+    virtual_microphone: VirtualMicrophone,
+) -> None:
+    """Control: the same late reader with the default 10 s ring journals no drop."""
+    _recorder, events, segments, _ = _record_with_a_late_reader(10.0, 2.0)
+    assert segments
+    assert not [e for e in events if e.type == "microphone.dropped"]

@@ -162,3 +162,33 @@ def test_record_rejects_bad_input_in_one_line(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"lockdown: {blocker / 'rec'}: cannot create the recording folder")
     assert "Traceback" not in result.stderr
+
+
+def test_record_summary_says_why_a_recorder_failed(tmp_path: Path) -> None:
+    """A screen recorder whose X display cannot be reached (mss raises its own XError,
+    no source error) failed silently before: the summary and the journal now say why."""
+    unused = next(n for n in range(900, 1000) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    _, _, text = crypto.generate_recipient(tmp_path / "it")
+    org = tmp_path / "org.toml"
+    org.write_text(
+        f'[settings]\nproctoring.segment_length = 2.0\nproctoring.recipient_key = "{text}"\n'
+    )
+    out = tmp_path / "rec"
+    env = {**os.environ, "DISPLAY": f":{unused}"}
+    result = _lockdown(
+        "--organisation", str(org), "record", "--seconds", "2", "--out", str(out), env=env
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = result.stdout.split("summary:")[1]
+    (screen,) = [line for line in summary.splitlines() if line.strip().startswith("screen")]
+    assert "0 segments" in screen
+    assert "failed, unexpected error (mss.linux.xcbhelpers.XError: Cannot connect" in screen
+    (camera,) = [line for line in summary.splitlines() if line.strip().startswith("camera")]
+    assert "failed" not in camera
+    records = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    by_type = {r["type"]: r["payload"] for r in records}
+    assert "screen" not in by_type["proctoring.started"]["streams"]
+    assert "camera" in by_type["proctoring.started"]["streams"]
+    assert "Cannot connect to display" in by_type["proctoring.not_started"]["streams"]["screen"]
+    assert by_type["recorder.failed"]["stream"] == "screen"
+    assert by_type["recorder.failed"]["phase"] == "open"
