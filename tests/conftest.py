@@ -104,11 +104,14 @@ def lockdown_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
 
 @pytest.fixture
 def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
-    """Fresh services a test may kill and restart: ``service_factory(data=…, extra=(…))``."""
+    """Fresh services a test may kill and restart: ``service_factory(data=…, extra=(…))``
+    (``ca=`` the certificate to trust when ``extra`` serves TLS)."""
     made: list[ServiceProcess] = []
 
-    def make(data: Path | None = None, extra: tuple[str, ...] = ()) -> ServiceProcess:
-        service = ServiceProcess(data or tmp_path / f"service-{len(made)}", extra=extra)
+    def make(
+        data: Path | None = None, extra: tuple[str, ...] = (), ca: Path | None = None
+    ) -> ServiceProcess:
+        service = ServiceProcess(data or tmp_path / f"service-{len(made)}", extra=extra, ca=ca)
         made.append(service)
         return service.start()
 
