@@ -32,6 +32,7 @@ class CheckReply(BaseModel):
 
 @router.post(
     "/checks",
+    summary="A system check report (idempotent by its id)",
     response_model=CheckReply,
     status_code=201,
     responses={200: {"description": "the same check id again", "model": CheckReply}},

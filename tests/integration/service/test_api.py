@@ -3,6 +3,7 @@ segments, events and anchors, probe and checks, and errors a person can read."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -261,3 +262,11 @@ def test_a_check_report_is_stored_once(lockdown_service: ServiceProcess, api: Ap
     url = lockdown_service.api + "/checks"
     assert requests.post(url, json=check, headers=auth, timeout=10).status_code == 201
     assert requests.post(url, json=check, headers=auth, timeout=10).status_code == 200
+
+
+def test_the_served_openapi_document_is_the_published_one(
+    lockdown_service: ServiceProcess,
+) -> None:
+    published = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
+    served = requests.get(lockdown_service.url + "/openapi.json", timeout=10).json()
+    assert served == json.loads(published.read_text())
