@@ -151,15 +151,28 @@ def test_exam_create_and_candidates_add_from_the_command_line(tmp_path: Path) ->
         (["candidates", "add", "--exam", "nope"], "--id"),
     ],
 )
-def test_a_mistake_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
+def test_a_mistake_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
     command, sub, *rest = args
-    message = _one_line(run_cli(command, sub, "--data", str(tmp_path / "data"), *rest, check=False))
+    message = _one_line(_main(capsys, command, sub, "--data", str(tmp_path / "data"), *rest))
     assert expected in message
 
 
-def test_a_private_key_others_can_read_is_refused(tmp_path: Path) -> None:
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The command's own ``main`` in this process (the same code, without a start-up)."""
+    from lockdown_server import cli
+
+    code = cli.main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
+def test_a_private_key_others_can_read_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "data"
-    run_cli("exam", "list", "--data", str(data))
+    assert _main(capsys, "exam", "list", "--data", str(data)).returncode == 0
     os.chmod(data / "keys" / "recipient.key", 0o644)
-    message = _one_line(run_cli("exam", "list", "--data", str(data), check=False))
+    message = _one_line(_main(capsys, "exam", "list", "--data", str(data)))
     assert "chmod 600" in message
