@@ -139,9 +139,14 @@ def _find(service: Service, sid: str, stream: str, seq: int) -> Any:
 
 
 def _access(service: Service, token: Token, sid: str) -> None:
-    with service.engine.begin() as conn:
+    with service.engine.connect() as conn:
         check_access(token, session_row(conn, sid))
-        touch(conn, sid)
+    try:  # presence is best effort: a full disk must still answer 507, not fail here
+        with service.engine.begin() as conn:
+            touch(conn, sid)
+    except OperationalError as exc:
+        if not db.is_full(exc):
+            raise
 
 
 def _conflict(
@@ -226,6 +231,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.put(
     "/sessions/{sid}/segments/{stream}/{seq}",
+    summary="Store a segment exactly once",
     response_model=SegmentReply,
     status_code=201,
     responses=_RESPONSES,
@@ -329,6 +335,7 @@ async def put_segment(  # noqa: PLR0917 (FastAPI passes parameters by name)
 
 @router.head(
     "/sessions/{sid}/segments/{stream}/{seq}",
+    summary="Whether a segment is stored, and its digest",
     responses={200: {"description": "stored; Content-Digest names it"}, 404: {}},
 )
 async def head_segment(
