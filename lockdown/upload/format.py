@@ -2,9 +2,10 @@
 
 Segment files (encode/decode), ``spool.json`` (header parsing, key unwrapping),
 ``manifest.jsonl`` (record parsing, the hash/MAC chain of its lines) and the
-``acknowledged.jsonl`` log of the uploader. Nothing here writes a file or keeps state;
-every parser returns problems or raises :class:`~lockdown.upload.base.SpoolError` only.
-The format is described in docs/spool.md.
+``acknowledged.jsonl`` log of the uploader. Nothing here writes a file or keeps state:
+:func:`parse_manifest` and :func:`parse_acknowledged` never raise, the readers of files
+raise :class:`~lockdown.upload.base.SpoolError` only, and :func:`parse_entry` (what
+writers validate with) raises ValueError-like errors. The format is in docs/spool.md.
 """
 
 from __future__ import annotations

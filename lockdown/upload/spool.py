@@ -3,7 +3,7 @@
 A spool folder holds ``spool.json`` (format, session id, key fingerprint and where the key
 lives), ``manifest.jsonl`` (one chained JSON line per finalized or dropped segment,
 appended and fsynced), ``acknowledged.jsonl`` (the uploader's acknowledgements, outside
-the chain), ``lock`` (held with ``flock`` by the one process that has the spool open) and
+the chain), ``lock`` (:mod:`lockdown.upload.lock`: one process per spool folder) and
 ``segments/<stream>-<seq>.seg``. The file format lives in :mod:`lockdown.upload.format`,
 the read-only checks in :mod:`lockdown.upload.verify`; this module is the policy.
 
@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -44,7 +43,6 @@ from lockdown.upload.format import (
     DROP_ORDER,
     FORMAT,
     HEADER_FILE,
-    LOCK_FILE,
     MANIFEST_FILE,
     RANK,
     SEGMENT_MAGIC,
@@ -74,6 +72,7 @@ from lockdown.upload.format import (
     read_header,
     segment_file_name,
 )
+from lockdown.upload.lock import FolderLock
 from lockdown.upload.verify import SpoolReport, StreamSummary, listing, read_segment, verify_folder
 
 # Older imports (``from lockdown.upload.spool import …``) keep working.
@@ -149,63 +148,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class _FolderLock:
-    """An exclusive ``flock`` on the spool's lock file: one process per spool folder."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    @classmethod
-    def take(cls, folder: Path) -> _FolderLock:
-        """Raises SpoolError when another process holds the spool (naming its pid)."""
-        path = folder / LOCK_FILE
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise SpoolError(f"{folder}: cannot open the spool's lock file: {_why(exc)}") from None
-        if not _try_lock(fd):
-            try:
-                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            except OSError:
-                holder = "unknown"
-            os.close(fd)
-            raise SpoolError(
-                f"{folder}: the spool is in use by another Lockdown process (pid {holder}); "
-                "close it first"
-            )
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        return cls(fd)
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = -1
-
-
-if sys.platform == "win32":  # pragma: no cover - not run on Windows yet (docs/spool.md)
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-
 class Spool:
     """One session's spool folder. Thread-safe: recorders call :meth:`add` from their threads.
 
@@ -223,7 +165,7 @@ class Spool:
         report: EventSink,
         max_bytes: int,
         manifest: AppendLog | None,
-        lock: _FolderLock,
+        lock: FolderLock,
         acks: AppendLog | None = None,
         mac_key: bytes | None = None,
         reserve_bytes: int = DEFAULT_RESERVE,
@@ -241,7 +183,7 @@ class Spool:
         self._report = report
         self._manifest = manifest
         self._acks = acks
-        self._folder_lock: _FolderLock | None = lock
+        self._folder_lock: FolderLock | None = lock
         self._segments = folder / SEGMENTS_DIR
         self._lock = threading.Lock()
         self._live: dict[tuple[Stream, int], ManifestRecord] = {}
@@ -336,7 +278,7 @@ class Spool:
             (folder / SEGMENTS_DIR).mkdir(exist_ok=True, mode=0o700)
         except OSError as exc:
             raise SpoolError(f"{folder}: cannot create the spool folder: {_why(exc)}") from None
-        lock = _FolderLock.take(folder)
+        lock = FolderLock.take(folder)
         try:
             return cls._open_locked(
                 folder,
@@ -361,7 +303,7 @@ class Spool:
         key: bytes | None,
         recipient: X25519PublicKey | None,
         mac_key: bytes | None,
-        lock: _FolderLock,
+        lock: FolderLock,
     ) -> Spool:
         if (folder / HEADER_FILE).exists():
             header = read_header(folder)
@@ -448,7 +390,7 @@ class Spool:
         try:
             if not (folder / HEADER_FILE).is_file():
                 raise SpoolError(f"{folder}: not a Lockdown spool ({HEADER_FILE} is missing)")
-            lock = _FolderLock.take(folder)
+            lock = FolderLock.take(folder)
             try:
                 spool = cls._open_earlier_locked(folder, report, lock)
             except BaseException:
@@ -461,7 +403,7 @@ class Spool:
         return spool
 
     @classmethod
-    def _open_earlier_locked(cls, folder: Path, report: EventSink, lock: _FolderLock) -> Spool:
+    def _open_earlier_locked(cls, folder: Path, report: EventSink, lock: FolderLock) -> Spool:
         header = read_header(folder)
         try:
             acks = AppendLog.open(folder / ACK_FILE)
