@@ -367,4 +367,33 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "",
         "Proctoring service endpoint (https; http only on loopback).",
     ),
+    Option(
+        "service.token_key",
+        Str(r"(ed25519:[A-Za-z0-9+/]{43}=)?", "an ed25519:<base64> public key"),
+        "",
+        "The proctoring service's public key that signs its tokens (launch, session, upload, "
+        "probe); written by `lockdown-server exam create`.",
+    ),
+    Option(
+        "service.recipient_key",
+        Str(r"(x25519:[A-Za-z0-9+/]{43}=)?", "an x25519:<base64> public key"),
+        "",
+        "The proctoring service's recipient key: the session's data and MAC keys are also "
+        "wrapped for it, so the service can decrypt the recordings and verify their chains; "
+        "written by `lockdown-server exam create`.",
+    ),
+    Option(
+        "service.probe_token",
+        Str(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+", "a service token", max_length=4096),
+        "",
+        "The exam's probe token: it lets the system check make a test upload to the service "
+        "before the candidate has a session; written by `lockdown-server exam create`.",
+    ),
+    Option(
+        "service.launch_token",
+        Str(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+", "a service token", max_length=4096),
+        "",
+        "The candidate's launch token, exchanged for a session token at the start; present "
+        "in the configuration the service hands out for one candidate's launch link.",
+    ),
 )
