@@ -23,10 +23,9 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qs, urlsplit
 
 from lockdown import durable, log
 from lockdown.events import Event, EventSink
@@ -90,15 +89,6 @@ class SessionRecord:
         return cls(**fields, flags=tuple(str(f) for f in flags if isinstance(f, str)))
 
 
-def launch_token_from(origin: str) -> str | None:
-    """The ``token`` of a launch link (``lockdown[s]://HOST/launch?token=…``), if any."""
-    parts = urlsplit(origin)
-    if not parts.query:
-        return None
-    tokens = parse_qs(parts.query).get("token", [])
-    return tokens[0] if tokens and tokens[0] else None
-
-
 def _refusal(reply: Reply) -> str:
     """The text id that tells the candidate why the service said no."""
     if reply.error == "session_active":
@@ -151,25 +141,25 @@ class ServiceSession:
             reply = call()
         return reply
 
-    def connect(
-        self, launch_token: str, spool_folder: Path, request: Mapping[str, Any]
-    ) -> Connected:
-        """Exchange the launch token, create the session, keep its record beside the spool.
-
-        Args:
-            launch_token: from the candidate's link.
-            spool_folder: the session's spool (its ``spool.json`` travels as
-                ``spool_header``; ``service.json`` is written beside it).
-            request: the rest of the ``POST /sessions`` body (version, build, hashes).
-        """
-        url = self.client.base_url
+    def exchange(self, launch_token: str) -> Connected:
+        """``POST /token``: the launch token of the candidate's link for a session token."""
         reply = self._retrying(lambda: self.client.exchange(launch_token))
-        if not reply.ok:
-            return self._failed("token", reply)
-        if not self._take_session_token(reply):
+        if not reply.ok or not self._take_session_token(reply):
             return self._failed("token", reply)
         self.exam = dict(reply.body.get("exam") or {})
         self.candidate = dict(reply.body.get("candidate") or {})
+        return Connected(Connection.CONNECTED)
+
+    def create(self, spool_folder: Path, request: Mapping[str, Any]) -> Connected:
+        """``POST /sessions`` under a new client-chosen id; the record kept beside the spool.
+
+        Args:
+            spool_folder: the session's spool (its ``spool.json`` travels as
+                ``spool_header``; ``service.json`` is written beside it).
+            request: the rest of the body (version, build, hashes, isolation mode) and
+                ``journal``, the journal file a later drain sends as events.
+        """
+        url = self.client.base_url
         session_id = str(uuid.uuid4())
         try:
             header = json.loads((spool_folder / "spool.json").read_bytes())
@@ -184,13 +174,15 @@ class ServiceSession:
             candidate=str(self.candidate.get("id", "")),
             journal=str(request.get("journal", "")),
         )
-        record.save(spool_folder)
+        try:
+            record.save(spool_folder)
+        except OSError as exc:
+            log.session.error("service.json cannot be written: %s", exc)
+            return Connected(Connection.REFUSED, "service.refused", "service.json unwritable")
         body = {k: v for k, v in request.items() if k != "journal"}
         body.update({"session_id": session_id, "spool_header": header})
-        reply = self._retrying(lambda: self.client.create_session(self._session_token, body))
-        if not reply.ok:
-            return self._failed("session", reply)
-        upload_token = reply.body.get("upload_token")
+        reply = self._retrying(lambda: self.client.create_session(self.session_token(), body))
+        upload_token = reply.body.get("upload_token") if reply.ok else None
         if not isinstance(upload_token, str) or not upload_token:
             return self._failed("session", reply)
         flags = tuple(str(f) for f in reply.body.get("flags", []) if isinstance(f, str))
@@ -202,7 +194,10 @@ class ServiceSession:
                 "flags": flags,
             }
         )
-        record.save(spool_folder)
+        try:
+            record.save(spool_folder)
+        except OSError as exc:
+            log.session.error("service.json cannot be written: %s", exc)
         self.record = record
         self._report(
             Event(
@@ -261,7 +256,3 @@ class ServiceSession:
             else:
                 log.session.warning("Renewing the session token: %s", reply.describe())
         return self._session_token
-
-
-def now_utc() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

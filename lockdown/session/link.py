@@ -1,0 +1,268 @@
+"""The exam's link to its proctoring service, from the start to the drain at the end.
+
+:class:`ServiceLink` is what the composition root holds when the exam configuration names
+a service (``service.url``):
+
+1. :meth:`ServiceLink.connect` (the ``service`` operation, before proctoring starts):
+   exchanges the launch token (``service.launch_token``) for a session token, and starts
+   draining the spools of earlier sessions left on this computer, in the background.
+2. :meth:`ServiceLink.create_session` (the proctoring operation, once its spool exists):
+   creates the session with the spool's header (the wrapped keys), keeps the upload token
+   beside the spool, and :meth:`ServiceLink.start_uploading` starts the uploader.
+3. :meth:`ServiceLink.drain` (the ``service`` operation's wind-down, after the recorders
+   stopped, every lock still on): sends what is left within a deadline, with progress
+   for the kiosk, and says what stays for later.
+4. :meth:`ServiceLink.stop`: the uploaders stop (what is left goes at the next start or
+   with ``lockdown upload``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from lockdown import __version__, log
+from lockdown.events import Event, EventSink
+from lockdown.lifecycle.base import Outcome
+from lockdown.session.client import ServiceClient
+from lockdown.session.state import Connected, Connection, ServiceSession, SessionRecord
+from lockdown.texts import text
+from lockdown.upload.uploader import DrainResult, Health, Uploader, UploadSettings
+
+#: How long the wind-down sends what is left before it says what stays for later.
+DRAIN_DEADLINE_S: Final = 45.0
+#: How long an earlier spool's drain may run in the background of a session.
+EARLIER_DEADLINE_S: Final = 3600.0
+
+
+class ServiceLink:
+    """The session with the service and its uploaders (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        report: EventSink,
+        *,
+        spool_root: Path,
+        journal: Path | None,
+        organisation_values: Mapping[str, Any] | None = None,
+        upload_settings: UploadSettings | None = None,
+    ) -> None:
+        self.url = str(settings["service.url"])
+        self._settings = settings
+        self._report = report
+        self._spool_root = spool_root
+        self._journal = journal
+        self._organisation = dict(organisation_values or {})
+        self._upload_settings = upload_settings
+        self.client = ServiceClient(self.url, organisation_values=self._organisation)
+        self.session = ServiceSession(self.client, report)
+        self.uploader: Uploader | None = None
+        self._earlier: list[Uploader] = []
+        self._earlier_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.result: DrainResult | None = None
+        self._progress = (0, 0)
+
+    # -- 1. connect ------------------------------------------------------------------------
+
+    def connect(self, *, current: Path | None = None) -> Connected:
+        """Exchange the launch token; start draining earlier spools in the background."""
+        token = str(self._settings.get("service.launch_token", ""))
+        if not token:
+            self._report(
+                Event(
+                    "session.service_refused",
+                    {"url": self.url, "step": "token", "error": "no launch token"},
+                )
+            )
+            return Connected(Connection.REFUSED, "service.no_launch_token")
+        connected = self.session.exchange(token)
+        if connected.state is Connection.CONNECTED:
+            self.drain_earlier(exclude=current)
+        return connected
+
+    def drain_earlier(self, *, exclude: Path | None = None) -> None:
+        """Drain the spools of earlier sessions in the background (their own tokens)."""
+        found = earlier_spools(self._spool_root, exclude=exclude)
+        if not found:
+            return
+        self._report(Event("upload.earlier", {"spools": [str(f) for f, _ in found]}))
+
+        def run() -> None:
+            for folder, record in found:
+                if self._stopping.is_set():
+                    return
+                uploader = uploader_for(
+                    folder,
+                    record,
+                    self._report,
+                    organisation_values=self._organisation,
+                    settings=self._upload_settings,
+                ).start()
+                self._earlier.append(uploader)
+                while not self._stopping.is_set():
+                    segments, events = uploader.left()
+                    if segments == 0 and events == 0:
+                        break
+                    self._stopping.wait(1.0)
+                if not self._stopping.is_set():
+                    uploader.drain(5.0, close=True)
+                uploader.stop()
+
+        self._earlier_thread = threading.Thread(target=run, name="upload-earlier", daemon=True)
+        self._earlier_thread.start()
+
+    # -- 2. the session and its uploader -------------------------------------------------
+
+    def create_session(self, spool_folder: Path, request: Mapping[str, Any]) -> Connected:
+        body = {"client_version": __version__, **request, "journal": str(self._journal or "")}
+        return self.session.create(spool_folder, body)
+
+    def start_uploading(self, spool_folder: Path) -> Uploader | None:
+        record = self.session.record
+        if record is None:
+            return None
+        self.uploader = uploader_for(
+            spool_folder,
+            record,
+            self._report,
+            organisation_values=self._organisation,
+            settings=self._upload_settings,
+            client=self.client,
+        ).start()
+        return self.uploader
+
+    @property
+    def health(self) -> Health:
+        return self.uploader.health if self.uploader is not None else Health.OK
+
+    def wake(self) -> None:
+        if self.uploader is not None:
+            self.uploader.wake()
+
+    # -- 3. the drain --------------------------------------------------------------------
+
+    def drain(self, deadline_s: float = DRAIN_DEADLINE_S) -> DrainResult | None:
+        """Send what is left (progress in :attr:`progress`); None without an uploader."""
+        if self.uploader is None:
+            return None
+
+        def progress(done: int, total: int) -> None:
+            self._progress = (done, total)
+
+        self.result = self.uploader.drain(deadline_s, progress, close=True)
+        return self.result
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(segments sent, segments to send) of the running drain."""
+        return self._progress
+
+    # -- 4. stop ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.uploader is not None:
+            self.uploader.stop()
+        for uploader in list(self._earlier):
+            uploader.stop()
+        if self._earlier_thread is not None:
+            self._earlier_thread.join(5.0)
+        self.client.close()
+
+
+def earlier_spools(root: Path, *, exclude: Path | None = None) -> list[tuple[Path, SessionRecord]]:
+    """Spool folders under ``root`` that carry a ``service.json`` with an upload token."""
+    found = []
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError:
+        return []
+    for folder in folders:
+        if exclude is not None and folder == exclude:
+            continue
+        record = SessionRecord.load(folder)
+        if record is not None and record.upload_token:
+            found.append((folder, record))
+    return found
+
+
+def uploader_for(
+    folder: Path,
+    record: SessionRecord,
+    report: EventSink,
+    *,
+    organisation_values: Mapping[str, Any] | None = None,
+    settings: UploadSettings | None = None,
+    client: ServiceClient | None = None,
+) -> Uploader:
+    """An uploader for one spool folder and its ``service.json`` record."""
+    from lockdown.upload.source import SpoolFolderSource
+
+    journal = Path(record.journal) if record.journal else None
+    if journal is not None and not journal.is_file():
+        log.upload.info("The journal of %s is gone (%s): segments only", folder, journal)
+        journal = None
+    return Uploader(
+        client or ServiceClient(record.url, organisation_values=organisation_values),
+        record.session_id,
+        record.upload_token,
+        SpoolFolderSource(folder),
+        journal=journal,
+        report=report,
+        settings=settings,
+    )
+
+
+class ServiceStep:
+    """The ``service`` operation: connect before proctoring starts, drain at the end.
+
+    It comes before the proctoring operation, so its wind-down runs after the recorders
+    stopped (wind-downs go in reverse order) and drains while every lock is still on.
+    """
+
+    name = "service"
+    #: the app gives this step's wind-down this long (the drain plus a margin)
+    wind_down_deadline_s = DRAIN_DEADLINE_S + 5.0
+
+    def __init__(self, link: ServiceLink, report: EventSink) -> None:
+        self.link = link
+        self._report = report
+        #: why the start stopped, for the candidate (a text id)
+        self.message_id: str | None = None
+
+    def perform(self) -> Outcome:
+        connected = self.link.connect()
+        if connected.state is not Connection.CONNECTED:
+            self.message_id = connected.text_id
+            return Outcome.FAILED
+        return Outcome.SUCCESS
+
+    def wind_down(self) -> Outcome:
+        result = self.link.drain()
+        if result is not None and not result.complete:
+            log.upload.warning(
+                "%d segment(s) and %d record(s) stay for later",
+                result.segments_left,
+                result.events_left,
+            )
+        return Outcome.SUCCESS
+
+    def progress_text(self) -> str:
+        """What the kiosk shows while the drain runs (called on the GUI thread)."""
+        done, total = self.link.progress
+        return text("upload.sending", done=done, total=total, seconds=int(DRAIN_DEADLINE_S))
+
+    def left_text(self) -> str | None:
+        """What stays for later, once drained (None when everything was sent)."""
+        result = self.link.result
+        if result is None or result.complete:
+            return None
+        return text("upload.left_for_later", segments=result.segments_left)
+
+    def revert(self) -> Outcome:
+        self.link.stop()
+        return Outcome.SUCCESS
