@@ -1,0 +1,1 @@
+"""Integration tests of the proctoring service and its test support."""
