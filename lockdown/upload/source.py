@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from lockdown.durable import AppendLog
+from lockdown.events import GENESIS
 from lockdown.session.client import content_digest
 from lockdown.upload.base import SpoolError
 from lockdown.upload.spool import MANIFEST_FILE, SEGMENTS_DIR, listing, parse_manifest
@@ -140,4 +141,4 @@ class SpoolFolderSource:
         if not lines:
             return {}
         last = lines[-1][1]
-        return {"hash": str(last.get("hash", "")), "mac": str(last.get("mac", ""))}
+        return {"hash": str(last.get("hash", GENESIS)), "mac": str(last.get("mac", GENESIS))}
