@@ -7,8 +7,8 @@ import base64
 import hashlib
 import json
 import socket
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 

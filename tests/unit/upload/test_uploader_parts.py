@@ -83,7 +83,7 @@ def test_the_source_lists_unsent_segments_oldest_first_and_keeps_acks_across_reo
     assert read_acks(spool.folder) == {("camera", 0): digest}
     assert (spool.folder / ACK_FILE).read_text().count("\n") == 1
     again = SpoolFolderSource(spool.folder)
-    assert [(p.stream, p.seq) for p in again.pending()][0] == ("microphone", 0)
+    assert next((p.stream, p.seq) for p in again.pending()) == ("microphone", 0)
     assert again.counts() == {"camera": 3, "microphone": 3}
     assert again.head() == spool.head()
     spool.close()
