@@ -282,7 +282,6 @@ class Uploader:
                 break
             with self._cond:
                 self._cond.wait(min(0.2, remaining))
-        segments, events = self._drain_state(reads_before)
         closed = False
         if close and segments == 0 and events == 0:
             closed = self.close_session()
@@ -473,6 +472,8 @@ class Uploader:
                 continue
             if stored == ours:
                 self._source.acknowledge(segment, ours)
+                with self._cond:
+                    with self._cond:
                 self.acknowledged += 1
                 matched += 1
             else:
@@ -524,7 +525,8 @@ class Uploader:
         )
         if reply.ok and reply.body.get("digest") == digest:
             self._source.acknowledge(segment, digest)
-            self.acknowledged += 1
+            with self._cond:
+                self.acknowledged += 1
             self._report(
                 Event(
                     "upload.acknowledged",
