@@ -473,8 +473,7 @@ class Uploader:
             if stored == ours:
                 self._source.acknowledge(segment, ours)
                 with self._cond:
-                    with self._cond:
-                self.acknowledged += 1
+                    self.acknowledged += 1
                 matched += 1
             else:
                 self._conflict(segment, ours, stored)
