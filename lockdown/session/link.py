@@ -109,7 +109,9 @@ class ServiceLink:
                         break
                     self._stopping.wait(1.0)
                 if not self._stopping.is_set():
-                    uploader.drain(5.0, close=True)
+                    result = uploader.drain(5.0, close=True)
+                    if result.complete and result.closed:
+                        record.finished(folder)
                 uploader.stop()
 
         self._earlier_thread = threading.Thread(target=run, name="upload-earlier", daemon=True)
@@ -185,7 +187,7 @@ def earlier_spools(root: Path, *, exclude: Path | None = None) -> list[tuple[Pat
         if exclude is not None and folder == exclude:
             continue
         record = SessionRecord.load(folder)
-        if record is not None and record.upload_token:
+        if record is not None and record.upload_token and not record.finished_utc:
             found.append((folder, record))
     return found
 

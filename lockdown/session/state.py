@@ -22,8 +22,8 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,7 +67,15 @@ class SessionRecord:
     journal: str = ""
     exam: str = ""
     candidate: str = ""
+    #: when a later run (or ``lockdown upload``) sent everything and closed the session
+    finished_utc: str = ""
     flags: tuple[str, ...] = ()
+
+    def finished(self, folder: Path) -> SessionRecord:
+        """Mark the spool as sent for good (later starts no longer look at it)."""
+        done = replace(self, finished_utc=datetime.now(UTC).isoformat(timespec="seconds"))
+        done.save(folder)
+        return done
 
     def save(self, folder: Path) -> None:
         data = json.dumps({**asdict(self), "flags": list(self.flags)}, indent=2) + "\n"

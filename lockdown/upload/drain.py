@@ -58,6 +58,8 @@ def main_upload(args: argparse.Namespace) -> int:
             result = uploader.drain(max(0.0, end - time.monotonic()), close=True)
         finally:
             uploader.stop()
+        if result.complete and result.closed:
+            record.finished(folder)
         results.append(
             {
                 "spool": str(folder),
