@@ -534,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--key", required=True, metavar="FILE", help="the recipient's private key (NAME.key)"
     )
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the exported files")
-    p.set_defaults(func=_dispatch("lockdown.upload.export", "main_spool_export", "spool export"))
+    p.set_defaults(func=_dispatch("lockdown.capture.export", "main_spool_export", "spool export"))
 
     p = sub.add_parser(
         "upload",

@@ -1,36 +1,15 @@
-"""The recorder contract and the segment value recorders hand to the spool."""
+"""The recorder contract (the segment it hands over is the spool's: ``lockdown.upload.base``)."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
+# the segment is the spool's contract; re-exported for the recorders and older imports
+from lockdown.upload.base import Segment, SegmentSink, Stream
 
-class Stream(enum.Enum):
-    CAMERA = "camera"
-    MICROPHONE = "microphone"
-    SCREEN = "screen"
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One finished, self-contained media segment (plain bytes; the spool encrypts them)."""
-
-    stream: Stream
-    seq: int
-    start_utc: datetime
-    end_utc: datetime
-    duration: float
-    #: video frames, or audio samples, in the segment
-    units: int
-    mime: str
-    data: bytes
-
-
-SegmentSink = Callable[[Segment], None]
+__all__ = ["Health", "Recorder", "Segment", "SegmentSink", "State", "Stream"]
 
 
 class State(enum.Enum):

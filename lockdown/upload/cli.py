@@ -12,7 +12,8 @@ from pathlib import Path
 
 from lockdown.upload import crypto
 from lockdown.upload.base import SpoolError
-from lockdown.upload.spool import SpoolReport, open_keys, verify_folder
+from lockdown.upload.format import open_keys
+from lockdown.upload.verify import SpoolReport, verify_folder
 
 
 def format_duration(seconds: float) -> str:

@@ -83,7 +83,14 @@ UPWARD = {
     "ui/": ("lockdown.app", "lockdown.launch"),
     "config/": ("lockdown.ui", "lockdown.app", "lockdown.launch", "lockdown.guards"),
     "capture/": ("lockdown.ui", "lockdown.app", "lockdown.launch"),
-    "upload/": ("lockdown.ui", "lockdown.app", "lockdown.launch", "lockdown.guards"),
+    # the segment is the spool's contract: capture imports upload, never the other way
+    "upload/": (
+        "lockdown.ui",
+        "lockdown.app",
+        "lockdown.launch",
+        "lockdown.guards",
+        "lockdown.capture",
+    ),
     "events.py": ("lockdown.ui", "lockdown.app", "lockdown.guards", "lockdown.upload"),
     "durable.py": ("lockdown.",),
 }
@@ -125,3 +132,23 @@ def test_lower_layers_never_import_upper_ones() -> None:
 def test_the_key_algorithms_never_import_the_seb_reader() -> None:
     # seb.py computes its Config Key with examkeys; the other way round would be a cycle
     assert not {n for n in _full_imports(PACKAGE / "config" / "examkeys.py") if "seb" in n}
+
+
+def test_the_spool_format_imports_neither_spool_nor_capture_nor_qt() -> None:
+    # the service imports the format and the verification alone (lockdown_server has no Qt)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lockdown.upload.format, lockdown.upload.verify\n"
+        "print(sorted(m for m in sys.modules if m.startswith("
+        "('lockdown.capture', 'lockdown.upload.spool', 'PySide6', 'cv2', 'av'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PACKAGE.parent,
+    )
+    assert done.stdout.strip() == "[]"

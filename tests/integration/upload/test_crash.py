@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lockdown.capture.base import Stream
-from lockdown.upload.spool import SEGMENTS_DIR, Spool, verify_folder
+from lockdown.upload.base import Stream
+from lockdown.upload.format import SEGMENTS_DIR
+from lockdown.upload.spool import Spool
+from lockdown.upload.verify import verify_folder
 from tests.unit.upload.factory import TEST_KEY, Events
 
 REPO = Path(__file__).resolve().parents[3]
@@ -143,7 +145,7 @@ def test_sigkill_at_random_moments_leaves_every_finalized_segment_intact(tmp_pat
             assert len(stored - all_done) <= 1
         assert [e["file"] for e in events.of("spool.discarded")] == leftovers
         recovered = {
-            (Stream(str(e["stream"])), int(str(e["seq"]))) for e in events.of("spool.recovered")
+            (Stream(str(e["stream"])), int(str(e["seq"]))) for e in events.of("spool.relisted")
         }
         assert recovered <= stored - all_done
         all_done |= stored
@@ -159,8 +161,8 @@ def test_sigkill_at_random_moments_leaves_every_finalized_segment_intact(tmp_pat
     ("mode", "kept", "repaired"),
     [
         ("before-rename", [0, 1, 2], ["spool.discarded"]),
-        ("before-manifest", [0, 1, 2, 3], ["spool.recovered"]),
-        ("torn-manifest", [0, 1, 2, 3], ["spool.repaired", "spool.recovered"]),
+        ("before-manifest", [0, 1, 2, 3], ["spool.relisted"]),
+        ("torn-manifest", [0, 1, 2, 3], ["spool.repaired", "spool.relisted"]),
     ],
 )
 def test_sigkill_at_each_step_of_add_is_repaired_and_journalled(

@@ -8,17 +8,17 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockdown.capture.base import Stream
 from lockdown.upload import crypto
-from lockdown.upload.base import SpoolError
-from lockdown.upload.spool import (
+from lockdown.upload.base import SpoolError, Stream
+from lockdown.upload.format import (
     SEGMENT_MAGIC,
     SEGMENTS_DIR,
     ManifestRecord,
-    Spool,
     decode_segment,
+    parse_acknowledged,
     parse_manifest,
 )
+from lockdown.upload.spool import Spool
 from tests.unit.upload.factory import TEST_KEY, Events, segment
 
 json_values = st.recursive(
@@ -41,6 +41,7 @@ GOOD = {
     "sha256": "a" * 64,
     "ciphertext_bytes": 100,
     "file": "camera-000001.seg",
+    "body_sha256": "b" * 64,
 }
 
 
@@ -61,6 +62,33 @@ def test_parse_manifest_never_raises_on_mutated_records(
     assert len(parsed.entries) + len(parsed.problems) == 2
     for _, entry in parsed.entries:
         assert entry.seq >= 0
+    # only an unterminated last line is torn (cut); any other bad line is damage (kept)
+    assert parsed.torn is None or torn
+    assert all(number == 2 for number, _, _ in parsed.damaged)
+
+
+@given(
+    st.lists(st.dictionaries(st.sampled_from(sorted(GOOD)), json_values, max_size=4), max_size=4)
+)
+@settings(max_examples=60)
+def test_a_damaged_middle_line_never_hides_the_lines_after_it(
+    middles: list[dict[str, object]],
+) -> None:
+    lines = [
+        json.dumps({**GOOD, **m, "seq": 1000 + i}, allow_nan=True) for i, m in enumerate(middles)
+    ]
+    last = json.dumps({**GOOD, "seq": 7})
+    parsed = parse_manifest("\n".join([json.dumps(GOOD), *lines, last, ""]).encode())
+    assert parsed.torn is None
+    seqs = [entry.seq for _, entry in parsed.entries]
+    assert (seqs[0], seqs[-1]) == (1, 7)
+    assert len(parsed.entries) + len(parsed.damaged) == len(middles) + 2
+
+
+@given(st.binary(max_size=1000))
+def test_the_acknowledgement_parser_never_raises(data: bytes) -> None:
+    parsed = parse_acknowledged(data)
+    assert parsed.torn is None or not data.endswith(b"\n")
 
 
 def test_parse_manifest_survives_deep_nesting() -> None:

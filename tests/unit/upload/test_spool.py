@@ -11,18 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from lockdown.capture.base import Stream
 from lockdown.upload import crypto
-from lockdown.upload.base import SegmentStore, SpoolError
-from lockdown.upload.spool import (
+from lockdown.upload.base import SegmentStore, SpoolError, Stream
+from lockdown.upload.format import (
     DROP_ORDER,
     MANIFEST_FILE,
     SEGMENTS_DIR,
-    Spool,
     encode_segment,
     open_key,
-    verify_folder,
 )
+from lockdown.upload.spool import Spool
+from lockdown.upload.verify import verify_folder
 from tests.unit.upload.factory import TEST_KEY, Events, media, segment
 
 MB = 1024 * 1024
@@ -96,6 +95,8 @@ def test_a_new_spools_key_is_stored_only_wrapped_for_the_recipient(tmp_path: Pat
     assert header["key_wrapping"]["scheme"] == crypto.WRAP_SCHEME
     assert header["key_wrapping"]["recipient"] == crypto.recipient_id(recipient)
     assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == [
+        "acknowledged.jsonl",
+        "lock",
         "manifest.jsonl",
         "segments",
         "spool.json",
@@ -196,29 +197,47 @@ def test_a_torn_manifest_line_is_repaired_and_its_segment_recovered(tmp_path: Pa
         assert [r.seq for r in again.records()] == [0, 1, 2]
         assert again.read(Stream.SCREEN, 2) == media(Stream.SCREEN, 2, 1000)
     assert events.of("spool.repaired") == [{"file": MANIFEST_FILE, "line": 3, "cut_bytes": 40}]
-    assert events.of("spool.recovered") == [
+    assert events.of("spool.relisted") == [
         {"stream": "screen", "seq": 2, "file": "screen-000002.seg"}
     ]
     assert verify_folder(tmp_path, TEST_KEY).ok
     assert manifest.read_bytes().endswith(b"\n")
 
 
-def test_a_garbled_middle_line_is_cut_and_later_segments_recovered(tmp_path: Path) -> None:
+def test_a_damaged_middle_line_is_reported_and_nothing_after_it_is_cut(tmp_path: Path) -> None:
     with open_spool(tmp_path, Events()) as spool:
-        for seq in range(4):
-            spool.add(segment(Stream.MICROPHONE, seq))
+        spool.add(segment(Stream.MICROPHONE, 0))
+        spool.add(segment(Stream.MICROPHONE, 1))
+        spool.add(segment(Stream.CAMERA, 0, size=5000))
+        spool.add(segment(Stream.MICROPHONE, 2))
     manifest = tmp_path / MANIFEST_FILE
     lines = manifest.read_bytes().splitlines(keepends=True)
-    lines[1] = b"{garbage\n"
+    lines[1] = b"{bit rot" + lines[1][8:]  # microphone 1's line, same length
     manifest.write_bytes(b"".join(lines))
-    assert any(
-        "line 2 is not a manifest record" in p for p in verify_folder(tmp_path, TEST_KEY).problems
-    )
+    assert any("line 2 is damaged" in p for p in verify_folder(tmp_path, TEST_KEY).problems)
     events = Events()
-    with open_spool(tmp_path, events) as again:
-        assert sorted(r.seq for r in again.records()) == [0, 1, 2, 3]
-    assert sorted(int(e["seq"]) for e in events.of("spool.recovered")) == [1, 2, 3]  # type: ignore[call-overload]
-    assert verify_folder(tmp_path, TEST_KEY).ok
+    with open_spool(tmp_path, events, max_bytes=12_000) as again:
+        # the lines after the damage count (the camera segment too): nothing was cut
+        assert sorted((r.stream.value, r.seq) for r in again.records()) == [
+            ("camera", 0),
+            ("microphone", 0),
+            ("microphone", 1),
+            ("microphone", 2),
+        ]
+        assert again.next_seq(Stream.MICROPHONE) == 3
+        # the cap: the new segment pushes out the oldest camera segment, as always
+        again.add(segment(Stream.CAMERA, 1, size=5000))
+        assert [(r.stream.value, r.seq) for r in again.dropped()] == [("camera", 0)]
+    [corrupt] = events.of("spool.corrupt")
+    assert (corrupt["file"], corrupt["line"]) == (MANIFEST_FILE, 2)
+    assert not events.of("spool.repaired")  # no cut
+    # its segment is listed again from the file itself
+    assert events.of("spool.relisted") == [
+        {"stream": "microphone", "seq": 1, "file": "microphone-000001.seg"}
+    ]
+    assert manifest.read_bytes().startswith(b"".join(lines))  # the damaged line is kept
+    problems = verify_folder(tmp_path, TEST_KEY).problems
+    assert any("line 2 is damaged" in p for p in problems)  # and still reported
 
 
 def test_unfinished_tmp_files_are_discarded_and_journalled(tmp_path: Path) -> None:
@@ -297,7 +316,7 @@ def test_size_cap_drops_screen_then_camera_then_microphone_and_journals(tmp_path
             ("microphone", 2),
             ("microphone", 3),
         ]
-        with pytest.raises(SpoolError, match="already stored"):
+        with pytest.raises(SpoolError, match="stored before"):
             spool.add(segment(Stream.SCREEN, 0))
         assert spool.next_seq(Stream.SCREEN) == 3
     assert len(events.of("spool.near_full")) == 1

@@ -26,7 +26,8 @@ from lockdown.capture.base import Stream
 from lockdown.errors import UserError
 from lockdown.upload import crypto
 from lockdown.upload.base import SpoolError
-from lockdown.upload.spool import ManifestRecord, listing, open_keys, read_segment, verify_folder
+from lockdown.upload.format import ManifestRecord, open_keys
+from lockdown.upload.verify import listing, read_segment, verify_folder
 
 #: A pause longer than this between two segments of a stream is listed as a gap.
 GAP_TOLERANCE_S: Final = 0.5
