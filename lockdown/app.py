@@ -717,7 +717,7 @@ class ProctoringStep:
         self._operation = ProctoringOperation(self._settings, self._report, self._spool)
         outcome: Outcome = self._operation.perform()
         if outcome is Outcome.SUCCESS and self._link is not None:
-            self._link.start_uploading(self._folder)
+            self._link.start_uploading(self._spool)
         return outcome
 
     def wind_down(self) -> Outcome:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lockdown import __version__, log
 from lockdown.events import Event, EventSink
@@ -29,7 +29,11 @@ from lockdown.lifecycle.base import Outcome
 from lockdown.session.client import ServiceClient
 from lockdown.session.state import Connected, Connection, ServiceSession, SessionRecord
 from lockdown.texts import text
+from lockdown.upload.base import SpoolError
 from lockdown.upload.uploader import DrainResult, Health, Uploader, UploadSettings
+
+if TYPE_CHECKING:
+    from lockdown.upload.spool import Spool
 
 #: How long the wind-down sends what is left before it says what stays for later.
 DRAIN_DEADLINE_S: Final = 45.0
@@ -95,14 +99,17 @@ class ServiceLink:
             for folder, record in found:
                 if self._stopping.is_set():
                     return
-                uploader = uploader_for(
-                    folder,
-                    record,
-                    self._report,
-                    organisation_values=self._organisation,
-                    settings=self._upload_settings,
-                ).start()
-                self._earlier.append(uploader)
+                try:
+                    uploader = uploader_for(
+                        folder,
+                        record,
+                        self._report,
+                        organisation_values=self._organisation,
+                        settings=self._upload_settings,
+                    )
+                except SpoolError:
+                    continue  # journalled by the spool (open in another process, damaged)
+                self._earlier.append(uploader.start())
                 while not self._stopping.is_set():
                     segments, events = uploader.left()
                     if segments == 0 and events == 0:
@@ -113,6 +120,7 @@ class ServiceLink:
                     if result.complete and result.closed:
                         record.finished(folder)
                 uploader.stop()
+                uploader.close_source()
 
         self._earlier_thread = threading.Thread(target=run, name="upload-earlier", daemon=True)
         self._earlier_thread.start()
@@ -123,17 +131,21 @@ class ServiceLink:
         body = {"client_version": __version__, **request, "journal": str(self._journal or "")}
         return self.session.create(spool_folder, body)
 
-    def start_uploading(self, spool_folder: Path) -> Uploader | None:
+    def start_uploading(self, spool: Spool) -> Uploader | None:
+        """Start sending the live spool (the recorders' own object: one process per folder)."""
+        from lockdown.upload.source import SpoolSource
+
         record = self.session.record
         if record is None:
             return None
-        self.uploader = uploader_for(
-            spool_folder,
-            record,
-            self._report,
-            organisation_values=self._organisation,
+        self.uploader = Uploader(
+            self.client,
+            record.session_id,
+            record.upload_token,
+            SpoolSource(spool),
+            journal=self._journal,
+            report=self._report,
             settings=self._upload_settings,
-            client=self.client,
         ).start()
         return self.uploader
 
@@ -156,6 +168,7 @@ class ServiceLink:
             self._progress = (done, total)
 
         self.result = self.uploader.drain(deadline_s, progress, close=True)
+        self.uploader.stop()  # before the proctoring step closes the spool
         return self.result
 
     @property
@@ -177,15 +190,11 @@ class ServiceLink:
 
 
 def earlier_spools(root: Path, *, exclude: Path | None = None) -> list[tuple[Path, SessionRecord]]:
-    """Spool folders under ``root`` that carry a ``service.json`` with an upload token."""
+    """Spools under ``root`` with a session at a service, not yet sent for good."""
+    from lockdown.upload import spool
+
     found = []
-    try:
-        folders = sorted(p for p in root.iterdir() if p.is_dir())
-    except OSError:
-        return []
-    for folder in folders:
-        if exclude is not None and folder == exclude:
-            continue
+    for folder in spool.earlier_spools(root, exclude):
         record = SessionRecord.load(folder)
         if record is not None and record.upload_token and not record.finished_utc:
             found.append((folder, record))
@@ -199,23 +208,29 @@ def uploader_for(
     *,
     organisation_values: Mapping[str, Any] | None = None,
     settings: UploadSettings | None = None,
-    client: ServiceClient | None = None,
 ) -> Uploader:
-    """An uploader for one spool folder and its ``service.json`` record."""
-    from lockdown.upload.source import SpoolFolderSource
+    """An uploader for an earlier session's spool (reopened without its keys).
+
+    Raises:
+        SpoolError: the spool cannot be reopened (open in another process, not a spool).
+    """
+    from lockdown.upload.source import SpoolSource
+    from lockdown.upload.spool import Spool
 
     journal = Path(record.journal) if record.journal else None
     if journal is not None and not journal.is_file():
         log.upload.info("The journal of %s is gone (%s): segments only", folder, journal)
         journal = None
+    spool = Spool.open_earlier(folder, report)
     return Uploader(
-        client or ServiceClient(record.url, organisation_values=organisation_values),
+        ServiceClient(record.url, organisation_values=organisation_values),
         record.session_id,
         record.upload_token,
-        SpoolFolderSource(folder),
+        SpoolSource(spool),
         journal=journal,
         report=report,
         settings=settings,
+        on_close=spool.close,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from lockdown.errors import UserError
 from lockdown.events import Event
 from lockdown.session.link import earlier_spools, uploader_for
 from lockdown.session.state import SessionRecord
+from lockdown.upload.base import SpoolError
 
 
 class NothingToUpload(UserError):
@@ -53,11 +55,26 @@ def main_upload(args: argparse.Namespace) -> int:
     end = time.monotonic() + max(0.0, float(args.deadline))
     results: list[dict[str, Any]] = []
     for folder, record in found:
-        uploader = uploader_for(folder, record, _report).start()
+        try:
+            uploader = uploader_for(folder, record, _report)
+        except SpoolError as exc:
+            print(f"lockdown: {exc}", file=sys.stderr)
+            results.append(
+                {
+                    "spool": str(folder),
+                    "session_id": record.session_id,
+                    "error": str(exc),
+                    "segments_left": -1,
+                    "events_left": -1,
+                }
+            )
+            continue
+        uploader.start()
         try:
             result = uploader.drain(max(0.0, end - time.monotonic()), close=True)
         finally:
             uploader.stop()
+            uploader.close_source()
         if result.complete and result.closed:
             record.finished(folder)
         results.append(

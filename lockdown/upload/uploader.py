@@ -39,6 +39,7 @@ from typing import Any, Final, Protocol
 from lockdown import log
 from lockdown.events import Event, EventSink
 from lockdown.session.client import Reply, ServiceClient, content_digest
+from lockdown.upload.base import SpoolError
 
 #: The longest ``Retry-After`` honoured as asked (a longer one is cut to this).
 MAX_RETRY_AFTER_S: Final = 600.0
@@ -88,7 +89,8 @@ class PendingSegment:
 
     stream: str
     seq: int
-    file: Path
+    #: the ``Content-Digest`` of the stored file (the manifest's ``body_sha256``)
+    digest: str
     #: SHA-256 (hex) of the plaintext media (the manifest's)
     plain_sha256: str
     start_utc: str
@@ -108,7 +110,11 @@ class SegmentSource(Protocol):
         ...
 
     def body(self, segment: PendingSegment) -> bytes:
-        """The segment file exactly as stored (encrypted). Raises OSError when gone."""
+        """The segment file exactly as stored (encrypted).
+
+        Raises:
+            SpoolError: the file is gone or is not the one the manifest lists.
+        """
         ...
 
     def previous_digest(self, segment: PendingSegment) -> str:
@@ -180,6 +186,7 @@ class Uploader:
         settings: UploadSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
         self.session_id = session_id
@@ -209,6 +216,7 @@ class Uploader:
         self._last_record: Mapping[str, Any] | None = None
         self.acknowledged = 0
         self._threads: list[threading.Thread] = []
+        self._on_close = on_close
 
     # -- the public face ------------------------------------------------------------------
 
@@ -329,6 +337,12 @@ class Uploader:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = [t for t in self._threads if t.is_alive()]
+
+    def close_source(self) -> None:
+        """Release the spool this uploader opened itself (an earlier session's)."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
     # -- back-off and health ------------------------------------------------------------
 
@@ -466,12 +480,13 @@ class Uploader:
             stored = held.get(segment.key)
             if stored is None:
                 continue
-            try:
-                ours = content_digest(self._source.body(segment))
-            except OSError:
-                continue
+            ours = segment.digest
             if stored == ours:
-                self._source.acknowledge(segment, ours)
+                try:
+                    self._source.acknowledge(segment, ours)
+                except SpoolError as exc:
+                    log.upload.error("Acknowledging %s segment %d: %s", *segment.key, exc)
+                    continue
                 with self._cond:
                     self.acknowledged += 1
                 matched += 1
@@ -501,11 +516,16 @@ class Uploader:
         what = {"stream": segment.stream, "seq": segment.seq}
         try:
             body = self._source.body(segment)
-        except OSError as exc:
+        except (SpoolError, OSError) as exc:
             self._unreadable.add(segment.key)
-            self._report(Event("upload.unreadable", {**what, "error": exc.strerror or str(exc)}))
+            self._report(Event("upload.unreadable", {**what, "error": str(exc)}))
+            log.upload.error("%s segment %d cannot be sent: %s", segment.stream, segment.seq, exc)
             return
         digest = content_digest(body)
+        if digest != segment.digest:  # the file changed after the manifest listed it
+            self._unreadable.add(segment.key)
+            self._report(Event("upload.unreadable", {**what, "error": "digest changed"}))
+            return
         meta = {
             "start_utc": segment.start_utc,
             "duration": segment.duration,
@@ -523,7 +543,13 @@ class Uploader:
             meta=meta,
         )
         if reply.ok and reply.body.get("digest") == digest:
-            self._source.acknowledge(segment, digest)
+            try:
+                self._source.acknowledge(segment, digest)
+            except SpoolError as exc:  # the service has it; the next run reconciles
+                log.upload.error("Acknowledging %s: %s", what, exc)
+                self._report(Event("upload.ack_failed", {**what, "error": str(exc)}))
+                self._unreadable.add(segment.key)
+                return
             with self._cond:
                 self.acknowledged += 1
             self._report(

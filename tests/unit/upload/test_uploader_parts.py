@@ -13,7 +13,8 @@ import pytest
 from lockdown.capture.base import Stream
 from lockdown.session.client import content_digest
 from lockdown.session.state import SessionRecord
-from lockdown.upload.source import ACK_FILE, SpoolFolderSource, read_acks
+from lockdown.upload.base import SpoolError
+from lockdown.upload.source import SpoolSource
 from lockdown.upload.spool import Spool
 from lockdown.upload.uploader import RetryPolicy
 from tests.unit.upload.factory import TEST_KEY, Events, segment
@@ -57,11 +58,11 @@ def _spool(folder: Path, count: int) -> Spool:
     return spool
 
 
-def test_the_source_lists_unsent_segments_oldest_first_and_keeps_acks_across_reopen(
+def test_the_source_lists_unsent_segments_oldest_first_and_acknowledges_echoed_digests(
     tmp_path: Path,
 ) -> None:
     spool = _spool(tmp_path / "s", 3)
-    source = SpoolFolderSource(spool.folder)
+    source = SpoolSource(spool)
     pending = source.pending()
     assert [(p.stream, p.seq) for p in pending] == [
         ("camera", 0),
@@ -73,32 +74,19 @@ def test_the_source_lists_unsent_segments_oldest_first_and_keeps_acks_across_reo
     ]
     first = pending[0]
     body = source.body(first)
-    assert body == first.file.read_bytes()  # as stored: encrypted
+    assert body == (spool.folder / "segments" / "camera-000000.seg").read_bytes()  # as stored
     digest = content_digest(body)
+    assert first.digest == digest  # the manifest's body_sha256, as a Content-Digest
     source.acknowledge(first, digest)
     source.acknowledge(first, digest)  # twice is once
     assert source.previous_digest(pending[2]) == digest  # camera 1 follows camera 0
     assert source.previous_digest(first) == ""
-    source.close()
-    assert read_acks(spool.folder) == {("camera", 0): digest}
-    assert (spool.folder / ACK_FILE).read_text().count("\n") == 1
-    again = SpoolFolderSource(spool.folder)
-    assert next((p.stream, p.seq) for p in again.pending()) == ("microphone", 0)
-    assert again.counts() == {"camera": 3, "microphone": 3}
-    assert again.head() == spool.head()
+    assert next((p.stream, p.seq) for p in source.pending()) == ("microphone", 0)
+    assert source.counts() == {"camera": 3, "microphone": 3}
+    assert source.head() == spool.head()
+    with pytest.raises(SpoolError):  # a digest that is not the stored file's
+        source.acknowledge(pending[1], content_digest(b"another body"))
     spool.close()
-    assert again.head() == spool.head()  # the closing line is the head now
-
-
-def test_a_torn_ack_line_is_ignored(tmp_path: Path) -> None:
-    (tmp_path / ACK_FILE).write_bytes(b'{"stream":"camera","seq":0,"digest":"d"}\n{"stream":"cam')
-    assert read_acks(tmp_path) == {("camera", 0): "d"}
-
-
-@pytest.mark.parametrize("missing", ["spool", "manifest"])
-def test_a_source_without_a_spool_has_nothing_pending(tmp_path: Path, missing: str) -> None:
-    folder = tmp_path / "s"
-    if missing == "manifest":
-        folder.mkdir()
-    source = SpoolFolderSource(folder)
-    assert source.pending() == [] and source.counts() == {} and source.head() == {}
+    earlier = Spool.open_earlier(tmp_path / "s", Events())
+    assert [(p.stream, p.seq) for p in SpoolSource(earlier).pending()][:1] == [("microphone", 0)]
+    earlier.close()
