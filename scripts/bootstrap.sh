@@ -55,6 +55,6 @@ fi
 # Reinstall only when the project metadata changed since the last install.
 if [ ! -f .venv/.bootstrap-stamp ] || [ pyproject.toml -nt .venv/.bootstrap-stamp ]; then
   say "installing lockdown and its extras into .venv"
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,server]'
   touch .venv/.bootstrap-stamp
 fi

@@ -22,6 +22,7 @@ os.environ.setdefault(
 
 from tests.support.httpserver import LocalServer
 from tests.support.pulse import VirtualMicrophone
+from tests.support.service import ServiceProcess
 from tests.support.xserver import Xvfb
 
 _session_x: Xvfb | None = None
@@ -88,6 +89,32 @@ def http_server() -> Iterator[LocalServer]:
     server = LocalServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def lockdown_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One real ``lockdown-server serve`` (uvicorn, SQLite, local folder) for the test session.
+
+    Tests share it: each makes its own exam and candidates (unique ids), never kills it.
+    """
+    service = ServiceProcess(tmp_path_factory.mktemp("service") / "data").start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Fresh services a test may kill and restart: ``service_factory(data=…, extra=(…))``."""
+    made: list[ServiceProcess] = []
+
+    def make(data: Path | None = None, extra: tuple[str, ...] = ()) -> ServiceProcess:
+        service = ServiceProcess(data or tmp_path / f"service-{len(made)}", extra=extra)
+        made.append(service)
+        return service.start()
+
+    yield make
+    for service in made:
+        service.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,100 @@
+"""The ASGI application: routes by resource, errors as ``{"error", "message"}`` JSON.
+
+Every reply carries ``Date`` (uvicorn adds it). Request bodies are capped before they are
+read (``Content-Length`` above the cap: 413) except segment uploads, whose handler streams
+and caps them itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lockdown_server import __version__
+from lockdown_server.api.routes import (
+    checks,
+    events,
+    health,
+    launch,
+    probe,
+    segments,
+    sessions,
+    token,
+)
+from lockdown_server.errors import ApiError, StorageFull
+from lockdown_server.service import Service
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
+_CODES |= {405: "method_not_allowed", 411: "length_required", 413: "too_large"}
+
+
+def error_response(
+    status: int, code: str, message: str, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse({"error": code, "message": message, **extra}, status, headers=headers)
+
+
+class BodyCap:
+    """413 for a declared body above ``limit`` (segment and probe uploads cap themselves)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "/segments/" not in scope["path"]:
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.limit):
+                response = error_response(413, "too_large", "the request body is too large")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(
+        title="Lockdown proctoring service",
+        version=__version__,
+        description="The protocol between the Lockdown client and its proctoring service "
+        "(docs/protocol.md).",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.service = service
+    for module in (health, launch, token, sessions, segments, events, probe, checks):
+        app.include_router(module.router)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.retry_after, **exc.extra)
+
+    @app.exception_handler(StorageFull)
+    async def storage_full(_request: Request, _exc: StorageFull) -> JSONResponse:
+        return error_response(
+            507,
+            "storage_full",
+            "the service has no room left; the upload is kept and retried later",
+            service.settings.storage_retry_after_s,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_response(400, "bad_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    limit = max(service.settings.max_event_batch_bytes, service.settings.max_check_bytes)
+    app.add_middleware(BodyCap, limit=limit)
+    return app

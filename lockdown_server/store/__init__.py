@@ -1,0 +1,1 @@
+"""Metadata (SQLAlchemy, Alembic migrations) and objects (one small interface) of the service."""
