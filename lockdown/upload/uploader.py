@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from lockdown import log
-from lockdown.events import Event, EventSink
+from lockdown.events import GENESIS, Event, EventSink
 from lockdown.session.client import Reply, ServiceClient, content_digest
 from lockdown.upload.base import SpoolError
 
@@ -639,9 +639,8 @@ class Uploader:
         heads: dict[str, Any] = {"spool": self._source.head()}
         if record is not None:
             heads["journal"] = {
-                "file": self._journal.name if self._journal else "",
                 "records": int(record.get("seq", -1)) + 1,
-                "hash": str(record.get("hash", "")),
-                "mac": str(record.get("mac", "")),
+                "hash": str(record.get("hash", GENESIS)),
+                "mac": str(record.get("mac", GENESIS)),  # an unkeyed journal has no MACs
             }
         return heads
