@@ -879,10 +879,11 @@ def _euid() -> int:
 
 
 def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> int:
-    from lockdown.ui.demo import DemoSite, Journey, demo_exam
-    from lockdown.upload import crypto
+    from lockdown.session import embedded
+    from lockdown.ui.demo import DemoSite, Journey
 
     site = DemoSite().start()
+    service: embedded.EmbeddedService | None = None
     try:
         folder = (
             Path(args.screenshots)
@@ -890,12 +891,14 @@ def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> i
             else Path(tempfile.mkdtemp(prefix="lockdown-demo-"))
         )
         folder.mkdir(parents=True, exist_ok=True)
-        # The demo's own recipient: its recording opens with this folder's key alone.
-        recipient = folder / "demo-recipient"
-        for old in (recipient.with_suffix(".key"), recipient.with_suffix(".pub")):
-            old.unlink(missing_ok=True)
-        private, _, public = crypto.generate_recipient(recipient)
-        exam = demo_exam(site, recipient_key=public)
+        if embedded.available():
+            # the loop of the real thing: the demo exam is the service's, proctored through it
+            service = embedded.EmbeddedService(folder / "service-data").start()
+            exam = _service_demo_exam(site, service)
+            private = None
+        else:
+            log.init.info("No proctoring service installed: the demo records locally only")
+            exam, private = _local_demo_exam(site, folder)
         journey: Callable[[Any], None] | None = None
         if automatic:
             journey = Journey(site, folder).attach
@@ -912,12 +915,89 @@ def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> i
         if shots:
             print(f"Demo screenshots ({len(shots)}) in {folder}")
         for spool in sorted(set(args.paths.spool.glob("session-*")) - before):
-            print(f"Demo recording in {spool}, sealed for {private}")
-            print(
-                "Watch it: lockdown spool export "
-                f"{shlex.quote(str(spool))} --key {shlex.quote(str(private))} "
-                f"--out {shlex.quote(str(folder / 'export'))}"
-            )
+            _print_demo_recording(spool, folder, private, service)
         return code
     finally:
+        if service is not None:
+            service.stop()
         site.stop()
+
+
+def _local_demo_exam(site: Any, folder: Path) -> tuple[LoadedExam, Path]:
+    """The demo exam built in code, sealed for a recipient key of the demo's own."""
+    from lockdown.ui.demo import demo_exam
+    from lockdown.upload import crypto
+
+    recipient = folder / "demo-recipient"
+    for old in (recipient.with_suffix(".key"), recipient.with_suffix(".pub")):
+        old.unlink(missing_ok=True)
+    private, _, public = crypto.generate_recipient(recipient)
+    return demo_exam(site, recipient_key=public), private
+
+
+def _service_demo_exam(site: Any, service: Any) -> LoadedExam:
+    """The demo exam created at the embedded service, opened from a candidate's link.
+
+    The service signs the exam configuration; the demo trusts the service's key (read from
+    the service's own data folder), downloads the configuration through the launch link
+    like a candidate's browser would, and layers the demo's site rules under it.
+    """
+    from lockdown.config.settings import Organisation, convert
+    from lockdown.launch import load_exam
+    from lockdown.ui.demo import demo_values
+
+    service.run(
+        "exam",
+        "create",
+        "--id",
+        "demo",
+        "--title",
+        "Lockdown demo exam",
+        "--streams",
+        "camera,screen",
+        "--start-url",
+        site.exam_url + "/",
+        "--url",
+        service.url,
+    )
+    link = service.run(
+        "candidates",
+        "add",
+        "--exam",
+        "demo",
+        "--id",
+        "demo-candidate",
+        "--name",
+        "Demo Candidate",
+        "--group",
+        "demo",
+        "--url",
+        service.url,
+    ).strip()
+    log.init.info("Demo candidate's launch link: %s", link.split("?")[0])
+    trusted = convert("config.trusted_keys", [service.token_key()], origin="the demo")
+    organisation = Organisation(values={**demo_values(site), "config.trusted_keys": trusted})
+    return load_exam(link, organisation, password=lambda _tries: None)
+
+
+def _print_demo_recording(spool: Path, folder: Path, private: Path | None, service: Any) -> None:
+    """Where the demo's recording went and the one command that turns it into WebM files."""
+    from lockdown.session.state import SessionRecord
+
+    record = SessionRecord.load(spool) if service is not None else None
+    if record is not None and record.session_id:
+        print(
+            f"Demo recording in {spool}, sent to the demo's service as session {record.session_id}"
+        )
+        print(
+            "Watch it: lockdown-server export "
+            f"{shlex.quote(record.session_id)} --out {shlex.quote(str(folder / 'export'))} "
+            f"--data {shlex.quote(str(service.data))}"
+        )
+        return
+    print(f"Demo recording in {spool}, sealed for {private}")
+    print(
+        "Watch it: lockdown spool export "
+        f"{shlex.quote(str(spool))} --key {shlex.quote(str(private))} "
+        f"--out {shlex.quote(str(folder / 'export'))}"
+    )
