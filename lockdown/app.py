@@ -671,6 +671,8 @@ class ProctoringStep:
         self._request = dict(request or {})
         self._operation: Any = None
         self._spool: Any = None
+        #: earlier sessions' spools, reopened (repaired, journalled) and kept for upload
+        self.earlier: list[Any] = []
         #: why the start stopped, for the candidate (a text id)
         self.message_id: str | None = None
 
@@ -680,7 +682,30 @@ class ProctoringStep:
             for key in ("proctoring.camera", "proctoring.microphone", "proctoring.screen")
         )
 
+    def _reopen_earlier(self) -> None:
+        """Reopen the spools earlier sessions left (a crash never closed them), keyless.
+
+        Each is repaired and journalled (``spool.recovered``) in this session's journal
+        and kept open (locked) for the uploader; one that cannot be opened is journalled
+        (``spool.error``) and left as it is.
+        """
+        root = self._folder.parent
+        if not any(root.glob("*/spool.json")):  # the usual start: no spool code imported
+            return
+        from lockdown.upload.base import SpoolError
+        from lockdown.upload.spool import Spool, earlier_spools
+
+        for folder in earlier_spools(root, current=self._folder):
+            try:
+                self.earlier.append(Spool.open_earlier(folder, self._report))
+            except SpoolError:
+                continue  # journalled as spool.error
+            except Exception as exc:  # an earlier session's leftovers never stop this exam
+                log.upload.exception("Reopening the earlier spool %s", folder)
+                self._report(Event("spool.error", {"folder": str(folder), "error": repr(exc)}))
+
     def perform(self) -> Outcome:
+        self._reopen_earlier()
         if not self._enabled():
             log.capture.info("This exam records nothing")
             return Outcome.SUCCESS
@@ -744,6 +769,9 @@ class ProctoringStep:
             self._spool.close()
             log.capture.info("Recording kept in %s", self._folder)
             self._spool = None
+        earlier, self.earlier = self.earlier, []
+        for spool in earlier:
+            spool.close()
         return outcome
 
 

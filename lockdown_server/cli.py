@@ -107,7 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         public_url=public_url,
         min_free_bytes=int(args.min_free_mb * MIB),
     )
-    service = Service.open(settings)
+    service = Service.open(settings, sweep=True)
     (settings.data / URL_FILE).write_text(json.dumps({"url": public_url}) + "\n", encoding="utf-8")
     logging.basicConfig(level=logging.INFO, format="lockdown-server: %(message)s")
     print(f"lockdown-server: serving {settings.data} at {public_url}", file=sys.stderr, flush=True)

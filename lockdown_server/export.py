@@ -13,7 +13,6 @@ service anchored. Exit 0 when everything verified, 1 otherwise.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import itertools
 import json
@@ -29,7 +28,14 @@ from lockdown.capture import remux
 from lockdown.events import GENESIS, record_hash, record_mac
 from lockdown.upload import crypto
 from lockdown.upload.base import SpoolError
-from lockdown.upload.spool import ManifestRecord, decode_segment, segment_file_name
+from lockdown.upload.format import (
+    ManifestRecord,
+    body_sha256,
+    content_digest,
+    decode_segment,
+    key_label,
+    segment_file_name,
+)
 from lockdown_server.errors import ServiceError
 from lockdown_server.service import Service
 from lockdown_server.store import models
@@ -48,7 +54,7 @@ class Findings:
 
 
 def _digest(blob: bytes) -> str:
-    return "sha-256=:" + base64.b64encode(hashlib.sha256(blob).digest()).decode() + ":"
+    return content_digest(body_sha256(blob))
 
 
 def _spool_keys(header: dict[str, Any], service: Service) -> tuple[str, bytes]:
@@ -57,7 +63,7 @@ def _spool_keys(header: dict[str, Any], service: Service) -> tuple[str, bytes]:
     if not isinstance(spool_sid, str) or not spool_sid:
         raise SpoolError("the session's spool header names no spool session id")
     wrapping = crypto.KeyWrapping.from_json(header.get("key_wrapping", {}))
-    key = crypto.unwrap(wrapping, service.keys.recipient, label=f"lockdown-spool/{spool_sid}")
+    key = crypto.unwrap(wrapping, service.keys.recipient, label=key_label(spool_sid))
     if header.get("key_id") and crypto.key_id(key) != header["key_id"]:
         raise SpoolError("the unwrapped key does not fit the session's spool")
     return spool_sid, key
@@ -106,7 +112,10 @@ def _segments(
         if header["sha256"] != row.plain_sha256:
             findings.problems.append(f"{where}: the media's SHA-256 differs from the one announced")
         record = ManifestRecord(
-            **header, ciphertext_bytes=len(blob), file=segment_file_name(header["stream"], row.seq)
+            **header,
+            ciphertext_bytes=len(blob),
+            file=segment_file_name(header["stream"], row.seq),
+            body_sha256=body_sha256(blob),
         )
         readable.setdefault(row.stream, []).append((record, media, row))
     origin = min((r.start_utc for items in readable.values() for r, _, _ in items), default=None)

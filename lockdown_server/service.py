@@ -1,7 +1,9 @@
 """The running service's state: settings, keys, database, object store, probe rate limits.
 
-:meth:`Service.open` is the start: keys made or checked, the database migrated, and what
-a ``kill -9`` left behind removed (temporary objects; committed objects no row names).
+:meth:`Service.open` is the start: keys made or checked, the database migrated, and (for
+``serve``, before it answers) what a ``kill -9`` left behind removed (temporary objects;
+committed objects no row names). Other commands open the same folder without sweeping:
+they may run beside a serving process.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ class Service:
     probes: RateLimiter
 
     @classmethod
-    def open(cls, settings: ServiceSettings) -> Service:
-        """Open (and on first use make) the data folder.
+    def open(cls, settings: ServiceSettings, *, sweep: bool = False) -> Service:
+        """Open (and on first use make) the data folder; ``sweep`` (``serve`` only, before
+        it answers anything) removes what a crash left behind.
 
         Raises:
             ServiceError: the data folder or its keys cannot be used.
@@ -77,7 +80,8 @@ class Service:
         service = cls(
             settings, service_keys, engine, objects, RateLimiter(settings.probe_per_minute)
         )
-        service.sweep()
+        if sweep:
+            service.sweep()
         return service
 
     def sweep(self) -> None:

@@ -77,4 +77,17 @@ def touch(conn: Connection, sid: str, now: float | None = None) -> None:
     )
 
 
-SESSION_OR_UPLOAD = frozenset({TokenType.SESSION, TokenType.UPLOAD})
+def _require(*types: TokenType) -> Any:
+    allowed = frozenset(types)
+
+    def dependency(request: Request, credentials: Credentials) -> Token:
+        return verified(service_of(request), credentials, allowed)
+
+    return Depends(dependency)
+
+
+# The caller's verified token, checked before the body is read or validated (401 first).
+SessionToken = Annotated[Token, _require(TokenType.SESSION)]
+SessionOrUploadToken = Annotated[Token, _require(TokenType.SESSION, TokenType.UPLOAD)]
+ProbeToken = Annotated[Token, _require(TokenType.PROBE)]
+ProbeOrSessionToken = Annotated[Token, _require(TokenType.PROBE, TokenType.SESSION)]

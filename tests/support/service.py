@@ -9,7 +9,10 @@ after the test) live in tests/conftest.py.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import json
 import os
 import signal
 import socket
@@ -23,7 +26,13 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from lockdown.capture.base import Segment
 from lockdown.config import keys as config_keys
+from lockdown.upload import crypto
+from lockdown.upload.spool import Spool
+from lockdown_server import exams
+from lockdown_server.service import Service
+from lockdown_server.settings import ServiceSettings
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
@@ -65,6 +74,7 @@ class ServiceProcess:
     extra: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    _opened: Service | None = None
 
     @property
     def url(self) -> str:
@@ -129,6 +139,9 @@ class ServiceProcess:
                 self.process.kill()
                 self.process.wait(10)
         self.process = None
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
     def restart(self) -> None:
         self.kill()
@@ -142,43 +155,32 @@ class ServiceProcess:
         tail = rest[1:] if sub else rest
         return run_cli(command, *sub, "--data", str(self.data), *tail, check=check)
 
+    def open(self) -> Service:
+        """The service's data in this process (beside the running one, as the CLI does)."""
+        if self._opened is None:
+            self._opened = Service.open(ServiceSettings(self.data))
+        return self._opened
+
     def create_exam(self, exam_id: str, *, streams: str = "camera,microphone,screen") -> bytes:
-        """A new exam (window: the next day); its signed configuration."""
-        done = self.cli(
-            "exam",
-            "create",
-            "--id",
-            exam_id,
-            "--title",
-            f"Exam {exam_id}",
-            "--streams",
-            streams,
-            "--start",
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60)),
-            "--end",
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400)),
-            "--url",
-            self.url,
+        """A new exam (window: from a minute ago to a day ahead); its signed configuration."""
+        _, config = exams.create(
+            self.open(),
+            title=f"Exam {exam_id}",
+            streams=streams.split(","),
+            valid_from=time.time() - 60,
+            valid_until=time.time() + 86400,
+            service_url=self.url,
+            exam_id=exam_id,
         )
-        return done.stdout.encode()
+        return config
 
     def add_candidate(self, exam_id: str, user: str, name: str = "Ada", group: str = "A") -> str:
         """A launch link for a new candidate of ``exam_id``."""
-        done = self.cli(
-            "candidates",
-            "add",
-            "--exam",
-            exam_id,
-            "--id",
-            user,
-            "--name",
-            name,
-            "--group",
-            group,
-            "--url",
-            self.url,
+        service = self.open()
+        (link,) = exams.add_candidates(
+            service, exams.get(service, exam_id), [exams.Candidate(user, group, name)], self.url
         )
-        return done.stdout.strip()
+        return link
 
     def token_key(self) -> Ed25519PrivateKey:
         """The service's signing key (to make tokens it would make: expired ones)."""
@@ -187,3 +189,154 @@ class ServiceProcess:
 
 def launch_token(link: str) -> str:
     return parse_qs(urlsplit(link).query)["token"][0]
+
+
+# -- a minimal protocol client for the service's tests (the real one is lockdown.session) --
+
+
+def content_digest(body: bytes) -> str:
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+
+
+@dataclass
+class StoredSegment:
+    """One segment file of a real spool, as the client uploads it."""
+
+    stream: str
+    seq: int
+    body: bytes
+    meta: dict[str, object]
+
+    @property
+    def digest(self) -> str:
+        return content_digest(self.body)
+
+
+class Api:
+    """Plain calls to the service (no retries): each returns the ``requests`` response."""
+
+    def __init__(self, base: str, *, timeout: float = 20) -> None:
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+        self.http = requests.Session()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _auth(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def exchange(self, launch: str) -> requests.Response:
+        return self.http.post(
+            f"{self.base}/api/v1/token", json={"launch_token": launch}, timeout=self.timeout
+        )
+
+    def session_token(self, launch: str) -> str:
+        reply = self.exchange(launch)
+        assert reply.status_code == 200, reply.text
+        return str(reply.json()["session_token"])
+
+    def create_session(
+        self, token: str, sid: str, *, build: str = "installed", spool_header: object = None
+    ) -> requests.Response:
+        body = {
+            "session_id": sid,
+            "client_version": "0.1.0",
+            "build": build,
+            "build_identity": "test-build",
+            "settings_hash": "0" * 64,
+            "isolation_mode": "shared",
+            "spool_header": spool_header or {},
+        }
+        return self.http.post(
+            f"{self.base}/api/v1/sessions",
+            json=body,
+            headers=self._auth(token),
+            timeout=self.timeout,
+        )
+
+    def put(
+        self, token: str, sid: str, seg: StoredSegment, *, digest: str | None = None
+    ) -> requests.Response:
+        headers = {
+            **self._auth(token),
+            "Content-Digest": digest or seg.digest,
+            "Lockdown-Segment": json.dumps(seg.meta),
+            "Content-Type": "application/octet-stream",
+        }
+        return self.http.put(
+            f"{self.base}/api/v1/sessions/{sid}/segments/{seg.stream}/{seg.seq}",
+            data=seg.body,
+            headers=headers,
+            timeout=self.timeout,
+        )
+
+    def head(self, token: str, sid: str, stream: str, seq: int) -> requests.Response:
+        return self.http.head(
+            f"{self.base}/api/v1/sessions/{sid}/segments/{stream}/{seq}",
+            headers=self._auth(token),
+            timeout=self.timeout,
+        )
+
+    def manifest(self, token: str, sid: str) -> requests.Response:
+        return self.http.get(
+            f"{self.base}/api/v1/sessions/{sid}/manifest",
+            headers=self._auth(token),
+            timeout=self.timeout,
+        )
+
+    def events(
+        self, token: str, sid: str, events: list[dict[str, object]], heads: dict[str, object]
+    ) -> requests.Response:
+        return self.http.post(
+            f"{self.base}/api/v1/sessions/{sid}/events",
+            json={"events": events, "heads": heads},
+            headers=self._auth(token),
+            timeout=self.timeout,
+        )
+
+    def close_session(self, token: str, sid: str, body: dict[str, object]) -> requests.Response:
+        return self.http.post(
+            f"{self.base}/api/v1/sessions/{sid}/close",
+            json=body,
+            headers=self._auth(token),
+            timeout=self.timeout,
+        )
+
+
+def spool_segments(
+    folder: Path, recipient_pub: str, segments: list[Segment]
+) -> tuple[dict[str, object], list[StoredSegment]]:
+    """A real encrypted spool of ``segments`` for ``recipient_pub``: its header JSON and the
+    segment files as the client uploads them (oldest first, with previous digests)."""
+    spool = Spool.open(
+        folder,
+        report=lambda _e: None,
+        max_bytes=1 << 30,
+        recipient=crypto.parse_recipient(recipient_pub),
+    )
+    with spool:
+        for segment in segments:
+            spool.add(segment)
+        records = spool.records()
+    header = json.loads((folder / "spool.json").read_text())
+    out: list[StoredSegment] = []
+    previous: dict[str, str] = {}
+    for record in sorted(records, key=lambda r: (r.start_utc, r.stream.value, r.seq)):
+        body = (folder / "segments" / record.file).read_bytes()
+        stream = record.stream.value
+        out.append(
+            StoredSegment(
+                stream,
+                record.seq,
+                body,
+                {
+                    "start_utc": record.start_utc.isoformat(),
+                    "duration": record.duration,
+                    "plain_sha256": record.sha256,
+                    "previous_digest": previous.get(stream, ""),
+                },
+            )
+        )
+        previous[stream] = content_digest(body)
+    return header, out

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from lockdown.session.tokens import TokenType
-from lockdown_server.api.deps import Credentials, check_access, service_of, session_row, verified
+from lockdown_server.api.deps import ProbeOrSessionToken, check_access, service_of, session_row
 from lockdown_server.errors import ApiError
 from lockdown_server.store import db, models
 
@@ -40,10 +40,9 @@ async def post_check(
     request: Request,
     response: Response,
     body: CheckIn,
-    credentials: Credentials,
+    token: ProbeOrSessionToken,
 ) -> CheckReply:
     service = service_of(request)
-    token = verified(service, credentials, {TokenType.PROBE, TokenType.SESSION})
     address = request.client.host if request.client else "?"
 
     def write() -> int:

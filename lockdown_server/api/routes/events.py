@@ -12,13 +12,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from lockdown_server.api.deps import (
-    SESSION_OR_UPLOAD,
-    Credentials,
+    SessionOrUploadToken,
     check_access,
     service_of,
     session_row,
     touch,
-    verified,
 )
 from lockdown_server.api.routes.sessions import Head, anchor
 from lockdown_server.store import db, models
@@ -46,10 +44,9 @@ async def post_events(
     request: Request,
     sid: str,
     body: EventBatch,
-    credentials: Credentials,
+    token: SessionOrUploadToken,
 ) -> EventReply:
     service = service_of(request)
-    token = verified(service, credentials, SESSION_OR_UPLOAD)
 
     def write() -> EventReply:
         now = time.time()

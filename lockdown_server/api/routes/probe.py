@@ -11,8 +11,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from lockdown.session.tokens import TokenType
-from lockdown_server.api.deps import Credentials, service_of, verified
+from lockdown_server.api.deps import ProbeToken, service_of
 from lockdown_server.errors import ApiError
 from lockdown_server.service import PROBE_PREFIX
 
@@ -39,10 +38,9 @@ class ProbeReply(BaseModel):
 )
 async def probe(
     request: Request,
-    credentials: Credentials,
+    token: ProbeToken,
 ) -> ProbeReply:
     service = service_of(request)
-    token = verified(service, credentials, {TokenType.PROBE})
     limit = service.settings.probe_max_bytes
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):

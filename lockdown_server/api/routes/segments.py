@@ -33,13 +33,11 @@ from starlette.requests import ClientDisconnect
 
 from lockdown.session.tokens import Token
 from lockdown_server.api.deps import (
-    SESSION_OR_UPLOAD,
-    Credentials,
+    SessionOrUploadToken,
     check_access,
     service_of,
     session_row,
     touch,
-    verified,
 )
 from lockdown_server.api.routes.sessions import INTEGRITY, flag
 from lockdown_server.errors import ApiError, StorageFull
@@ -260,11 +258,10 @@ async def put_segment(  # noqa: PLR0917 (FastAPI passes parameters by name)
     sid: str,
     stream: StreamName,
     seq: Annotated[int, Path(ge=0, le=MAX_SEQ)],
-    credentials: Credentials,
+    token: SessionOrUploadToken,
 ) -> SegmentReply:
     service = service_of(request)
     settings = service.settings
-    token = verified(service, credentials, SESSION_OR_UPLOAD)
     await run_in_threadpool(_access, service, token, sid)
     expected = parse_digest(request.headers.get("content-digest"))
     meta = parse_meta(request.headers.get("lockdown-segment"))
@@ -339,10 +336,9 @@ async def head_segment(
     sid: str,
     stream: StreamName,
     seq: Annotated[int, Path(ge=0, le=MAX_SEQ)],
-    credentials: Credentials,
+    token: SessionOrUploadToken,
 ) -> Response:
     service = service_of(request)
-    token = verified(service, credentials, SESSION_OR_UPLOAD)
     await run_in_threadpool(_access, service, token, sid)
     row = await run_in_threadpool(_find, service, sid, stream.value, seq)
     if row is None:

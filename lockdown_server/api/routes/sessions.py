@@ -21,13 +21,12 @@ from lockdown.session import tokens
 from lockdown.session.tokens import Token, TokenType
 from lockdown_server import exams
 from lockdown_server.api.deps import (
-    SESSION_OR_UPLOAD,
-    Credentials,
+    SessionOrUploadToken,
+    SessionToken,
     check_access,
     service_of,
     session_row,
     touch,
-    verified,
 )
 from lockdown_server.errors import ApiError
 from lockdown_server.service import Service
@@ -200,10 +199,9 @@ async def create_session(
     request: Request,
     response: Response,
     body: SessionRequest,
-    credentials: Credentials,
+    token: SessionToken,
 ) -> SessionReply:
     service = service_of(request)
-    token = verified(service, credentials, {TokenType.SESSION})
     status, reply = await run_in_threadpool(_create, service, token, body)
     response.status_code = status
     return reply
@@ -237,10 +235,9 @@ def manifest_of(conn: Connection, sid: str) -> Manifest:
 async def manifest(
     request: Request,
     sid: str,
-    credentials: Credentials,
+    token: SessionOrUploadToken,
 ) -> Manifest:
     service = service_of(request)
-    token = verified(service, credentials, SESSION_OR_UPLOAD)
 
     def read() -> Manifest:
         with service.engine.begin() as conn:
@@ -256,10 +253,9 @@ async def close(
     request: Request,
     sid: str,
     body: CloseRequest,
-    credentials: Credentials,
+    token: SessionOrUploadToken,
 ) -> CloseReply:
     service = service_of(request)
-    token = verified(service, credentials, SESSION_OR_UPLOAD)
 
     def write() -> CloseReply:
         now = time.time()
