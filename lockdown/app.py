@@ -706,6 +706,8 @@ class ProctoringStep:
 
     def perform(self) -> Outcome:
         self._reopen_earlier()
+        if self._link is not None:
+            self._link.drain_earlier(self.earlier)
         if not self._enabled():
             log.capture.info("This exam records nothing")
             return Outcome.SUCCESS

@@ -4,14 +4,16 @@
 a service (``service.url``):
 
 1. :meth:`ServiceLink.connect` (the ``service`` operation, before proctoring starts):
-   exchanges the launch token (``service.launch_token``) for a session token, and starts
-   draining the spools of earlier sessions left on this computer, in the background.
-2. :meth:`ServiceLink.create_session` (the proctoring operation, once its spool exists):
-   creates the session with the spool's header (the wrapped keys), keeps the upload token
-   beside the spool, and :meth:`ServiceLink.start_uploading` starts the uploader.
+   exchanges the launch token (``service.launch_token``) for a session token.
+2. :meth:`ServiceLink.drain_earlier` (the proctoring operation, once it reopened the spools
+   earlier sessions left): sends them in the background, each under its own upload token.
+   :meth:`ServiceLink.create_session` (once the session's spool exists) creates the session
+   with the spool's header (the wrapped keys), keeps the upload token beside the spool, and
+   :meth:`ServiceLink.start_uploading` starts the uploader.
 3. :meth:`ServiceLink.drain` (the ``service`` operation's wind-down, after the recorders
    stopped, every lock still on): sends what is left within a deadline, with progress
-   for the kiosk, and says what stays for later.
+   for the kiosk, and says what stays for later; the earlier spools' uploaders stop
+   before the proctoring step closes their spools.
 4. :meth:`ServiceLink.stop`: the uploaders stop (what is left goes at the next start or
    with ``lockdown upload``).
 """
@@ -19,7 +21,7 @@ a service (``service.url``):
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -29,7 +31,6 @@ from lockdown.lifecycle.base import Outcome
 from lockdown.session.client import ServiceClient
 from lockdown.session.state import Connected, Connection, ServiceSession, SessionRecord
 from lockdown.texts import text
-from lockdown.upload.base import SpoolError
 from lockdown.upload.uploader import DrainResult, Health, Uploader, UploadSettings
 
 if TYPE_CHECKING:
@@ -72,8 +73,8 @@ class ServiceLink:
 
     # -- 1. connect ------------------------------------------------------------------------
 
-    def connect(self, *, current: Path | None = None) -> Connected:
-        """Exchange the launch token; start draining earlier spools in the background."""
+    def connect(self) -> Connected:
+        """Exchange the launch token for a session token."""
         token = str(self._settings.get("service.launch_token", ""))
         if not token:
             self._report(
@@ -83,47 +84,56 @@ class ServiceLink:
                 )
             )
             return Connected(Connection.REFUSED, "service.no_launch_token")
-        connected = self.session.exchange(token)
-        if connected.state is Connection.CONNECTED:
-            self.drain_earlier(exclude=current)
-        return connected
+        return self.session.exchange(token)
 
-    def drain_earlier(self, *, exclude: Path | None = None) -> None:
-        """Drain the spools of earlier sessions in the background (their own tokens)."""
-        found = earlier_spools(self._spool_root, exclude=exclude)
+    def drain_earlier(self, spools: Sequence[Spool]) -> None:
+        """Drain earlier sessions' spools (reopened, keyless, by the proctoring step) in
+        the background, each under its own session's upload token and service address."""
+        found = []
+        for spool in spools:
+            record = SessionRecord.load(spool.folder)
+            if record is not None and record.upload_token and not record.finished_utc:
+                found.append((spool, record))
         if not found:
             return
-        self._report(Event("upload.earlier", {"spools": [str(f) for f, _ in found]}))
+        self._report(Event("upload.earlier", {"spools": [str(s.folder) for s, _ in found]}))
 
         def run() -> None:
-            for folder, record in found:
+            from lockdown.upload.source import SpoolSource
+
+            for spool, record in found:
                 if self._stopping.is_set():
                     return
-                try:
-                    uploader = uploader_for(
-                        folder,
-                        record,
-                        self._report,
-                        organisation_values=self._organisation,
-                        settings=self._upload_settings,
-                    )
-                except SpoolError:
-                    continue  # journalled by the spool (open in another process, damaged)
+                uploader = Uploader(
+                    ServiceClient(record.url, organisation_values=self._organisation),
+                    record.session_id,
+                    record.upload_token,
+                    SpoolSource(spool),
+                    journal=_journal_of(record, spool.folder),
+                    report=self._report,
+                    settings=self._upload_settings,
+                )
                 self._earlier.append(uploader.start())
                 while not self._stopping.is_set():
                     segments, events = uploader.left()
                     if segments == 0 and events == 0:
                         break
-                    self._stopping.wait(1.0)
+                    self._stopping.wait(0.5)
                 if not self._stopping.is_set():
                     result = uploader.drain(5.0, close=True)
                     if result.complete and result.closed:
-                        record.finished(folder)
+                        record.finished(spool.folder)
                 uploader.stop()
-                uploader.close_source()
 
         self._earlier_thread = threading.Thread(target=run, name="upload-earlier", daemon=True)
         self._earlier_thread.start()
+
+    def _stop_earlier(self) -> None:
+        self._stopping.set()
+        for uploader in list(self._earlier):
+            uploader.stop()
+        if self._earlier_thread is not None:
+            self._earlier_thread.join(5.0)
 
     # -- 2. the session and its uploader -------------------------------------------------
 
@@ -162,6 +172,7 @@ class ServiceLink:
     def drain(self, deadline_s: float = DRAIN_DEADLINE_S) -> DrainResult | None:
         """Send what is left (progress in :attr:`progress`); None without an uploader."""
         if self.uploader is None:
+            self._stop_earlier()  # before the proctoring step closes their spools
             return None
 
         def progress(done: int, total: int) -> None:
@@ -169,6 +180,7 @@ class ServiceLink:
 
         self.result = self.uploader.drain(deadline_s, progress, close=True)
         self.uploader.stop()  # before the proctoring step closes the spool
+        self._stop_earlier()
         return self.result
 
     @property
@@ -179,14 +191,19 @@ class ServiceLink:
     # -- 4. stop ---------------------------------------------------------------------------
 
     def stop(self) -> None:
-        self._stopping.set()
         if self.uploader is not None:
             self.uploader.stop()
-        for uploader in list(self._earlier):
-            uploader.stop()
-        if self._earlier_thread is not None:
-            self._earlier_thread.join(5.0)
+        self._stop_earlier()
         self.client.close()
+
+
+def _journal_of(record: SessionRecord, folder: Path) -> Path | None:
+    """The journal a spool's session kept (its records become the session's events)."""
+    journal = Path(record.journal) if record.journal else None
+    if journal is not None and not journal.is_file():
+        log.upload.info("The journal of %s is gone (%s): segments only", folder, journal)
+        return None
+    return journal
 
 
 def earlier_spools(root: Path, *, exclude: Path | None = None) -> list[tuple[Path, SessionRecord]]:
@@ -217,17 +234,13 @@ def uploader_for(
     from lockdown.upload.source import SpoolSource
     from lockdown.upload.spool import Spool
 
-    journal = Path(record.journal) if record.journal else None
-    if journal is not None and not journal.is_file():
-        log.upload.info("The journal of %s is gone (%s): segments only", folder, journal)
-        journal = None
     spool = Spool.open_earlier(folder, report)
     return Uploader(
         ServiceClient(record.url, organisation_values=organisation_values),
         record.session_id,
         record.upload_token,
         SpoolSource(spool),
-        journal=journal,
+        journal=_journal_of(record, folder),
         report=report,
         settings=settings,
         on_close=spool.close,
