@@ -56,6 +56,7 @@ class Service:
     engine: Engine
     objects: ObjectStore
     probes: RateLimiter
+    checks: RateLimiter
 
     @classmethod
     def open(cls, settings: ServiceSettings, *, sweep: bool = False) -> Service:
@@ -78,7 +79,12 @@ class Service:
         db.migrate(engine)
         objects = LocalObjectStore(settings.objects)
         service = cls(
-            settings, service_keys, engine, objects, RateLimiter(settings.probe_per_minute)
+            settings,
+            service_keys,
+            engine,
+            objects,
+            probes=RateLimiter(settings.probe_per_minute),
+            checks=RateLimiter(settings.checks_per_minute),
         )
         if sweep:
             service.sweep()

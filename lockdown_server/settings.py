@@ -28,6 +28,7 @@ class ServiceSettings:
     storage_retry_after_s: int = 30
     probe_max_bytes: int = 4 * MIB
     probe_per_minute: int = 6
+    checks_per_minute: int = 30
     max_event_batch_bytes: int = 8 * MIB
     max_events_per_batch: int = 5000
     max_check_bytes: int = 1 * MIB

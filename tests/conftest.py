@@ -8,6 +8,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,8 +23,10 @@ os.environ.setdefault(
 
 from tests.support.httpserver import LocalServer
 from tests.support.pulse import VirtualMicrophone
-from tests.support.service import ServiceProcess
 from tests.support.xserver import Xvfb
+
+if TYPE_CHECKING:  # imported by the fixtures only: SQLAlchemy and the service load on use
+    from tests.support.service import ServiceProcess
 
 _session_x: Xvfb | None = None
 
@@ -97,6 +100,8 @@ def lockdown_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
 
     Tests share it: each makes its own exam and candidates (unique ids), never kills it.
     """
+    from tests.support.service import ServiceProcess
+
     service = ServiceProcess(tmp_path_factory.mktemp("service") / "data").start()
     yield service
     service.stop()
@@ -104,11 +109,16 @@ def lockdown_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
 
 @pytest.fixture
 def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
-    """Fresh services a test may kill and restart: ``service_factory(data=…, extra=(…))``."""
+    """Fresh services a test may kill and restart: ``service_factory(data=…, extra=(…))``
+    (``ca=`` the certificate to trust when ``extra`` serves TLS)."""
+    from tests.support.service import ServiceProcess
+
     made: list[ServiceProcess] = []
 
-    def make(data: Path | None = None, extra: tuple[str, ...] = ()) -> ServiceProcess:
-        service = ServiceProcess(data or tmp_path / f"service-{len(made)}", extra=extra)
+    def make(
+        data: Path | None = None, extra: tuple[str, ...] = (), ca: Path | None = None
+    ) -> ServiceProcess:
+        service = ServiceProcess(data or tmp_path / f"service-{len(made)}", extra=extra, ca=ca)
         made.append(service)
         return service.start()
 

@@ -7,10 +7,12 @@ and caps them itself.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,6 +30,7 @@ from lockdown_server.api.routes import (
 )
 from lockdown_server.errors import ApiError, StorageFull
 from lockdown_server.service import Service
+from lockdown_server.settings import ServiceSettings
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 _CODES |= {405: "method_not_allowed", 411: "length_required", 413: "too_large"}
@@ -58,7 +61,37 @@ class BodyCap:
         await self.app(scope, receive, send)
 
 
-def create_app(service: Service) -> FastAPI:
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "a code for programs"},
+        "message": {"type": "string", "description": "one line for a person"},
+    },
+}
+_ERROR_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+def _error_responses(path: str, operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    wanted = {"400": "malformed request (bad_request and the codes below)"}
+    if operation.get("security"):
+        wanted |= {
+            "401": "no, forged, expired or wrong-type token (unauthorized)",
+            "403": "a token for another session or exam (forbidden)",
+        }
+    if "{sid}" in path:
+        wanted["404"] = "no such session (no_such_session)"
+    for status, description in wanted.items():
+        responses.setdefault(status, {"description": description})
+    for status, entry in responses.items():
+        if status[0] in "45":
+            entry.setdefault("content", _ERROR_REF)
+
+
+def create_app(service: Service | None) -> FastAPI:
+    """The application serving ``service`` (None: only to publish the OpenAPI document)."""
     app = FastAPI(
         title="Lockdown proctoring service",
         version=__version__,
@@ -75,13 +108,15 @@ def create_app(service: Service) -> FastAPI:
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.retry_after, **exc.extra)
 
+    settings = service.settings if service is not None else ServiceSettings(Path("."))
+
     @app.exception_handler(StorageFull)
     async def storage_full(_request: Request, _exc: StorageFull) -> JSONResponse:
         return error_response(
             507,
             "storage_full",
             "the service has no room left; the upload is kept and retried later",
-            service.settings.storage_retry_after_s,
+            settings.storage_retry_after_s,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -95,6 +130,21 @@ def create_app(service: Service) -> FastAPI:
         code = _CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail))
 
-    limit = max(service.settings.max_event_batch_bytes, service.settings.max_check_bytes)
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document with our error replies: 400 (not 422) for a malformed
+        request, 401/403/404 where a token is needed, all in the ``Error`` shape."""
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            document["components"]["schemas"]["Error"] = _ERROR_SCHEMA
+            for path, item in document["paths"].items():
+                for operation in item.values():
+                    _error_responses(path, operation)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    limit = max(settings.max_event_batch_bytes, settings.max_check_bytes)
     app.add_middleware(BodyCap, limit=limit)
     return app

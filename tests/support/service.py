@@ -74,11 +74,13 @@ class ServiceProcess:
     extra: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    #: with TLS (``--tls-cert`` in ``extra``): the certificate clients verify against
+    ca: Path | None = None
     _opened: Service | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def api(self) -> str:
@@ -118,7 +120,8 @@ class ServiceProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"the service exited: {self.log.read_text()[-2000:]}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                verify = str(self.ca) if self.ca else True
+                if requests.get(self.url + "/healthz", timeout=2, verify=verify).status_code == 200:
                     return
             time.sleep(0.05)
         raise AssertionError(f"the service did not get ready: {self.log.read_text()[-2000:]}")

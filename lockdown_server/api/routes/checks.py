@@ -1,9 +1,11 @@
 """``POST /api/v1/checks``: a system check report (probe or session token), idempotent by
-the client's check id, kept with the session when it names one."""
+the client's check id, kept with the session when it names one; at most 30 a minute per
+exam and client address (429 with Retry-After)."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -32,9 +34,13 @@ class CheckReply(BaseModel):
 
 @router.post(
     "/checks",
+    summary="A system check report (idempotent by its id)",
     response_model=CheckReply,
     status_code=201,
-    responses={200: {"description": "the same check id again", "model": CheckReply}},
+    responses={
+        200: {"description": "the same check id again", "model": CheckReply},
+        429: {"description": "more than 30 reports a minute from one address for one exam"},
+    },
 )
 async def post_check(
     request: Request,
@@ -44,6 +50,14 @@ async def post_check(
 ) -> CheckReply:
     service = service_of(request)
     address = request.client.host if request.client else "?"
+    wait = service.checks.take(f"{token.claim('exam')}|{address}")
+    if wait > 0:
+        raise ApiError(
+            429,
+            "too_many_checks",
+            "too many check reports; wait a little",
+            retry_after=math.ceil(wait),
+        )
 
     def write() -> int:
         with service.engine.begin() as conn:

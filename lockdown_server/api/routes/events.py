@@ -39,7 +39,11 @@ class EventReply(BaseModel):
     duplicates: int
 
 
-@router.post("/sessions/{sid}/events", response_model=EventReply)
+@router.post(
+    "/sessions/{sid}/events",
+    summary="Journal events (deduplicated) and chain heads (anchored)",
+    response_model=EventReply,
+)
 async def post_events(
     request: Request,
     sid: str,

@@ -20,7 +20,12 @@ class Health(BaseModel):
     version: str
 
 
-@router.get("/healthz", response_model=Health, responses={503: {"description": "not ready"}})
+@router.get(
+    "/healthz",
+    summary="Ready once the database and object store answer",
+    response_model=Health,
+    responses={503: {"description": "not ready"}},
+)
 async def healthz(request: Request) -> Health:
     service = service_of(request)
 

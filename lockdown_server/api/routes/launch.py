@@ -19,6 +19,7 @@ router = APIRouter(tags=["launch"])
 
 @router.get(
     "/launch",
+    summary="The signed exam configuration of a launch link",
     response_class=Response,
     responses={
         200: {"content": {"application/toml": {}}, "description": "the signed configuration"},

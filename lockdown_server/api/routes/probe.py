@@ -26,6 +26,7 @@ class ProbeReply(BaseModel):
 
 @router.post(
     "/probe",
+    summary="The system check's timed test upload",
     response_model=ProbeReply,
     responses={413: {"description": "above 4 MiB"}, 429: {"description": "too many probes"}},
     openapi_extra={

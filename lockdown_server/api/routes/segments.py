@@ -226,6 +226,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.put(
     "/sessions/{sid}/segments/{stream}/{seq}",
+    summary="Store a segment exactly once",
     response_model=SegmentReply,
     status_code=201,
     responses=_RESPONSES,
@@ -329,6 +330,7 @@ async def put_segment(  # noqa: PLR0917 (FastAPI passes parameters by name)
 
 @router.head(
     "/sessions/{sid}/segments/{stream}/{seq}",
+    summary="Whether a segment is stored, and its digest",
     responses={200: {"description": "stored; Content-Digest names it"}, 404: {}},
 )
 async def head_segment(

@@ -188,6 +188,7 @@ def _create(service: Service, token: Token, body: SessionRequest) -> tuple[int, 
 
 @router.post(
     "/sessions",
+    summary="Create the session (idempotent by the client's id)",
     response_model=SessionReply,
     status_code=201,
     responses={
@@ -231,7 +232,11 @@ def manifest_of(conn: Connection, sid: str) -> Manifest:
     return Manifest(session_id=sid, streams=streams, heads=heads, closed=row.closed_at is not None)
 
 
-@router.get("/sessions/{sid}/manifest", response_model=Manifest)
+@router.get(
+    "/sessions/{sid}/manifest",
+    summary="What the service holds of the session",
+    response_model=Manifest,
+)
 async def manifest(
     request: Request,
     sid: str,
@@ -248,7 +253,11 @@ async def manifest(
     return await run_in_threadpool(read)
 
 
-@router.post("/sessions/{sid}/close", response_model=CloseReply)
+@router.post(
+    "/sessions/{sid}/close",
+    summary="Close the session with its final heads (idempotent)",
+    response_model=CloseReply,
+)
 async def close(
     request: Request,
     sid: str,

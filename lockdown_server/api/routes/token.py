@@ -48,6 +48,7 @@ def _utc(moment: float) -> str:
 
 @router.post(
     "/token",
+    summary="Exchange a launch (or current session) token for a session token",
     response_model=TokenReply,
     responses={401: {"description": "forged, expired or wrong-type token"}},
 )

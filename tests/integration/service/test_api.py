@@ -3,6 +3,7 @@ segments, events and anchors, probe and checks, and errors a person can read."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -261,3 +262,72 @@ def test_a_check_report_is_stored_once(lockdown_service: ServiceProcess, api: Ap
     url = lockdown_service.api + "/checks"
     assert requests.post(url, json=check, headers=auth, timeout=10).status_code == 201
     assert requests.post(url, json=check, headers=auth, timeout=10).status_code == 200
+    with requests.Session() as http:
+        codes = [
+            http.post(url, json={**check, "check_id": str(uuid.uuid4())}, headers=auth).status_code
+            for _ in range(29)
+        ]
+    assert codes == [201] * 28 + [429]  # 30 a minute per exam and address
+
+
+def test_the_served_openapi_document_is_the_published_one(
+    lockdown_service: ServiceProcess,
+) -> None:
+    published = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
+    served = requests.get(lockdown_service.url + "/openapi.json", timeout=10).json()
+    assert served == json.loads(published.read_text())
+
+
+def test_a_session_token_is_renewed_with_a_current_one(
+    lockdown_service: ServiceProcess, api: Api
+) -> None:
+    exam_id = _exam(lockdown_service)
+    token = api.session_token(launch_token(lockdown_service.add_candidate(exam_id, "u-renew")))
+    reply = requests.post(
+        lockdown_service.api + "/token", json={"session_token": token}, timeout=10
+    )
+    assert reply.status_code == 200
+    renewed = tokens.unverified(reply.json()["session_token"])
+    assert renewed.claim("sub") == "u-renew" and renewed.claim("launch")
+    both = requests.post(
+        lockdown_service.api + "/token",
+        json={"session_token": token, "launch_token": token},
+        timeout=10,
+    )
+    assert both.status_code == 400
+
+
+def test_concurrent_puts_of_one_segment_store_it_once(
+    lockdown_service: ServiceProcess, api: Api, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, sid, upload = _session(lockdown_service, api)
+    (seg,) = _segments(lockdown_service, tmp_path, 1)
+
+    def put(_: int) -> int:
+        client = Api(lockdown_service.url)
+        try:
+            reply = client.put(upload, sid, seg)
+            assert reply.json()["digest"] == seg.digest
+            return reply.status_code
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(put, range(8)))
+    assert codes == [200] * 7 + [201]
+    assert api.manifest(upload, sid).json()["streams"]["camera"]["seqs"] == {"0": seg.digest}
+
+
+def test_a_body_above_the_cap_is_refused_before_it_is_read(
+    lockdown_service: ServiceProcess, api: Api
+) -> None:
+    _, sid, upload = _session(lockdown_service, api)
+    reply = requests.post(
+        f"{lockdown_service.api}/sessions/{sid}/events",
+        data=b"{" + b" " * (9 * 1024 * 1024) + b"}",
+        headers={"Authorization": f"Bearer {upload}", "Content-Type": "application/json"},
+        timeout=20,
+    )
+    assert reply.status_code == 413 and reply.json()["error"] == "too_large"

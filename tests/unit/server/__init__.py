@@ -1,0 +1,1 @@
+"""Unit tests of lockdown_server (no Qt, no processes)."""
