@@ -30,6 +30,8 @@ API: Final = "/api/v1"
 TIMEOUT_S: Final = (5.0, 60.0)
 #: Statuses that mean "try again later" (with back-off), the rest are answers.
 RETRYABLE: Final = frozenset({408, 425, 429, 500, 502, 503, 504, 507})
+#: 400s that say the body was damaged or cut on the way: sending it again is right.
+RETRYABLE_ERRORS: Final = frozenset({"digest_mismatch", "incomplete"})
 #: Error codes of our own for a request that got no usable answer.
 UNREACHABLE: Final = "unreachable"
 TIMEOUT: Final = "timeout"
@@ -82,7 +84,7 @@ class Reply:
     @property
     def retryable(self) -> bool:
         """No answer, an overloaded or failing service, or a body damaged on the way."""
-        return self.status == 0 or self.status in RETRYABLE or self.error == "digest_mismatch"
+        return self.status == 0 or self.status in RETRYABLE or self.error in RETRYABLE_ERRORS
 
     def describe(self) -> str:
         """The reply in a few words, for the log and the journal (never a token)."""
