@@ -31,13 +31,13 @@ SEGMENTS = 10  # per stream, three streams
 CLIENT_KILLS = 3
 SERVICE_KILLS = 2
 FAULTS = Faults(
-    drop=0.08,
-    error=0.08,
+    drop=0.06,
+    error=0.06,
     error_status=503,
     retry_after=None,
-    reset=0.08,
+    reset=0.15,
     reset_after=2048,
-    cut_reply=0.08,
+    cut_reply=0.15,
     delay_s=0.005,
 )
 
