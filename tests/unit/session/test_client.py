@@ -9,6 +9,7 @@ import json
 import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,51 @@ def test_the_environment_proxy_is_not_used(
     with pytest.raises(requests.exceptions.ProxyError):
         requests.get(http_server.url("/healthz"), timeout=2)
     assert ServiceClient(http_server.url("")).healthz().ok
+
+
+def test_a_success_that_does_not_echo_our_digest_acknowledges_nothing(
+    http_server: LocalServer, tmp_path: Path
+) -> None:
+    """A proxy or a broken service answering 201 without the digest (or another one) must
+    not make the uploader forget a segment; it retries until the echo is right."""
+    import random
+    import time
+
+    from lockdown.upload.base import Stream
+    from lockdown.upload.source import SpoolSource
+    from lockdown.upload.spool import Spool
+    from lockdown.upload.uploader import RetryPolicy, Uploader, UploadSettings
+    from tests.unit.upload.factory import TEST_KEY, Events, segment
+
+    spool = Spool.open(tmp_path / "s", report=Events(), max_bytes=1 << 30, key=TEST_KEY)
+    spool.add(segment(Stream.CAMERA, 0))
+    answers = iter([{}, {"digest": "sha-256=:AAAA:"}])
+
+    def put(seen: SeenRequest) -> Response:
+        body = next(answers, None)
+        if body is None:
+            body = {"digest": seen.headers["Content-Digest"]}
+        return _json(201, body)
+
+    http_server.routes["/api/v1/sessions/sid/segments/camera/0"] = put
+    http_server.routes["/api/v1/sessions/sid/manifest"] = _json(200, {"streams": {}})
+    events = Events()
+    uploader = Uploader(
+        ServiceClient(http_server.url("")),
+        "sid",
+        "tok",
+        SpoolSource(spool),
+        journal=None,
+        report=events,
+        settings=UploadSettings(retry=RetryPolicy(0.01, 0.02), idle_s=0.02),
+        rng=random.Random(1),
+    ).start()
+    deadline = time.monotonic() + 10
+    while spool.pending() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    uploader.stop()
+    spool.close()
+    puts = http_server.seen("/api/v1/sessions/sid/segments/camera/0")
+    assert len(puts) == 3  # two answers without our digest, then the right one
+    assert [e["error"] for e in events.of("upload.retry")] == ["digest_not_echoed"] * 2
+    assert len(events.of("upload.acknowledged")) == 1
