@@ -26,6 +26,7 @@ screenshots into a folder it prints.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
     from lockdown.config.loaded import LoadedExam
+    from lockdown.session.link import ServiceLink
     from lockdown.ui.kiosk import Kiosk
 
 
@@ -84,6 +86,8 @@ DISPLAY_LOST_EXIT: Final = 1
 WIND_DOWN_DEADLINE_S: Final = 20.0
 #: What the candidate reads while an operation winds down (text id by operation name).
 WIND_DOWN_TEXTS: Final = {"proctoring": "session.saving_recording"}
+#: How long the kiosk shows what stays for later before it unlocks.
+LEFT_FOR_LATER_S: Final = 3.0
 
 
 def run_session(
@@ -145,6 +149,8 @@ class Session:
         self._reason = ""
         self._terminating = False
         self._running = False
+        self._told_offline = False
+        self.link: ServiceLink | None = None
         self.code = 0
 
     # -- 1. start -----------------------------------------------------------------------
@@ -214,9 +220,19 @@ class Session:
             ),
             journal.append,
         )
+        self.link = _service_link(exam, journal, self.paths)
+        proctoring = ProctoringStep(
+            exam.settings,
+            journal.append,
+            self.paths,
+            journal.path.stem,
+            link=self.link,
+            request=_session_request(exam),
+        )
         self.operations: list[Operation] = [
             self.system_guards,
-            ProctoringStep(exam.settings, journal.append, self.paths, journal.path.stem),
+            *_service_steps(self.link, journal.append),
+            proctoring,
             KioskOperation(kiosk, journal.append),
             desktop_guards,
         ]
@@ -349,6 +365,15 @@ class Session:
 
         self.bridge.call(act)
 
+    def _watch_upload(self) -> None:
+        """Tell the candidate once when the recording cannot be sent (the uploader is offline)."""
+        from lockdown.upload.uploader import Health
+
+        health = self.link.health if self.link is not None else Health.OK
+        if health is Health.OFFLINE and not self._told_offline:
+            self.kiosk.show_notice("upload.offline")
+        self._told_offline = health is Health.OFFLINE
+
     def _ended(self, reason: str) -> None:
         self._reason = self._reason or reason
         self._loop.quit()
@@ -361,25 +386,31 @@ class Session:
         from lockdown.texts import text
 
         result = Outcome.SUCCESS
+        ops = {op.name: op for op in self.operations}
         for name, step in self.sequence.wind_down_steps():
-            message = text(
-                WIND_DOWN_TEXTS.get(name, "session.finishing"),
-                seconds=int(WIND_DOWN_DEADLINE_S),
-            )
+            op = ops.get(name)
+            deadline = float(getattr(op, "wind_down_deadline_s", WIND_DOWN_DEADLINE_S))
+            message = text(WIND_DOWN_TEXTS.get(name, "session.finishing"), seconds=int(deadline))
             self.kiosk.show_progress(message)
-            finished, outcome = _off_the_gui_thread(step, f"wind-down-{name}", WIND_DOWN_DEADLINE_S)
+            progress_text = getattr(op, "progress_text", None)
+            tick = functools.partial(self._show_progress, progress_text) if progress_text else None
+            finished, outcome = _off_the_gui_thread(step, f"wind-down-{name}", deadline, tick)
             if not finished:
-                log.init.error("%s did not wind down within %.0f s", name, WIND_DOWN_DEADLINE_S)
+                log.init.error("%s did not wind down within %.0f s", name, deadline)
                 self.journal.append(
-                    Event(
-                        "session.wind_down_timeout",
-                        {"operation": name, "seconds": WIND_DOWN_DEADLINE_S},
-                    )
+                    Event("session.wind_down_timeout", {"operation": name, "seconds": deadline})
                 )
                 result = Outcome.FAILED
             elif outcome is not Outcome.SUCCESS and result is Outcome.SUCCESS:
                 result = outcome
+            left_text = getattr(op, "left_text", None)
+            if finished and left_text is not None and (left := left_text()):
+                self.kiosk.show_progress(left)  # what stays for later, read before unlocking
+                _pause_on_gui_thread(LEFT_FOR_LATER_S)
         return result
+
+    def _show_progress(self, progress_text: Callable[[], str]) -> None:
+        self.kiosk.show_progress(progress_text())
 
     # -- 4. revert, and the whole -------------------------------------------------------
 
@@ -410,6 +441,10 @@ class Session:
         ticker = QTimer()
         ticker.timeout.connect(lambda: None)  # lets Python run its signal handlers
         ticker.start(200)
+        upload_watch = QTimer()
+        if self.link is not None:
+            upload_watch.timeout.connect(self._watch_upload)
+            upload_watch.start(1000)
         performed = False
         try:
             outcome = self.sequence.perform()
@@ -439,6 +474,7 @@ class Session:
                     self.sequence.revert()
                     self.code = 1
             ticker.stop()
+            upload_watch.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if self.server is not None:
@@ -475,12 +511,25 @@ def _in_a_thread(step: Callable[[], Outcome], name: str, deadline: float) -> Out
     return result[0] if result else Outcome.FAILED
 
 
+def _pause_on_gui_thread(seconds: float) -> None:
+    """Let the Qt loop run for ``seconds`` (a message stays readable)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+
+
 def _off_the_gui_thread(
-    step: Callable[[], Outcome], name: str, deadline_s: float
+    step: Callable[[], Outcome],
+    name: str,
+    deadline_s: float,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[bool, Outcome]:
     """Run ``step`` in a thread while the Qt loop goes on; (finished, outcome).
 
-    After ``deadline_s`` the caller goes on without it (the thread is a daemon).
+    ``tick`` runs on the GUI thread every half second meanwhile (progress). After
+    ``deadline_s`` the caller goes on without it (the thread is a daemon).
     """
     import threading
 
@@ -493,6 +542,10 @@ def _off_the_gui_thread(
     poll = QTimer()
     poll.timeout.connect(lambda: None if worker.is_alive() else loop.quit())
     poll.start(50)
+    ticker = QTimer()
+    if tick is not None:
+        ticker.timeout.connect(tick)
+        ticker.start(500)
     deadline = QTimer()
     deadline.setSingleShot(True)
     deadline.timeout.connect(loop.quit)
@@ -500,6 +553,7 @@ def _off_the_gui_thread(
     if worker.is_alive():
         loop.exec()
     poll.stop()
+    ticker.stop()
     deadline.stop()
     if worker.is_alive():
         return False, Outcome.FAILED
@@ -545,7 +599,7 @@ def _open_journal(paths: Paths, settings: Mapping[str, Any]) -> Journal:
     from lockdown.upload import crypto
 
     path = paths.new_journal()
-    recipient_text = settings["proctoring.recipient_key"]
+    recipient_text = _recipient_text(settings)
     if not recipient_text:
         return Journal.open(path)
     recipient = crypto.parse_recipient(recipient_text)
@@ -601,11 +655,20 @@ class ProctoringStep:
     name = "proctoring"
 
     def __init__(
-        self, settings: Mapping[str, Any], report: EventSink, paths: Paths, session: str
+        self,
+        settings: Mapping[str, Any],
+        report: EventSink,
+        paths: Paths,
+        session: str,
+        *,
+        link: ServiceLink | None = None,
+        request: Mapping[str, Any] | None = None,
     ) -> None:
         self._settings = settings
         self._report = report
         self._folder = paths.spool / session
+        self._link = link
+        self._request = dict(request or {})
         self._operation: Any = None
         self._spool: Any = None
         #: earlier sessions' spools, reopened (repaired, journalled) and kept for upload
@@ -643,6 +706,8 @@ class ProctoringStep:
 
     def perform(self) -> Outcome:
         self._reopen_earlier()
+        if self._link is not None:
+            self._link.drain_earlier(self.earlier)
         if not self._enabled():
             log.capture.info("This exam records nothing")
             return Outcome.SUCCESS
@@ -651,7 +716,7 @@ class ProctoringStep:
         from lockdown.upload.base import SpoolError
         from lockdown.upload.spool import Spool
 
-        recipient_text = self._settings["proctoring.recipient_key"]
+        recipient_text = _recipient_text(self._settings)
         if not recipient_text:
             # No recipient, no recording: never a fallback to a key kept in clear.
             log.capture.error("This exam records, but no recipient key is set")
@@ -667,8 +732,19 @@ class ProctoringStep:
             )
         except SpoolError:
             return Outcome.FAILED
+        if self._link is not None:
+            from lockdown.session.state import Connection
+
+            connected = self._link.create_session(self._folder, self._request)
+            if connected.state is not Connection.CONNECTED:
+                self.message_id = connected.text_id
+                self._spool.close()
+                self._spool = None
+                return Outcome.FAILED
         self._operation = ProctoringOperation(self._settings, self._report, self._spool)
         outcome: Outcome = self._operation.perform()
+        if outcome is Outcome.SUCCESS and self._link is not None:
+            self._link.start_uploading(self._spool)
         return outcome
 
     def wind_down(self) -> Outcome:
@@ -699,6 +775,53 @@ class ProctoringStep:
         for spool in earlier:
             spool.close()
         return outcome
+
+
+def _recipient_text(settings: Mapping[str, Any]) -> str:
+    """Who the session's keys are wrapped for: the proctoring service's recipient when the
+    exam names a service (it decrypts and verifies), else the organisation's."""
+    service: str = settings.get("service.recipient_key", "") if settings["service.url"] else ""
+    recipient: str = settings["proctoring.recipient_key"]
+    return service or recipient
+
+
+def _service_link(exam: LoadedExam, journal: Journal, paths: Paths) -> ServiceLink | None:
+    """The link to the proctoring service when the exam names one (``service.url``)."""
+    if not exam.settings["service.url"]:
+        return None
+    from lockdown.session.link import ServiceLink
+
+    return ServiceLink(
+        exam.settings,
+        journal.append,
+        spool_root=paths.spool,
+        journal=journal.path,
+        organisation_values=exam.organisation.values,
+    )
+
+
+def _service_steps(link: ServiceLink | None, report: EventSink) -> list[Operation]:
+    if link is None:
+        return []
+    from lockdown.session.link import ServiceStep
+
+    return [ServiceStep(link, report)]
+
+
+def _session_request(exam: LoadedExam) -> dict[str, Any]:
+    """What ``POST /sessions`` says about this run: build, settings hash, isolation mode."""
+    from lockdown import build
+    from lockdown.config import examkeys
+
+    current = build.current()
+    keys = exam.keys
+    return {
+        "client_version": __version__,
+        "build": current.kind,
+        "build_identity": current.identity,
+        "settings_hash": keys.settings_hash if keys else examkeys.settings_hash(exam.settings),
+        "isolation_mode": keys.mode if keys else examkeys.ISOLATION_MODES[0],
+    }
 
 
 def _why_not_started(operations: list[Operation]) -> tuple[str, dict[str, Any]] | None:
@@ -786,10 +909,11 @@ def _euid() -> int:
 
 
 def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> int:
-    from lockdown.ui.demo import DemoSite, Journey, demo_exam
-    from lockdown.upload import crypto
+    from lockdown.session import embedded
+    from lockdown.ui.demo import DemoSite, Journey
 
     site = DemoSite().start()
+    service: embedded.EmbeddedService | None = None
     try:
         folder = (
             Path(args.screenshots)
@@ -797,12 +921,14 @@ def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> i
             else Path(tempfile.mkdtemp(prefix="lockdown-demo-"))
         )
         folder.mkdir(parents=True, exist_ok=True)
-        # The demo's own recipient: its recording opens with this folder's key alone.
-        recipient = folder / "demo-recipient"
-        for old in (recipient.with_suffix(".key"), recipient.with_suffix(".pub")):
-            old.unlink(missing_ok=True)
-        private, _, public = crypto.generate_recipient(recipient)
-        exam = demo_exam(site, recipient_key=public)
+        if embedded.available():
+            # the loop of the real thing: the demo exam is the service's, proctored through it
+            service = embedded.EmbeddedService(folder / "service-data").start()
+            exam = _service_demo_exam(site, service)
+            private = None
+        else:
+            log.init.info("No proctoring service installed: the demo records locally only")
+            exam, private = _local_demo_exam(site, folder)
         journey: Callable[[Any], None] | None = None
         if automatic:
             journey = Journey(site, folder).attach
@@ -819,12 +945,89 @@ def _demo(args: argparse.Namespace, engine: EnginePlan, *, automatic: bool) -> i
         if shots:
             print(f"Demo screenshots ({len(shots)}) in {folder}")
         for spool in sorted(set(args.paths.spool.glob("session-*")) - before):
-            print(f"Demo recording in {spool}, sealed for {private}")
-            print(
-                "Watch it: lockdown spool export "
-                f"{shlex.quote(str(spool))} --key {shlex.quote(str(private))} "
-                f"--out {shlex.quote(str(folder / 'export'))}"
-            )
+            _print_demo_recording(spool, folder, private, service)
         return code
     finally:
+        if service is not None:
+            service.stop()
         site.stop()
+
+
+def _local_demo_exam(site: Any, folder: Path) -> tuple[LoadedExam, Path]:
+    """The demo exam built in code, sealed for a recipient key of the demo's own."""
+    from lockdown.ui.demo import demo_exam
+    from lockdown.upload import crypto
+
+    recipient = folder / "demo-recipient"
+    for old in (recipient.with_suffix(".key"), recipient.with_suffix(".pub")):
+        old.unlink(missing_ok=True)
+    private, _, public = crypto.generate_recipient(recipient)
+    return demo_exam(site, recipient_key=public), private
+
+
+def _service_demo_exam(site: Any, service: Any) -> LoadedExam:
+    """The demo exam created at the embedded service, opened from a candidate's link.
+
+    The service signs the exam configuration; the demo trusts the service's key (read from
+    the service's own data folder), downloads the configuration through the launch link
+    like a candidate's browser would, and layers the demo's site rules under it.
+    """
+    from lockdown.config.settings import Organisation, convert
+    from lockdown.launch import load_exam
+    from lockdown.ui.demo import demo_values
+
+    service.run(
+        "exam",
+        "create",
+        "--id",
+        "demo",
+        "--title",
+        "Lockdown demo exam",
+        "--streams",
+        "camera,screen",
+        "--start-url",
+        site.exam_url + "/",
+        "--url",
+        service.url,
+    )
+    link = service.run(
+        "candidates",
+        "add",
+        "--exam",
+        "demo",
+        "--id",
+        "demo-candidate",
+        "--name",
+        "Demo Candidate",
+        "--group",
+        "demo",
+        "--url",
+        service.url,
+    ).strip()
+    log.init.info("Demo candidate's launch link: %s", link.split("?")[0])
+    trusted = convert("config.trusted_keys", [service.token_key()], origin="the demo")
+    organisation = Organisation(values={**demo_values(site), "config.trusted_keys": trusted})
+    return load_exam(link, organisation, password=lambda _tries: None)
+
+
+def _print_demo_recording(spool: Path, folder: Path, private: Path | None, service: Any) -> None:
+    """Where the demo's recording went and the one command that turns it into WebM files."""
+    from lockdown.session.state import SessionRecord
+
+    record = SessionRecord.load(spool) if service is not None else None
+    if record is not None and record.session_id:
+        print(
+            f"Demo recording in {spool}, sent to the demo's service as session {record.session_id}"
+        )
+        print(
+            "Watch it: lockdown-server export "
+            f"{shlex.quote(record.session_id)} --out {shlex.quote(str(folder / 'export'))} "
+            f"--data {shlex.quote(str(service.data))}"
+        )
+        return
+    print(f"Demo recording in {spool}, sealed for {private}")
+    print(
+        "Watch it: lockdown spool export "
+        f"{shlex.quote(str(spool))} --key {shlex.quote(str(private))} "
+        f"--out {shlex.quote(str(folder / 'export'))}"
+    )

@@ -327,6 +327,7 @@ EXAMPLES: Final = {
     "spool export": "lockdown spool export ./test-recording --key it-dept-recipient.key "
     "--out ./review",
     "check": "lockdown check --config exam.toml --send",
+    "upload": "lockdown upload --deadline 600",
 }
 
 
@@ -534,6 +535,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the exported files")
     p.set_defaults(func=_dispatch("lockdown.capture.export", "main_spool_export", "spool export"))
+
+    p = sub.add_parser(
+        "upload",
+        help="send the recordings of earlier sessions that did not reach the proctoring "
+        "service yet (exit 1 when some stay for later)",
+    )
+    p.add_argument(
+        "--spool",
+        metavar="DIR",
+        help="a spool folder, or a folder of spools (default: this user's spools)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="give up after this long (default: 600)",
+    )
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
+    p.set_defaults(func=_dispatch("lockdown.upload.drain", "main_upload", "upload"))
 
     p = sub.add_parser(
         "check",

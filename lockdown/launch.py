@@ -145,36 +145,9 @@ def _resolve(target: str, org: Organisation) -> Target:
 
 def _session(organisation: Organisation) -> requests.Session:
     """A requests session that trusts nothing from the environment."""
-    import ssl
+    from lockdown.session.http import trusted_session
 
-    import certifi
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    session = requests.Session()
-    session.trust_env = False  # no proxy, CA bundle or .netrc from the environment
-    proxy = str(organisation.values.get("network.proxy", ""))
-    if proxy:
-        session.proxies = {"http": proxy, "https": proxy}
-    extra = str(organisation.values.get("network.ca_certificates", ""))
-    if extra:
-        context = ssl.create_default_context(cafile=certifi.where())
-        try:
-            context.load_verify_locations(cafile=extra)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"{extra}: cannot read the organisation's certificate authorities "
-                f"({getattr(exc, 'strerror', None) or exc}); ask IT staff to check "
-                "network.ca_certificates"
-            ) from None
-
-        class _Adapter(HTTPAdapter):
-            def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-                kwargs["ssl_context"] = context
-                super().init_poolmanager(*args, **kwargs)
-
-        session.mount("https://", _Adapter())
-    return session
+    return trusted_session(organisation.values)
 
 
 def _redirect_target(url: str, location: str) -> str:

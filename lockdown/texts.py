@@ -126,6 +126,23 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "launch.failed": "The exam could not be opened: {reason}\n\nIf the link came from your "
         "exam page, try it again; if it keeps failing, ask your exam support for help.",
         # the session
+        # the proctoring service
+        "service.no_launch_token": "This exam needs your personal exam link. Open the link "
+        "your exam organiser sent you.",
+        "service.expired_link": "Your exam link is no longer valid: it has expired or was not "
+        "issued for this exam. Ask your exam organiser for a new link.",
+        "service.second_session": "This exam is already open in another Lockdown window or on "
+        "another computer. Close it, wait a minute, then open your exam link again.",
+        "service.unreachable": "The proctoring service cannot be reached. Check that your "
+        "computer is connected to the internet, then open your exam link again.",
+        "service.refused": "The proctoring service did not accept this exam session. Tell "
+        "your invigilator.",
+        "upload.sending": "Sending the recording: {done} of {total} parts sent… Please wait, "
+        "this takes at most {seconds} seconds.",
+        "upload.left_for_later": "{segments} recorded part(s) could not be sent yet. They stay "
+        "safely on this computer and are sent the next time you start Lockdown.",
+        "upload.offline": "The recording cannot be sent right now. It is kept on this computer "
+        "and sent when the connection is back.",
         "session.not_started_title": "The exam did not start",
         "session.not_started": "The exam could not start. Close Lockdown, then start it again; "
         "if it happens again, ask your exam support for help.",

@@ -1,1 +1,1 @@
-"""Protocol client for the proctoring service and the session state machine (coming)."""
+"""The proctoring service from the client's side: protocol client, session, tokens, the link."""

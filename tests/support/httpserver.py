@@ -62,7 +62,7 @@ class LocalServer:
                 if self.command != "HEAD":
                     self.wfile.write(response.body)
 
-            do_GET = do_POST = do_HEAD = do_CONNECT = _handle
+            do_GET = do_POST = do_PUT = do_HEAD = do_CONNECT = _handle
 
             def log_message(self, format: str, *args: object) -> None:
                 return
