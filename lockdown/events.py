@@ -623,7 +623,10 @@ def record_refusal(paths: Paths, target: str, error: Exception) -> None:
         paths.ensure()
         journal = Journal.open(paths.new_journal())
         journal.append(
-            Event("session.refused", {"target": target[:2048], "reason": str(error)[:2048]})
+            Event(
+                "session.refused",
+                {"target": log.redact(target)[:2048], "reason": log.redact(str(error))[:2048]},
+            )
         )
         journal.close()
     except OSError:

@@ -94,7 +94,8 @@ def _is_loopback(host: str | None) -> bool:
 
 
 def shown(text: str, limit: int = 200) -> str:
-    """``text`` for a one-line message: control characters escaped, cut at ``limit``."""
+    """``text`` for a one-line message: secrets redacted, control characters escaped, cut."""
+    text = log.redact(text)
     cut = text[:limit] + ("…" if len(text) > limit else "")
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in cut)
 
@@ -161,7 +162,7 @@ def _redirect_target(url: str, location: str) -> str:
     if new.scheme == "http" and old.scheme == "http" and new.hostname == old.hostname:
         return following  # a listed plain-http host redirecting within itself
     raise LaunchError(
-        f"{url}: the server redirected to {following}, which is not https; refused — "
+        f"{shown(url)}: the server redirected to {shown(following)}, which is not https; refused — "
         "ask your exam organiser for a working https link"
     )
 
@@ -181,17 +182,17 @@ def fetch(url: str, organisation: Organisation | None = None) -> bytes:
             except requests.RequestException as exc:
                 reason = type(exc).__name__.replace("Error", " error").strip()
                 raise LaunchError(
-                    f"{current}: cannot download the exam configuration ({reason}); check "
+                    f"{shown(current)}: cannot download the exam configuration ({reason}); check "
                     "the internet connection and the link"
                 ) from None
             with response:
                 if response.is_redirect:
                     current = _redirect_target(current, response.headers.get("location", ""))
-                    log.config.info("Following a redirect to %s", current)
+                    log.config.info("Following a redirect to %s", log.redact(current))
                     continue
                 if response.status_code != 200:
                     raise LaunchError(
-                        f"{current}: the server answered {response.status_code} "
+                        f"{shown(current)}: the server answered {response.status_code} "
                         f"{response.reason}; the exam link is wrong or expired, ask for a new one"
                     )
                 data = b""
@@ -199,10 +200,10 @@ def fetch(url: str, organisation: Organisation | None = None) -> bytes:
                     data += chunk
                     if len(data) > MAX_DOWNLOAD:
                         raise LaunchError(
-                            f"{current}: larger than an exam configuration; check the link"
+                            f"{shown(current)}: larger than an exam configuration; check the link"
                         )
                 return data
-    raise LaunchError(f"{url}: more than {MAX_REDIRECTS} redirects; check the link")
+    raise LaunchError(f"{shown(url)}: more than {MAX_REDIRECTS} redirects; check the link")
 
 
 def _wrong_kind(origin: str, promised: ConfigKind) -> ConfigError:
@@ -226,13 +227,13 @@ def load_exam(
     resolved = resolve(target, organisation)
     notes: list[tuple[str, dict[str, Any]]] = []
     if resolved.source == "url":
-        log.config.info("Downloading the exam configuration from %s", resolved.location)
+        log.config.info("Downloading the exam configuration from %s", log.redact(resolved.location))
         if resolved.plain_http_host:
             notes.append(("config.plain_http", {"host": resolved.plain_http_host}))
         data = fetch(resolved.location, organisation)
     else:
         data = examfile.read_file(Path(resolved.location))
-    origin = resolved.location
+    origin = log.redact(resolved.location)
     looks_seb = seb.looks_like_seb(data)
     if resolved.source == "url" and resolved.kind is not None:
         is_seb = resolved.kind == "seb"

@@ -188,10 +188,14 @@ def test_second_instance_is_refused_and_the_first_keeps_running(
     assert "kiosk.second_instance_refused" in types
 
 
+LAUNCH_SECRET = "eyJ2IjoxfQ.c2VjcmV0LWxhdW5jaC10b2tlbg"
+
+
 @pytest.mark.parametrize(
     ("path", "response", "expected"),
     [
-        ("/missing.toml", None, "answered 404"),
+        # a launch link's token is a credential: never in the message or the journal
+        (f"/missing.toml?token={LAUNCH_SECRET}", None, "answered 404"),
         ("/page.html", b"<html><body>Welcome</body></html>", "not valid TOML"),
     ],
 )
@@ -209,6 +213,7 @@ def test_bad_lockdown_links_exit_2_with_one_line(
     errors = [line for line in err.splitlines() if line.startswith("lockdown: ")]
     assert len(errors) == 1 and expected in errors[0]
     assert "Traceback" not in err
+    assert LAUNCH_SECRET not in err
 
 
 def close_window(folder: Path, title: str, timeout: float = 30) -> None:

@@ -195,3 +195,18 @@ def test_open_stops_at_a_record_without_valid_sequence(tmp_path: Path) -> None:
         journal.append(Event("after"))
     # 2 records, closed, reopened, the repair of the bad tail, after, closed again
     assert verify(path).records == 7
+
+
+def test_a_refused_launch_link_is_journalled_without_its_token(tmp_path: Path) -> None:
+    from lockdown.events import record_refusal
+    from lockdown.launch import LaunchError
+    from lockdown.paths import temp_paths
+
+    secret = "eyJ2IjoxfQ.bGF1bmNoLXRva2VuLXNlY3JldA"
+    link = f"lockdowns://exam.example.org/launch?token={secret}"
+    paths = temp_paths(tmp_path)
+    record_refusal(paths, link, LaunchError(f"{link}: the server answered 404"))
+    (journal,) = paths.journals.glob("*.jsonl")
+    (record,) = [r for r in read_records(journal) if r["type"] == "session.refused"]
+    assert secret not in journal.read_text(encoding="utf-8")
+    assert record["payload"]["target"].startswith("lockdowns://exam.example.org/launch?token=")
