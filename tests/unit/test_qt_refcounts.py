@@ -37,7 +37,11 @@ pytestmark = pytest.mark.skipif(
 
 def run(mode: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", SCRIPT, mode],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
