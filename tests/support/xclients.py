@@ -87,3 +87,38 @@ def private_xdotool() -> str:
         shutil.copy(need("xdotool"), partial)
         partial.replace(target)
     return str(target)
+
+
+#: Another X client that converts PRIMARY the moment its owner changes (XFixes) and
+#: prints what it got: ``owner ID``, then ``text 'value'`` or ``refused``.
+PRIMARY_SNIFFER = """
+from Xlib import X, Xatom, display
+from Xlib.ext import xfixes
+
+d = display.Display()
+d.xfixes_query_version()
+root = d.screen().root
+window = root.create_window(0, 0, 1, 1, 0, X.CopyFromParent)
+d.xfixes_select_selection_input(root, Xatom.PRIMARY, xfixes.XFixesSetSelectionOwnerNotifyMask)
+utf8 = d.intern_atom("UTF8_STRING")
+prop = d.intern_atom("SNIFFED")
+d.sync()
+print("ready", flush=True)
+while True:
+    e = d.next_event()
+    if type(e).__name__ == "SetSelectionOwnerNotify":  # a per-display copy of the class
+        owner = getattr(e.owner, "id", e.owner)
+        print("owner", owner, flush=True)
+        if owner:
+            window.convert_selection(Xatom.PRIMARY, utf8, prop, e.selection_timestamp)
+            d.flush()
+    elif e.type == X.SelectionNotify:
+        if e.property == X.NONE:
+            print("refused", flush=True)
+            continue
+        got = window.get_full_property(prop, X.AnyPropertyType)
+        value = got.value if got is not None else b""
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        print("text", repr(value), flush=True)
+"""
