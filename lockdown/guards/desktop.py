@@ -1,5 +1,5 @@
-"""The desktop guards as one operation: displays, keyboard, clipboard, screenshots, focus,
-shared display.
+"""The desktop guards as one operation: displays, keyboard, injected input, clipboard,
+screenshots, focus, shared display.
 
 :class:`DesktopGuardsOperation` is the step of the session that locks the desktop. Its
 ``perform`` first counts the screens (more than ``guards.max_displays`` -> ABORTED with
@@ -24,6 +24,7 @@ from lockdown.guards.base import Availability, Guard, GuardInfo, GuardUnavailabl
 from lockdown.guards.clipboard import ClipboardGuard
 from lockdown.guards.displays import DisplaysGuard, display_problem
 from lockdown.guards.focus import FocusGuard
+from lockdown.guards.injected_input import InjectedInputGuard
 from lockdown.guards.keyboard import KeyboardGuard
 from lockdown.guards.restore import RestoreLog
 from lockdown.guards.screenshots import ScreenshotGuard
@@ -43,6 +44,7 @@ def build_desktop_guards(
     return [
         DisplaysGuard(settings, window, platform),
         keyboard,
+        InjectedInputGuard(settings, window, platform),
         ClipboardGuard(settings, window, platform),
         ScreenshotGuard(settings, window, platform),
         FocusGuard(settings, window, platform),

@@ -122,3 +122,24 @@ while True:
             value = value.decode("utf-8", "replace")
         print("text", repr(value), flush=True)
 """
+
+
+#: Another X client that sends key events to a window (``XSendEvent``, no input device):
+#: ``python -c SEND_KEYS WINDOW TEXT`` (lower-case letters).
+SEND_KEYS = """
+import sys, time
+from Xlib import X, XK, display
+from Xlib.protocol import event
+
+d = display.Display()
+window = d.create_resource_object("window", int(sys.argv[1]))
+root = d.screen().root
+for char in sys.argv[2]:
+    code = d.keysym_to_keycode(XK.string_to_keysym(char))
+    for kind in (event.KeyPress, event.KeyRelease):
+        e = kind(time=X.CurrentTime, root=root, window=window, same_screen=1, child=X.NONE,
+                 root_x=0, root_y=0, event_x=1, event_y=1, state=0, detail=code)
+        window.send_event(e, propagate=True)
+    d.sync()
+    time.sleep(0.02)
+"""

@@ -49,6 +49,7 @@ def test_guards_start_in_order_are_journalled_and_stop_in_reverse(
     assert [p["guard"] for p in started] == [
         "displays",
         "keyboard",
+        "injected_input",
         "clipboard",
         "screenshots",
         "focus",
@@ -64,6 +65,7 @@ def test_guards_start_in_order_are_journalled_and_stop_in_reverse(
         "focus",
         "screenshots",
         "clipboard",
+        "injected_input",
         "keyboard",
         "displays",
     ]
@@ -105,6 +107,7 @@ def test_environment_infos_name_every_desktop_guard(qtbot: QtBot, platform: X11P
     assert [i.name for i in infos] == [
         "displays",
         "keyboard",
+        "injected_input",
         "clipboard",
         "screenshots",
         "focus",
