@@ -210,7 +210,11 @@ class Session:
         desktop_guards = DesktopGuardsOperation(
             exam.settings,
             build_desktop_guards(
-                exam.settings, kiosk.window, self.platform, RestoreLog(self.paths.restore)
+                exam.settings,
+                kiosk.window,
+                self.platform,
+                RestoreLog(self.paths.restore),
+                on_capture=self.system_guards.capture_seen,
             ),
             journal.append,
         )

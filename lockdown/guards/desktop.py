@@ -1,5 +1,5 @@
 """The desktop guards as one operation: displays, keyboard, injected input, clipboard,
-screenshots, focus, shared display.
+screenshots, the screen-capture watch, focus, shared display.
 
 :class:`DesktopGuardsOperation` is the step of the session that locks the desktop. Its
 ``perform`` first counts the screens (more than ``guards.max_displays`` -> ABORTED with
@@ -21,6 +21,7 @@ from lockdown import log
 from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, Guard, GuardInfo, GuardUnavailable
+from lockdown.guards.capture_watch import CaptureHandler, ScreenCaptureWatchGuard
 from lockdown.guards.clipboard import ClipboardGuard
 from lockdown.guards.displays import DisplaysGuard, display_problem
 from lockdown.guards.focus import FocusGuard
@@ -38,8 +39,10 @@ def build_desktop_guards(
     window: QWidget,
     platform: DesktopPlatform,
     restore: RestoreLog | None = None,
+    on_capture: CaptureHandler | None = None,
 ) -> list[Guard]:
-    """The desktop guards, in start order."""
+    """The desktop guards, in start order (``on_capture``: where a program seen reading
+    the screen is handed, the prohibited-app policy)."""
     keyboard = KeyboardGuard(settings, window, platform, restore)
     return [
         DisplaysGuard(settings, window, platform),
@@ -47,6 +50,7 @@ def build_desktop_guards(
         InjectedInputGuard(settings, window, platform),
         ClipboardGuard(settings, window, platform),
         ScreenshotGuard(settings, window, platform),
+        ScreenCaptureWatchGuard(settings, platform, on_capture),
         FocusGuard(settings, window, platform),
         SharedDisplayGuard(settings, window, platform, keyboard),
     ]

@@ -52,6 +52,7 @@ def test_guards_start_in_order_are_journalled_and_stop_in_reverse(
         "injected_input",
         "clipboard",
         "screenshots",
+        "screen_capture_watch",
         "focus",
         "shared_display",
     ]
@@ -63,6 +64,7 @@ def test_guards_start_in_order_are_journalled_and_stop_in_reverse(
     assert stopped == [
         "shared_display",
         "focus",
+        "screen_capture_watch",
         "screenshots",
         "clipboard",
         "injected_input",
@@ -110,6 +112,7 @@ def test_environment_infos_name_every_desktop_guard(qtbot: QtBot, platform: X11P
         "injected_input",
         "clipboard",
         "screenshots",
+        "screen_capture_watch",
         "focus",
         "shared_display",
     ]
