@@ -153,8 +153,11 @@ class ScreenCaptureWatchGuard:
         request is handled) or disconnected (its resource-id base will name another)."""
         with self._lock:
             if started:
-                self._who.pop(client, None)
-                self._describe(client)
+                for _ in range(3):  # measured: rarely not listed with its pid at once
+                    self._who.pop(client, None)
+                    if self._describe(client).get("pid") is not None:
+                        break
+                    time.sleep(0.002)
                 return
             self._finish(client)
 
@@ -187,6 +190,9 @@ class ScreenCaptureWatchGuard:
             if count:
                 return  # journalled once per client and request kind
             who = self._describe(request.client)
+            if who.get("pid") is None:  # named too early (still connecting): ask again
+                self._who.pop(request.client, None)
+                who = self._describe(request.client)
         pid = who.get("pid")
         if self._ours(pid):
             with self._lock:
