@@ -160,6 +160,14 @@ OPTIONS: Final[tuple[Option, ...]] = (
     ),
     Option("browser.allow_reload", Bool(), True, "Allow reloading the exam page."),
     Option(
+        "browser.allow_drop",
+        Bool(),
+        False,
+        "Accept text and files dragged from other programs into the exam (each drop is "
+        "journalled). Off: such drops are refused and journalled; drags inside the exam "
+        "page still work.",
+    ),
+    Option(
         "browser.allow_downloads",
         Bool(),
         False,

@@ -1,5 +1,5 @@
 """The desktop guards as one operation: displays, keyboard, injected input, clipboard,
-screenshots, the screen-capture watch, focus, shared display.
+drops, screenshots, the screen-capture watch, focus, shared display.
 
 :class:`DesktopGuardsOperation` is the step of the session that locks the desktop. Its
 ``perform`` first counts the screens (more than ``guards.max_displays`` -> ABORTED with
@@ -24,6 +24,7 @@ from lockdown.guards.base import Availability, Guard, GuardInfo, GuardUnavailabl
 from lockdown.guards.capture_watch import CaptureHandler, ScreenCaptureWatchGuard
 from lockdown.guards.clipboard import ClipboardGuard
 from lockdown.guards.displays import DisplaysGuard, display_problem
+from lockdown.guards.drops import DropGuard
 from lockdown.guards.focus import FocusGuard
 from lockdown.guards.injected_input import InjectedInputGuard
 from lockdown.guards.keyboard import KeyboardGuard
@@ -49,6 +50,7 @@ def build_desktop_guards(
         keyboard,
         InjectedInputGuard(settings, window, platform),
         ClipboardGuard(settings, window, platform),
+        DropGuard(settings, window),
         ScreenshotGuard(settings, window, platform),
         ScreenCaptureWatchGuard(settings, platform, on_capture),
         FocusGuard(settings, window, platform),

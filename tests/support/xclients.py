@@ -143,3 +143,62 @@ for char in sys.argv[2]:
     d.sync()
     time.sleep(0.02)
 """
+
+
+#: Another X client that drags text onto a window (the XDND protocol, spoken directly):
+#: ``python -c XDND_SOURCE TARGET ROOT_X ROOT_Y TEXT``. It sends XdndEnter and
+#: XdndPosition, then XdndDrop whether or not the target accepted (a determined
+#: candidate's tool), serves the text, and prints ``status ACCEPTED`` and ``finished``.
+XDND_SOURCE = """
+import sys, time
+from Xlib import X, Xatom, display
+from Xlib.protocol import event
+
+d = display.Display()
+target_id, x, y, text = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+root = d.screen().root
+source = root.create_window(0, 0, 1, 1, 0, X.CopyFromParent, event_mask=X.PropertyChangeMask)
+target = d.create_resource_object("window", target_id)
+atom = d.intern_atom
+types = [atom("text/plain;charset=utf-8"), atom("UTF8_STRING"), atom("text/plain")]
+source.change_property(atom("XdndTypeList"), Xatom.ATOM, 32, types)
+source.change_property(atom("LOCKDOWN_TIME"), Xatom.STRING, 8, b"t")
+d.sync()
+now = X.CurrentTime
+while now == X.CurrentTime:
+    e = d.next_event()
+    if e.type == X.PropertyNotify:
+        now = e.time
+source.set_selection_owner(atom("XdndSelection"), now)
+
+def send(name, data):
+    msg = event.ClientMessage(window=target, client_type=atom(name), data=(32, data + [0] * (5 - len(data))))
+    target.send_event(msg, event_mask=0)
+    d.flush()
+
+send("XdndEnter", [source.id, 5 << 24, *types])
+send("XdndPosition", [source.id, 0, (x << 16) | y, now, atom("XdndActionCopy")])
+status = None
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline:
+    while d.pending_events():
+        e = d.next_event()
+        if e.type == X.ClientMessage and e.client_type == atom("XdndStatus"):
+            status = e.data[1][1] & 1
+            print("status", status, flush=True)
+            send("XdndDrop", [source.id, 0, now])
+        elif e.type == X.ClientMessage and e.client_type == atom("XdndFinished"):
+            print("finished", flush=True)
+            sys.exit(0)
+        elif e.type == X.SelectionRequest:
+            prop = e.property or e.target
+            if e.target == atom("TARGETS"):
+                e.requestor.change_property(prop, Xatom.ATOM, 32, [atom("TARGETS"), *types])
+            else:
+                e.requestor.change_property(prop, e.target, 8, text.encode())
+            reply = event.SelectionNotify(time=e.time, requestor=e.requestor, selection=e.selection, target=e.target, property=prop)
+            e.requestor.send_event(reply)
+            d.flush()
+    time.sleep(0.01)
+print("timeout", status, flush=True)
+"""
