@@ -207,7 +207,7 @@ class Session:
             prompt=prompt_prohibited_apps,
             restore=RestoreLog(self.paths.restore),
         )
-        desktop_guards = DesktopGuardsOperation(
+        self.desktop_guards = desktop_guards = DesktopGuardsOperation(
             exam.settings,
             build_desktop_guards(
                 exam.settings,
@@ -421,7 +421,7 @@ class Session:
                 return self._refused(outcome)
             performed = True
             self._running = True
-            for warning in self.system_guards.warnings:
+            for warning in [*self.system_guards.warnings, *self.desktop_guards.warnings]:
                 self.kiosk.show_notice(warning)
             if journey is not None:
                 journey(self.kiosk)

@@ -269,6 +269,20 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "display. The window manager and the desktop shell are never touched.",
     ),
     Option(
+        "guards.wayland",
+        Choice(
+            {
+                "warn": "journal which guards cannot work and tell the candidate; the exam goes on",
+                "refuse": "require a display of Lockdown's own: the exam does not start on a "
+                "shared Wayland desktop",
+            }
+        ),
+        "warn",
+        "What happens on a shared Wayland desktop, where the exam runs under XWayland "
+        "(recognised by the X server's own XWAYLAND extension): compositor shortcuts, native "
+        "Wayland windows, capture and injected input are out of the guards' reach.",
+    ),
+    Option(
         "guards.prohibited_apps",
         Choice(
             {
