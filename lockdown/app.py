@@ -214,7 +214,7 @@ class Session:
                 kiosk.window,
                 self.platform,
                 RestoreLog(self.paths.restore),
-                on_capture=self.system_guards.capture_seen,
+                on_capture=getattr(self.system_guards, "capture_seen", None),
             ),
             journal.append,
         )
