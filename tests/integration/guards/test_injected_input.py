@@ -47,9 +47,17 @@ def answer(
         view.load(http_server.page("/answer", PAGE))
     qtbot.waitExposed(view)
     wid = int(view.winId())
-    subprocess.run(
-        [private_xdotool(), "windowactivate", "--sync", str(wid)], check=True, timeout=10
-    )
+    # openbox may not manage the window yet: activating it fails until it does
+    for _ in range(50):
+        done = subprocess.run(
+            [private_xdotool(), "windowactivate", "--sync", str(wid)],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        if done.returncode == 0:
+            break
+        qtbot.wait(100)
     qtbot.waitUntil(view.isActiveWindow, timeout=5000)
     view.setFocus()
     qtbot.waitUntil(lambda: _js(qtbot, view.page(), "document.hasFocus()") is True, timeout=5000)
