@@ -25,7 +25,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -59,6 +59,50 @@ class CaptureRequest:
 
 class CaptureWatchUnavailable(RuntimeError):
     """The display has no RECORD extension, or cannot be reached."""
+
+
+def parse_requests(
+    data: bytes,
+    client: int,
+    swapped: bool,
+    *,
+    mask: int,
+    requests: Mapping[tuple[int, int], str],
+    seen_at: float = 0.0,
+) -> list[CaptureRequest]:
+    """The screen reads among the requests ``data`` holds (one RECORD reply of ``client``).
+
+    ``requests`` names the watched requests by (major, minor) opcode (minor 0 for a core
+    request); ``mask`` is the server's resource-id mask. A request reading the client's
+    own drawable is left out. Pure: never raises on any bytes (another client's data).
+    """
+    native_little = struct.pack("=H", 1) == b"\x01\x00"
+    order = ">" if swapped == native_little else "<"
+    found: list[CaptureRequest] = []
+    offset = 0
+    while offset + 4 <= len(data):
+        major, minor, length = struct.unpack_from(order + "BBH", data, offset)
+        header = 4
+        if length == 0:  # BIG-REQUESTS: the length follows
+            if offset + 8 > len(data):
+                break
+            (length,) = struct.unpack_from(order + "I", data, offset + 4)
+            header = 8
+        size = max(length * 4, header)
+        body = data[offset + header : offset + size]
+        offset += size
+        label = requests.get((major, 0 if major == GET_IMAGE else minor))
+        if label is None or len(body) < 4:
+            continue
+        (drawable,) = struct.unpack_from(order + "I", body, 0)
+        width = height = 0
+        if label in ("GetImage", "ShmGetImage") and len(body) >= 12:
+            width, height = struct.unpack_from(order + "HH", body, 8)
+        owner = drawable & ~mask
+        if owner == client:
+            continue  # a client reading back its own window or pixmap
+        found.append(CaptureRequest(label, client, drawable, owner, width, height, seen_at))
+    return found
 
 
 def _range(**fields: Any) -> dict[str, Any]:
@@ -190,30 +234,9 @@ class CaptureWatch:
     def _parse(
         self, data: bytes, client: int, swapped: bool, seen_at: float
     ) -> list[CaptureRequest]:
-        order = ">" if swapped == (struct.pack("=H", 1) == b"\x01\x00") else "<"
-        found: list[CaptureRequest] = []
-        offset = 0
-        while offset + 4 <= len(data):
-            major, minor, length = struct.unpack_from(order + "BBH", data, offset)
-            header = 4
-            if length == 0 and offset + 8 <= len(data):  # BIG-REQUESTS
-                (length,) = struct.unpack_from(order + "I", data, offset + 4)
-                header = 8
-            size = max(length * 4, header)
-            body = data[offset + header : offset + size]
-            offset += size
-            label = self._requests.get((major, 0 if major == GET_IMAGE else minor))
-            if label is None or len(body) < 4:
-                continue
-            (drawable,) = struct.unpack_from(order + "I", body, 0)
-            width = height = 0
-            if label in ("GetImage", "ShmGetImage") and len(body) >= 12:
-                width, height = struct.unpack_from(order + "HH", body, 8)
-            owner = drawable & ~self._mask
-            if owner == client:
-                continue  # a client reading back its own window or pixmap
-            found.append(CaptureRequest(label, client, drawable, owner, width, height, seen_at))
-        return found
+        return parse_requests(
+            data, client, swapped, mask=self._mask, requests=self._requests, seen_at=seen_at
+        )
 
     def stop(self) -> None:
         """Disable the context (ends the data thread's stream), free it, close both."""
