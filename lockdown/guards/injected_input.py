@@ -16,8 +16,8 @@ double click that reaches one of our windows (an event filter on the window's
    passes; an XTEST device is **refused** (``how: xtest``).
 2. No raw event at all within :data:`MATCH_WAIT_S`: the event was not made by any input
    device, it was sent by a client (``XSendEvent``), and is refused
-   (``how: no_device_event``). After one such refusal the next events are not waited for
-   (a flood cannot freeze the exam). The server's own key repeat (a real key held down)
+   (``how: no_device_event``). Within a second of such a refusal the wait is
+   :data:`FLOOD_WAIT_S` (a flood cannot freeze the exam). The server's own key repeat (a real key held down)
    makes no raw event: a repeat of a key whose press passed, passes.
 3. Events made inside this process (no native keycode) pass.
 
@@ -31,7 +31,9 @@ with xdotool). Elsewhere than X11: the Windows keyboard hook rejects injected ke
 (``LLKHF_INJECTED``); macOS has no equivalent here (journalled as unavailable).
 
 Unverified on hardware: the test machine's Xvfb has only XTEST input; the real-device
-branch is tested through a fake raw-event source.
+branch is tested through a fake raw-event source. Not told apart: a virtual input device
+made through the kernel (``uinput``: ``ydotool``, needs write access to ``/dev/uinput``)
+is a real device to the X server.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ if TYPE_CHECKING:
 DEV_SWITCH: Final = "ACCEPT_XTEST"
 #: How long to wait for the raw event of a Qt event before calling it synthetic.
 MATCH_WAIT_S: Final = 0.1
+#: Within a second of a refused device-less event, wait only this long (a flood of them
+#: cannot freeze the exam; a real key's raw event is written in the same flush anyway).
+FLOOD_WAIT_S: Final = 0.005
 #: Raw events remembered for matching (a burst of typing is far fewer).
 REMEMBERED: Final = 512
 _KEY_EVENTS: Final = (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
@@ -120,8 +125,9 @@ class InputJudge:
             return Verdict("own")
         self._take()
         raw = self._find(kind, detail, stamp, pressed)
-        if raw is None and time.monotonic() - self._last_unmatched > 1.0:
-            deadline = time.monotonic() + self._wait_s
+        if raw is None:
+            flooding = time.monotonic() - self._last_unmatched < 1.0
+            deadline = time.monotonic() + (FLOOD_WAIT_S if flooding else self._wait_s)
             while raw is None and (left := deadline - time.monotonic()) > 0:
                 if self._source.wait(left) and self._take():
                     raw = self._find(kind, detail, stamp, pressed)
