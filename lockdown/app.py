@@ -213,10 +213,14 @@ class Session:
             prompt=prompt_prohibited_apps,
             restore=RestoreLog(self.paths.restore),
         )
-        desktop_guards = DesktopGuardsOperation(
+        self.desktop_guards = desktop_guards = DesktopGuardsOperation(
             exam.settings,
             build_desktop_guards(
-                exam.settings, kiosk.window, self.platform, RestoreLog(self.paths.restore)
+                exam.settings,
+                kiosk.window,
+                self.platform,
+                RestoreLog(self.paths.restore),
+                on_capture=getattr(self.system_guards, "capture_seen", None),
             ),
             journal.append,
         )
@@ -452,7 +456,7 @@ class Session:
                 return self._refused(outcome)
             performed = True
             self._running = True
-            for warning in self.system_guards.warnings:
+            for warning in [*self.system_guards.warnings, *self.desktop_guards.warnings]:
                 self.kiosk.show_notice(warning)
             if journey is not None:
                 journey(self.kiosk)

@@ -41,6 +41,8 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "notice.download_blocked": "Downloads are not allowed during the exam.",
         "notice.second_instance": "Another exam was opened while this one runs; "
         "only one exam session can run at a time.",
+        "notice.wayland_shared": "This desktop runs Wayland: some exam protections cannot "
+        "work here, and this is recorded for the exam staff.",
         "notice.dismiss": "OK",
         # quit dialog
         "quit.title": "Quit the exam",
@@ -113,6 +115,11 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "guards.displays.too_many": (
             "{count} screens are connected, but this exam allows {allowed}. "
             "Disconnect the extra screens (or switch them off), then start the exam again."
+        ),
+        "guards.wayland.refused": (
+            "This exam cannot run on a shared Wayland desktop: the exam browser cannot see "
+            "or stop other programs there. Log out, choose an X11 (Xorg) session at the login "
+            "screen, then start the exam again; or ask your exam support for help."
         ),
         "guards.unavailable": (
             "The exam cannot be locked down on this computer ({guard}: {reason}). "

@@ -37,6 +37,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # This run's processes (and a lockdown a test starts) form one "login session", so
     # a prohibited-app guard of this run closes none of another run's (no logind here).
     os.environ.setdefault("LOCKDOWN_DEV_PROCESS_SESSION", f"run-{uuid.uuid4().hex[:12]}")
+    # The suite drives the kiosk with xdotool (XTEST): the injected-input guard accepts it
+    # (journalled as session.dev_switch); its own tests switch the refusal back on.
+    os.environ.setdefault("LOCKDOWN_DEV_ACCEPT_XTEST", "1")
     if os.environ.get("LOCKDOWN_TEST_USE_DISPLAY"):
         return
     _session_x = Xvfb().start()

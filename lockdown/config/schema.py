@@ -160,6 +160,14 @@ OPTIONS: Final[tuple[Option, ...]] = (
     ),
     Option("browser.allow_reload", Bool(), True, "Allow reloading the exam page."),
     Option(
+        "browser.allow_drop",
+        Bool(),
+        False,
+        "Accept text and files dragged from other programs into the exam (each drop is "
+        "journalled). Off: such drops are refused and journalled; drags inside the exam "
+        "page still work.",
+    ),
+    Option(
         "browser.allow_downloads",
         Bool(),
         False,
@@ -259,6 +267,20 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "unmap",
         "What happens when another program holds the keyboard or pointer grab on a shared X "
         "display. The window manager and the desktop shell are never touched.",
+    ),
+    Option(
+        "guards.wayland",
+        Choice(
+            {
+                "warn": "journal which guards cannot work and tell the candidate; the exam goes on",
+                "refuse": "require a display of Lockdown's own: the exam does not start on a "
+                "shared Wayland desktop",
+            }
+        ),
+        "warn",
+        "What happens on a shared Wayland desktop, where the exam runs under XWayland "
+        "(recognised by the X server's own XWAYLAND extension): compositor shortcuts, native "
+        "Wayland windows, capture and injected input are out of the guards' reach.",
     ),
     Option(
         "guards.prohibited_apps",

@@ -9,6 +9,13 @@ middle-click (PRIMARY paste) is swallowed. ``isolated`` also injects an in-page 
 into the exam pages (:func:`install_clipboard_isolation`) so copy and paste keep working
 inside the exam. Content put there by another program is journalled (rate-limited);
 content our own web engine puts there (a text selection sets PRIMARY) is cleared quietly.
+
+PRIMARY never carries exam text to another client: the moment the web engine makes us
+the owner of PRIMARY (a text selection), a directly connected ``selectionChanged`` slot
+empties the selection's data *in place*, inside the engine's ``setMimeData`` call and
+before the event loop can answer another client's ``ConvertSelection`` (a sniffer that
+converts PRIMARY on every XFixes owner change gets nothing). The selection itself is
+released on the next turn of the event loop.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo
 from lockdown.guards.ratelimit import RateLimitedSink
-from lockdown.guards.timers import repeating_timer, stop_timer
+from lockdown.guards.timers import keep_none, repeating_timer, stop_timer
 from lockdown.platform.base import Capability, DesktopPlatform
 from lockdown.resources import read_text
 
@@ -121,6 +128,11 @@ class ClipboardGuard:
         clipboard = QGuiApplication.clipboard()
         self._clear_all("start")
         clipboard.changed.connect(self._on_changed)
+        # Direct: runs inside the engine's setMimeData, before any SelectionRequest of
+        # another client is served (Qt answers those on this thread, later).
+        clipboard.selectionChanged.connect(
+            self._empty_own_selection, Qt.ConnectionType.DirectConnection
+        )
         # The filter sits on the kiosk's QWindow, which sees every mouse event before its
         # widgets. WORKAROUND(crash): an application-wide Python event filter is handed
         # QtWebEngine objects under construction, and wrapping them crashes PySide.
@@ -141,6 +153,7 @@ class ClipboardGuard:
         self._running = False
         clipboard = QGuiApplication.clipboard()
         clipboard.changed.disconnect(self._on_changed)
+        clipboard.selectionChanged.disconnect(self._empty_own_selection)
         stop_timer(self._timer)
         self._timer = None
         handle = self._window.windowHandle()
@@ -178,6 +191,21 @@ class ClipboardGuard:
                     )
                 )
 
+    def _empty_own_selection(self) -> None:
+        """We own PRIMARY now (the engine set it): empty its data where it lies.
+
+        WORKAROUND(crash, see :meth:`_on_changed`): the engine's ``QMimeData`` must not be
+        freed here, so it is emptied, not replaced; clearing follows on the next turn.
+        """
+        if not self._running:
+            return
+        clipboard = QGuiApplication.clipboard()
+        if not clipboard.ownsSelection():
+            return  # another program's: journalled by _check
+        data = clipboard.mimeData(QClipboard.Mode.Selection)
+        if data is not None:
+            keep_none(data.clear)
+
     def _on_changed(self, mode: QClipboard.Mode) -> None:
         # WORKAROUND(crash): QtWebEngine sets the selection and keeps using its mime data
         # after setMimeData() returns; clearing inside the changed signal it emits
@@ -190,15 +218,15 @@ class ClipboardGuard:
         if not self._running:
             return
         clipboard = QGuiApplication.clipboard()
-        formats = self._formats(mode)
-        if not formats:
-            return
         ours = (
             clipboard.ownsClipboard()
             if mode is QClipboard.Mode.Clipboard
             else clipboard.ownsSelection()
         )
-        clipboard.clear(mode)
+        formats = self._formats(mode)
+        if not formats and not ours:
+            return
+        clipboard.clear(mode)  # ours emptied in place: give the selection up as well
         if ours:
             log.guards.debug("Cleared %s set by the exam page", _MODE_NAMES[mode])
             return

@@ -1,5 +1,5 @@
-"""The desktop guards as one operation: displays, keyboard, clipboard, screenshots, focus,
-shared display.
+"""The desktop guards as one operation: displays, keyboard, injected input, clipboard,
+drops, screenshots, the screen-capture watch, focus, shared display.
 
 :class:`DesktopGuardsOperation` is the step of the session that locks the desktop. Its
 ``perform`` first counts the screens (more than ``guards.max_displays`` -> ABORTED with
@@ -9,10 +9,17 @@ journals each start with its backend and availability. A guard that cannot work 
 ``guards.unavailable``: ``refuse`` -> ABORTED with message id ``guards.unavailable`` and the
 reason; ``continue`` -> the gap is journalled and the next guard starts. ``revert`` stops
 the started guards in reverse order.
+
+Before any guard starts, the display server is asked what it is: under XWayland (a
+shared Wayland desktop, :mod:`lockdown.guards.wayland`) ``guards.wayland_session`` names
+the guards that cannot work; ``guards.wayland = refuse`` -> ABORTED with the message id
+``guards.wayland.refused``, ``warn`` -> the candidate is told (:attr:`warnings`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtWidgets import QWidget
@@ -21,15 +28,46 @@ from lockdown import log
 from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, Guard, GuardInfo, GuardUnavailable
+from lockdown.guards.capture_watch import CaptureHandler, ScreenCaptureWatchGuard
 from lockdown.guards.clipboard import ClipboardGuard
 from lockdown.guards.displays import DisplaysGuard, display_problem
+from lockdown.guards.drops import DropGuard
 from lockdown.guards.focus import FocusGuard
+from lockdown.guards.injected_input import InjectedInputGuard
 from lockdown.guards.keyboard import KeyboardGuard
 from lockdown.guards.restore import RestoreLog
 from lockdown.guards.screenshots import ScreenshotGuard
 from lockdown.guards.shared_display import SharedDisplayGuard
+from lockdown.guards.wayland import NOTICE_ID, REFUSED_ID, WaylandVerdict, wayland_verdict
 from lockdown.lifecycle.base import Outcome
 from lockdown.platform.base import DesktopPlatform
+from lockdown.platform.x11_server import DisplayServer
+
+#: Asks the display server what it is (None: not an X display, or unreachable).
+ServerFacts = Callable[[], DisplayServer | None]
+
+
+def current_display_server() -> DisplayServer | None:
+    """The X server Qt shows the exam on (None when Qt does not use X11)."""
+    from PySide6.QtGui import QGuiApplication
+
+    if QGuiApplication.platformName() != "xcb":
+        return None
+    from lockdown.platform.x11_server import display_server
+
+    return display_server()
+
+
+def limit_infos(infos: list[GuardInfo], verdict: WaylandVerdict) -> list[GuardInfo]:
+    """The guards' infos with those XWayland limits marked partial, and why."""
+    if not verdict.xwayland:
+        return infos
+    return [
+        replace(i, availability=Availability.PARTIAL, reason=f"XWayland: {verdict.limited[i.name]}")
+        if i.name in verdict.limited and i.availability is Availability.FULL
+        else i
+        for i in infos
+    ]
 
 
 def build_desktop_guards(
@@ -37,21 +75,28 @@ def build_desktop_guards(
     window: QWidget,
     platform: DesktopPlatform,
     restore: RestoreLog | None = None,
+    on_capture: CaptureHandler | None = None,
 ) -> list[Guard]:
-    """The desktop guards, in start order."""
+    """The desktop guards, in start order (``on_capture``: where a program seen reading
+    the screen is handed, the prohibited-app policy)."""
     keyboard = KeyboardGuard(settings, window, platform, restore)
     return [
         DisplaysGuard(settings, window, platform),
         keyboard,
+        InjectedInputGuard(settings, window, platform),
         ClipboardGuard(settings, window, platform),
+        DropGuard(settings, window),
         ScreenshotGuard(settings, window, platform),
+        ScreenCaptureWatchGuard(settings, platform, on_capture),
         FocusGuard(settings, window, platform),
         SharedDisplayGuard(settings, window, platform, keyboard),
     ]
 
 
 def desktop_guard_infos(
-    settings: Settings | None = None, platform: DesktopPlatform | None = None
+    settings: Settings | None = None,
+    platform: DesktopPlatform | None = None,
+    server: ServerFacts = current_display_server,
 ) -> list[GuardInfo]:
     """What each desktop guard can do on this machine (for ``lockdown environment``).
 
@@ -65,7 +110,8 @@ def desktop_guard_infos(
         platform = desktop_platform()
     window = QWidget()
     try:
-        return [guard.info() for guard in build_desktop_guards(settings, window, platform)]
+        infos = [guard.info() for guard in build_desktop_guards(settings, window, platform)]
+        return limit_infos(infos, wayland_verdict(server(), settings["guards.wayland"]))
     finally:
         window.deleteLater()
 
@@ -78,10 +124,14 @@ class DesktopGuardsOperation:
         settings: Settings,
         guards: list[Guard],
         report: EventSink,
+        server: ServerFacts = current_display_server,
     ) -> None:
         self._settings = settings
         self._guards = guards
         self._report = report
+        self._server = server
+        #: text ids to show although the exam goes on (a shared Wayland desktop)
+        self.warnings: list[str] = []
         self._started: list[Guard] = []
         #: why perform() did not succeed: (message id, values), for the UI
         self.message: tuple[str, dict[str, Any]] | None = None
@@ -106,7 +156,25 @@ class DesktopGuardsOperation:
         log.guards.warning("Guard %s cannot work here (%s); continuing", info.name, reason)
         return True
 
+    def _wayland(self) -> bool:
+        """Journal a shared Wayland desktop; False when the policy refuses it."""
+        server = self._server()
+        verdict = wayland_verdict(server, self._settings["guards.wayland"])
+        if not verdict.xwayland:
+            return True
+        self._report(Event("guards.wayland_session", verdict.as_payload(server)))
+        if verdict.refused:
+            log.guards.error("A shared Wayland desktop (XWayland); refusing (guards.wayland)")
+            self.message = (REFUSED_ID, {})
+            self._report(Event("guards.refused", {"guard": "wayland", "message_id": REFUSED_ID}))
+            return False
+        log.guards.warning("A shared Wayland desktop (XWayland): %s", ", ".join(verdict.limited))
+        self.warnings.append(NOTICE_ID)
+        return True
+
     def perform(self) -> Outcome:
+        if not self._wayland():
+            return Outcome.ABORTED
         problem = display_problem(self._settings)
         if problem is not None:
             self.message = (

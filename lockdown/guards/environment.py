@@ -1,7 +1,8 @@
 """``lockdown environment``: what the guards see on this machine, for support staff.
 
-Prints each guard's backend and whether it fully works here, the screens, the
-virtual-machine score with its reasons, the remote-session verdict, the prohibited apps
+Prints each guard's backend and whether it fully works here, the display server (a
+shared Wayland desktop, recognised by the X server's own XWAYLAND extension, marks the
+guards it limits as partial), the screens, the virtual-machine score with its reasons, the remote-session verdict, the prohibited apps
 running now and (macOS) the apps holding Screen Recording permission, then the verdict:
 whether the organisation's policy (the system organisation file, or ``--organisation``)
 would let an exam start here. ``--json`` prints one JSON object for machines, with the
@@ -20,7 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from lockdown.guards import remote, vm
 from lockdown.guards.appslist import AppList, Match, current_os
 from lockdown.guards.base import Availability, GuardInfo
 from lockdown.guards.processes import probe, scan_running
+from lockdown.guards.wayland import wayland_verdict
+from lockdown.platform.x11_server import DisplayServer, display_server
 
 _XRANDR_OUTPUT = re.compile(
     r"^(?P<name>\S+) connected(?: primary)? (?P<w>\d+)x(?P<h>\d+)\+(?P<x>\d+)\+(?P<y>\d+)"
@@ -111,14 +114,14 @@ def _qt_application() -> object:
     return app
 
 
-def _desktop_infos() -> list[GuardInfo]:
+def _desktop_infos(server: DisplayServer | None) -> list[GuardInfo]:
     try:
         from lockdown.guards.desktop import desktop_guard_infos
     except ImportError:
         return []
     app = _qt_application()
     try:
-        infos: list[GuardInfo] = desktop_guard_infos()
+        infos: list[GuardInfo] = desktop_guard_infos(server=lambda: server)
     except Exception as exc:
         log.guards.exception("Desktop guards could not describe themselves")
         return [GuardInfo("desktop", "unknown", Availability.UNAVAILABLE, str(exc))]
@@ -127,8 +130,8 @@ def _desktop_infos() -> list[GuardInfo]:
     return infos
 
 
-def guard_infos() -> list[GuardInfo]:
-    infos = [*_desktop_infos(), probe()]
+def guard_infos(server: DisplayServer | None = None) -> list[GuardInfo]:
+    infos = [*_desktop_infos(server), probe()]
     os_name = current_os()
     vm_backend = {"linux": "sysfs+cpuinfo", "windows": "registry+mac", "macos": "sysctl+mac"}[
         os_name
@@ -172,6 +175,9 @@ def verdict(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, A
         refusals.append("a virtual machine (guards.virtual_machine = deny)")
     if data["remote_session"]["remote_session"] and settings["guards.remote_session"] == "deny":
         refusals.append("a remote session (guards.remote_session = deny)")
+    server = data.get("display_server")
+    if server and server["xwayland"] and settings["guards.wayland"] == "refuse":
+        refusals.append("a shared Wayland desktop, XWayland (guards.wayland = refuse)")
     screens_seen = data["screens"]
     allowed = int(settings["guards.max_displays"])
     if screens_seen["available"] and screens_seen["count"] > allowed:
@@ -182,13 +188,16 @@ def verdict(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, A
 
 
 def report(
-    settings: Mapping[str, Any] | None = None, organisation: str | None = None
+    settings: Mapping[str, Any] | None = None,
+    organisation: str | None = None,
+    server: Callable[[], DisplayServer | None] = display_server,
 ) -> dict[str, Any]:
     """Everything the command prints, as one JSON-able object.
 
     Args:
         settings: the organisation's effective settings (defaults when None).
         organisation: the organisation file they came from, named in the report.
+        server: asks the X server what it is (a fake in tests).
     """
     if settings is None:
         from lockdown.config.settings import Organisation, layer
@@ -199,6 +208,7 @@ def report(
     elsewhere: list[tuple[Match, str]] = []
     running = scan_running(apps.matcher(), elsewhere=elsewhere)
     current = build.current()
+    facts = server() if sys.platform.startswith("linux") else None
     out: dict[str, Any] = {
         "version": __version__,
         "build": current.as_record(),
@@ -213,8 +223,9 @@ def report(
                 "availability": i.availability.value,
                 "reason": i.reason,
             }
-            for i in guard_infos()
+            for i in guard_infos(facts)
         ],
+        "display_server": _server_report(facts, settings),
         "screens": screens(),
         "virtual_machine": vm.detect().as_dict(),
         "remote_session": remote.detect(apps, os_name).as_dict(),
@@ -232,6 +243,15 @@ def report(
     return out
 
 
+def _server_report(
+    facts: DisplayServer | None, settings: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    if facts is None:
+        return None
+    verdict = wayland_verdict(facts, settings["guards.wayland"])
+    return {**facts.as_dict(), **verdict.as_payload(facts)}
+
+
 def _text(data: dict[str, Any]) -> str:
     details = data["os_details"]
     lines = [
@@ -244,6 +264,15 @@ def _text(data: dict[str, Any]) -> str:
     for g in data["guards"]:
         why = f" — {g['reason']}" if g["reason"] else ""
         lines.append(f"  {g['name']:<28} {g['availability']:<11} {g['backend']}{why}")
+    server = data.get("display_server")
+    if server:
+        lines += ["", f"Display server: {server['server']} ({server['vendor']})"]
+        if server["xwayland"]:
+            lines.append(
+                "  a shared Wayland desktop: these guards cannot do their whole job "
+                f"(guards.wayland = {server['policy']}):"
+            )
+            lines += [f"  - {x['guard']}: {x['reason']}" for x in server["limited"]]
     s = data["screens"]
     lines += ["", "Screens:"]
     if s["available"]:

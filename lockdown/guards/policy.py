@@ -203,6 +203,13 @@ class SystemGuardsOperation:
             self.watchdog.start(self._sink)
         return outcome
 
+    def capture_seen(self, pid: int, request: str) -> None:
+        """The X server saw ``pid`` read the screen: hand it to the prohibited-app policy
+        (any thread; nothing happens when the policy is ``allow``)."""
+        watcher = self.watcher
+        if watcher is not None:
+            watcher.capture_seen(pid, request)
+
     def _after_gap(self, seconds: float) -> None:
         watcher = self.watcher
         if watcher is not None:

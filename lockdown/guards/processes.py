@@ -18,7 +18,11 @@ Phases of one exam:
    and never the system's essential processes (recognised by their real executable,
    :meth:`~lockdown.guards.appslist.Matcher.is_essential`). Our *ancestors* get no
    exemption: a recorder that starts ``lockdown`` is a recorder.
-4. Under ``close`` a matching process is stopped (SIGSTOP) the moment its ``exec`` is
+4. A process the X server saw reading the screen (:mod:`lockdown.guards.capture_watch`,
+   X RECORD) is handed over with :meth:`ProcessWatcherGuard.capture_seen` and treated as
+   the prohibited app ``x11-screen-capture`` whatever its name, under the same policy;
+   name and argument matching stays as the second net.
+5. Under ``close`` a matching process is stopped (SIGSTOP) the moment its ``exec`` is
    seen, before anything is written down, so a one-shot screenshot tool (``xwd -root``)
    is frozen before it can write its file; then it is journalled, recorded, sent SIGTERM
    and SIGCONT (a pending SIGTERM ends it before it runs another instruction), and
@@ -58,6 +62,7 @@ from lockdown.guards.appslist import (
     Matcher,
     OsName,
     ProcessFacts,
+    ProhibitedApp,
     current_os,
 )
 from lockdown.guards.base import Availability, GuardInfo, GuardUnavailable
@@ -86,6 +91,12 @@ EVENT_TERMINATED_SUMMARY: Final = "guards.terminated_summary"
 #: The restore-record kind of a process Lockdown terminated.
 RECORD_KIND: Final = "process_terminated"
 REASON_DURING: Final = "prohibited app started during the exam"
+#: A process the X server saw reading the screen, whatever its name.
+SCREEN_READER_APP: Final = ProhibitedApp(
+    id="x11-screen-capture",
+    name="A program reading the screen (seen at the X server)",
+    category="screen_capture",
+)
 REASON_BEFORE: Final = "prohibited app closed before the exam at the candidate's request"
 
 ExecCallback = Callable[[int, float], None]
@@ -796,6 +807,17 @@ class ProcessWatcherGuard:
         if facts is not None:
             self._consider(facts, seen_at)
 
+    def capture_seen(self, pid: int, request: str) -> None:
+        """The X server saw ``pid`` read the screen (``request``): the policy applies to
+        it as to a listed screen-capture app (any thread)."""
+        facts = inspect(pid, self.matcher.os)
+        if facts is None or not self._running:
+            return
+        match = self.matcher.match(facts) or Match(
+            SCREEN_READER_APP, facts, matched_on="x11_request", matched_name=request
+        )
+        self._consider_match(match, facts, time.monotonic())
+
     def rescan_after_gap(self, seconds: float) -> None:
         """The process stood still for ``seconds`` (stopped, suspended): look at every
         process again, journalled as ``guards.processes_rescanned``."""
@@ -817,7 +839,12 @@ class ProcessWatcherGuard:
 
     def _consider(self, facts: ProcessFacts, seen_at: float) -> None:
         match = self.matcher.match(facts)
-        if match is None or not self._running:
+        if match is None:
+            return
+        self._consider_match(match, facts, seen_at)
+
+    def _consider_match(self, match: Match, facts: ProcessFacts, seen_at: float) -> None:
+        if not self._running:
             return
         assert self._own is not None and self._scope is not None
         if self.matcher.is_essential(facts) or self._own.contains(facts):

@@ -49,8 +49,11 @@ def test_guards_start_in_order_are_journalled_and_stop_in_reverse(
     assert [p["guard"] for p in started] == [
         "displays",
         "keyboard",
+        "injected_input",
         "clipboard",
+        "drops",
         "screenshots",
+        "screen_capture_watch",
         "focus",
         "shared_display",
     ]
@@ -62,8 +65,11 @@ def test_guards_start_in_order_are_journalled_and_stop_in_reverse(
     assert stopped == [
         "shared_display",
         "focus",
+        "screen_capture_watch",
         "screenshots",
+        "drops",
         "clipboard",
+        "injected_input",
         "keyboard",
         "displays",
     ]
@@ -105,8 +111,11 @@ def test_environment_infos_name_every_desktop_guard(qtbot: QtBot, platform: X11P
     assert [i.name for i in infos] == [
         "displays",
         "keyboard",
+        "injected_input",
         "clipboard",
+        "drops",
         "screenshots",
+        "screen_capture_watch",
         "focus",
         "shared_display",
     ]
