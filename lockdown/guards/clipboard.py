@@ -32,7 +32,7 @@ from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo
 from lockdown.guards.ratelimit import RateLimitedSink
-from lockdown.guards.timers import keep_none, repeating_timer, stop_timer
+from lockdown.guards.timers import repeating_timer, stop_timer
 from lockdown.platform.base import Capability, DesktopPlatform
 from lockdown.resources import read_text
 
@@ -204,7 +204,7 @@ class ClipboardGuard:
             return  # another program's: journalled by _check
         data = clipboard.mimeData(QClipboard.Mode.Selection)
         if data is not None:
-            keep_none(data.clear)
+            data.clear()
 
     def _on_changed(self, mode: QClipboard.Mode) -> None:
         # WORKAROUND(crash): QtWebEngine sets the selection and keeps using its mime data

@@ -25,7 +25,6 @@ from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo
 from lockdown.guards.ratelimit import RateLimitedSink
-from lockdown.guards.timers import keep_none
 
 _DRAG_EVENTS: Final = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 _FORMATS_SHOWN: Final = 8
@@ -123,11 +122,11 @@ class DropGuard:
         kind = event.type()
         if kind == QEvent.Type.DragMove:
             # decided at DragEnter; a move after a refused enter is refused again
-            if self._allow or keep_none(event.source) is not None:
+            if self._allow or event.source() is not None:
                 return False
             event.ignore()
             return True
-        if keep_none(event.source) is not None:
+        if event.source() is not None:
             return False  # a drag inside the exam
         data = event.mimeData()
         formats = list(data.formats())[:_FORMATS_SHOWN] if data is not None else []
