@@ -214,7 +214,17 @@ class Session:
             ),
             journal.append,
         )
+        from lockdown.ui.checkscreen import SystemCheckOperation
+
         self.operations: list[Operation] = [
+            SystemCheckOperation(
+                exam.settings,
+                self.paths.spool,
+                journal.append,
+                title=exam.title,
+                demo=exam.origin == "demo",  # files and links have a path or URL as origin
+                automatic=self._automatic,
+            ),
             self.system_guards,
             ProctoringStep(exam.settings, journal.append, self.paths, journal.path.stem),
             KioskOperation(kiosk, journal.append),
@@ -401,6 +411,7 @@ class Session:
     def run(self, journey: Callable[[Kiosk], None] | None = None) -> int:
         from PySide6.QtCore import QEvent, QEventLoop, QTimer
 
+        self._automatic = journey is not None  # the headless demo: no one to press Continue
         self._open()
         # The exam runs in a loop of its own, not in QApplication.exec(): quitting the
         # application for good would also stop every later timer in this process.
