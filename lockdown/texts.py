@@ -352,6 +352,7 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "checkscreen.brightness": "Brightness",
         "checkscreen.level": "Microphone level",
         "checkscreen.pattern": "Test pattern: not a physical camera",
+        "checkscreen.video_file": "Video file: not a physical camera",
         "checkscreen.status.pass": "Passed",
         "checkscreen.status.warn": "Warning",
         "checkscreen.status.fail": "Failed",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -54,6 +54,7 @@ ICONS: Final = {
     "waiting": ("·", "#9e9e9e"),
 }
 LEVEL_FLOOR_DBFS: Final = -60
+LEVEL_FALL_PER_POLL: Final = 1.5
 
 
 class Mailbox:
@@ -108,7 +109,7 @@ class StepRow:
         grid.addWidget(self.icon, row, 0, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.title, row, 1, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.status, row, 2, Qt.AlignmentFlag.AlignTop)
-        grid.addLayout(box, row, 3)
+        grid.addLayout(box, row, 3, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.retry, row, 4, Qt.AlignmentFlag.AlignTop)
         self.show_state("waiting")
 
@@ -180,6 +181,7 @@ class CheckScreen(QWidget):
             StepRow(grid, index, check, self._retry_of(index))
             for index, check in enumerate(self.checks)
         ]
+        grid.setRowStretch(len(self.checks), 1)  # rows stay at the top
         scroll = QScrollArea()
         scroll.setWidget(grid_host)
         scroll.setWidgetResizable(True)
@@ -190,7 +192,9 @@ class CheckScreen(QWidget):
         self.preview.setStyleSheet("background: #202020; color: #e0e0e0;")
         self.preview.setAccessibleName(text("checkscreen.preview"))
         spec = str(ctx.settings["proctoring.camera_source"])
-        self.pattern_note = QLabel(text("checkscreen.pattern"))
+        self.pattern_note = QLabel(
+            text("checkscreen.pattern" if spec.strip() == "pattern" else "checkscreen.video_file")
+        )
         self.pattern_note.setStyleSheet("color: #b26a00; font-weight: bold;")
         self.pattern_note.setVisible("camera" in ctx.streams and not physical_camera(spec))
         self.brightness = QProgressBar()
@@ -203,6 +207,8 @@ class CheckScreen(QWidget):
         self.level.setValue(LEVEL_FLOOR_DBFS)
         self.level.setFormat("%v dBFS")
         self.level.setAccessibleName(text("checkscreen.level"))
+        #: the loudest level seen (dBFS)
+        self.level_peak = -120.0
         sentence = QLabel(text("check.microphone.sentence"))
         sentence.setWordWrap(True)
         side = QVBoxLayout()
@@ -239,8 +245,6 @@ class CheckScreen(QWidget):
         layout.addWidget(intro)
         layout.addLayout(middle, 1)
         layout.addLayout(bottom)
-        leave = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
-        leave.activated.connect(lambda: self._finish(False))
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._poll)
         self._timer.start(POLL_MS)
@@ -296,8 +300,12 @@ class CheckScreen(QWidget):
         frame, level = self.mailbox.take()
         if frame is not None:
             self._show_frame(*frame)
+        # the meter falls back slowly (30 dB/s), so a syllable stays visible
+        shown = max(float(LEVEL_FLOOR_DBFS), self.level.value() - LEVEL_FALL_PER_POLL)
         if level is not None:
-            self.level.setValue(max(LEVEL_FLOOR_DBFS, min(0, round(level))))
+            shown = max(shown, min(0.0, level))
+            self.level_peak = max(self.level_peak, level)
+        self.level.setValue(round(shown))
         while True:
             try:
                 index, outcome = self.mailbox.results.get_nowait()
@@ -362,6 +370,16 @@ class CheckScreen(QWidget):
         self.close()
         if self._finished_cb is not None:
             self._finished_cb(continued)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Escape leaves; Enter continues when Continue is enabled (Tab moves between
+        the buttons, Space presses the focused one)."""
+        if event.key() == Qt.Key.Key_Escape:
+            self._finish(False)
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._finish(True)
+        else:
+            super().keyPressEvent(event)
 
     def closeEvent(self, event: Any) -> None:
         if not self._done:
