@@ -12,7 +12,7 @@
   a physical camera*: refused in an installed build, said plainly in a development one.
 - ``microphone``: opens the input as the recorder does and listens while the candidate
   reads the sentence shown (``check.microphone.sentence``): FAIL when there is no input,
-  it is denied, or it delivers digital silence (exact zeros); PASS when the level rises
+  it is denied, or it delivers digital silence (exact zeros, for ``MIC_SILENT_S``); PASS when the level rises
   ``MIC_RISE_DB`` (20 dB) above the noise floor; else WARN with a retry (the client never
   fails a candidate on its own judgement of a sound).
 - ``test_recording``: the exam's streams through the real recorders for 5 s, each
@@ -34,7 +34,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -53,6 +53,8 @@ GOOD_SIZE: Final = (640, 480)
 LEAST_SIZE: Final = (320, 240)
 MIC_RISE_DB: Final = 20.0
 MIC_LISTEN_S: Final = 8.0
+#: exact zeros this long are a muted input: no need to listen on
+MIC_SILENT_S: Final = 4.0
 #: speech quieter than this is not speech (dBFS)
 MIC_LEAST_PEAK: Final = -55.0
 TEST_RECORDING_S: Final = 5.0
@@ -350,6 +352,8 @@ class MicrophoneCheck(CheckDefaults):
                         any_sound = True
                     if level is not None:
                         level(value)
+                if not any_sound and time.monotonic() - started >= MIC_SILENT_S:
+                    break
                 if time.monotonic() - started >= self.least and len(levels) >= 10:
                     status, _, _ = judge_levels(levels, any_sound)
                     if status is Status.PASS:
@@ -401,6 +405,19 @@ def _decoded_units(mime: str, data: bytes) -> int:
         return 0
 
 
+def _screen_unavailable(settings: Mapping[str, Any]) -> str:
+    """Why the screen cannot be grabbed here ("" when it can)."""
+    from lockdown.capture.sources import ScreenSource
+
+    try:
+        ScreenSource(
+            str(settings["proctoring.screen_area"]), int(settings["proctoring.screen_max_width"])
+        ).close()
+    except Exception as exc:  # mss raises its own errors without a display
+        return str(exc) or type(exc).__name__
+    return ""
+
+
 class SampleRecordingCheck(CheckDefaults):
     """Five seconds through the exam's own recorders, sealed, read back and discarded."""
 
@@ -430,6 +447,14 @@ class SampleRecordingCheck(CheckDefaults):
         ]
         if not streams:
             return CheckResult(Status.SKIP, "check.recording.devices_failed")
+        unavailable: dict[str, str] = {}
+        if "screen" in streams:
+            # WORKAROUND(a screen recorder started without a screen dies with a traceback
+            # in its thread; the recorders' own robustness is another change): look first.
+            why = _screen_unavailable(ctx.settings)
+            if why:
+                unavailable["screen"] = why
+                streams.remove("screen")
         settings: dict[str, Any] = dict(ctx.settings)
         settings["proctoring.segment_length"] = max(2.0, self.seconds + 5.0)
         events: list[Event] = []
@@ -488,6 +513,8 @@ class SampleRecordingCheck(CheckDefaults):
                     "error": error,
                     "backend": health.backend,
                 }
+            for name, why in unavailable.items():
+                per_stream[name] = {"segments": 0, "units": 0, "seconds": 0.0, "error": why}
             details["streams"] = per_stream
         finally:
             shutil.rmtree(folder, ignore_errors=True)

@@ -440,7 +440,9 @@ class SystemCheckOperation:
     """Before a proctored exam: the check screen; the exam starts only after Continue.
 
     ABORTED when the candidate leaves it or a blocking step fails (journalled as
-    ``check.screen``); nothing to undo in revert. Exams that record nothing skip it.
+    ``check.screen``); nothing to undo in revert. Exams that record nothing skip it, and
+    so do exams with ``checks.before_exam`` off — except that an installed build refuses
+    a camera that is a video file or the test pattern either way (the demo excepted).
     """
 
     name = "system_check"
@@ -462,6 +464,7 @@ class SystemCheckOperation:
         self._demo = demo
         self._automatic = automatic
         self.message_id: str | None = None
+        self.message_values: dict[str, Any] = {}
 
     def perform(self) -> Outcome:
         from lockdown.checks import needs
@@ -469,6 +472,16 @@ class SystemCheckOperation:
         from lockdown.events import Event
 
         streams = needs.exam_streams(self._settings)
+        spec = str(self._settings["proctoring.camera_source"])
+        if "camera" in streams and not physical_camera(spec) and not self._demo:
+            from lockdown import build
+
+            if build.current().installed:
+                # a pre-recorded video is a cheat: refused whether or not the screen shows
+                self._report(Event("check.camera_refused", {"source": spec}))
+                self.message_id = "check.camera.not_physical"
+                self.message_values = {"source": spec}
+                return Outcome.ABORTED
         if not streams or not self._settings["checks.before_exam"]:
             return Outcome.SUCCESS
         ctx = CheckContext(self._settings, streams, self._spool, demo=self._demo)

@@ -277,3 +277,14 @@ def test_a_recording_whose_camera_cannot_open_fails_and_says_which_stream(tmp_pa
     result = SampleRecordingCheck(seconds=2.0).run(ctx)
     assert (result.status, result.message_id) == (Status.FAIL, "check.recording.failed")
     assert result.values["reason"].startswith("camera:")
+
+
+def test_a_recording_without_a_screen_fails_for_the_screen_without_a_stray_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    result = SampleRecordingCheck(seconds=1.0).run(_ctx(tmp_path, ("screen",)))
+    assert (result.status, result.message_id) == (Status.FAIL, "check.recording.failed")
+    assert result.values["reason"].startswith("screen:")
+    assert not [t for t in threading.enumerate() if t.name == "screen-recorder"]

@@ -199,3 +199,58 @@ def test_no_microphone_blocks_until_a_retry_passes(
     assert screen.continue_button.isEnabled()
     qtbot.keyClick(screen, Qt.Key.Key_Escape)  # leaving is always possible
     assert verdict == [False]
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from lockdown import build
+
+    monkeypatch.setenv("LOCKDOWN_AS_INSTALLED", "1")
+    build.current.cache_clear()
+    yield
+    monkeypatch.delenv("LOCKDOWN_AS_INSTALLED")
+    build.current.cache_clear()
+
+
+def _exam_settings(**values: Any) -> dict[str, Any]:
+    settings: dict[str, Any] = dict(Settings.defaults())
+    settings.update(
+        {
+            "proctoring.camera": True,
+            "proctoring.camera_source": "pattern",
+            "checks.before_exam": False,
+            **values,
+        }
+    )
+    return settings
+
+
+def test_before_an_exam_a_pattern_camera_is_refused_in_an_installed_build(
+    tmp_path: Path, installed: None
+) -> None:
+    from lockdown.lifecycle.base import Outcome
+    from lockdown.ui.checkscreen import SystemCheckOperation
+
+    events: list[Any] = []
+    op = SystemCheckOperation(_exam_settings(), tmp_path, events.append)
+    assert op.perform() is Outcome.ABORTED
+    assert (op.message_id, op.message_values) == (
+        "check.camera.not_physical",
+        {"source": "pattern"},
+    )
+    assert [e.type for e in events] == ["check.camera_refused"]
+    # the demo's pattern is allowed in any build
+    demo = SystemCheckOperation(_exam_settings(), tmp_path, events.append, demo=True)
+    assert demo.perform() is Outcome.SUCCESS
+
+
+def test_before_an_exam_a_pattern_camera_is_allowed_in_a_development_build(
+    tmp_path: Path,
+) -> None:
+    # the positive control of the test above: the same exam starts in a development build
+    from lockdown.lifecycle.base import Outcome
+    from lockdown.ui.checkscreen import SystemCheckOperation
+
+    events: list[Any] = []
+    op = SystemCheckOperation(_exam_settings(), tmp_path, events.append)
+    assert op.perform() is Outcome.SUCCESS and op.message_id is None and events == []
