@@ -405,7 +405,8 @@ def run_screen(
 ) -> bool:
     """Show the screen until Continue (True) or leave (False), in a loop of its own.
 
-    ``automatic`` (the headless demo) presses Continue itself once it is enabled.
+    ``automatic`` (the headless demo) presses Retry once on each blocking failure and
+    Continue once it is enabled.
     """
     from PySide6.QtCore import QEventLoop
 
@@ -421,12 +422,22 @@ def run_screen(
     screen.start()
     if automatic:
         watch = QTimer(screen)
+        retried: set[int] = set()
 
         def press() -> None:
             if screen.passed:
                 screen.continue_button.click()
-            elif not screen.busy:
+                return
+            if screen.busy:
+                return
+            # as a candidate would: Retry each blocking failure once, then give up
+            failed = [i for i, o in enumerate(screen.outcomes) if o is not None and o.blocks]
+            again = [i for i in failed if i not in retried]
+            if not again:
                 screen._finish(False)
+            for index in again:
+                retried.add(index)
+                screen.retry(index)
 
         watch.timeout.connect(press)
         watch.start(200)
@@ -487,11 +498,18 @@ class SystemCheckOperation:
         ctx = CheckContext(self._settings, streams, self._spool, demo=self._demo)
         continued = run_screen(ctx, all_checks(), title=self._title, automatic=self._automatic)
         outcomes = ctx.shared.get("outcomes", {})
+        failed = sorted(k for k, o in outcomes.items() if o.blocks)
+        if not continued:
+            log.checks.warning(
+                "The system check screen ended without Continue; blocking failures: %s",
+                ", ".join(failed) or "none (the candidate left)",
+            )
         self._report(
             Event(
                 "check.screen",
                 {
                     "continued": continued,
+                    "blocking_failed": failed,
                     "steps": {k: o.result.status.value for k, o in outcomes.items()},
                 },
             )

@@ -254,3 +254,37 @@ def test_before_an_exam_a_pattern_camera_is_allowed_in_a_development_build(
     events: list[Any] = []
     op = SystemCheckOperation(_exam_settings(), tmp_path, events.append)
     assert op.perform() is Outcome.SUCCESS and op.message_id is None and events == []
+
+
+class FlakyOnce:
+    """A step that fails its first run and passes the next (a device busy for a moment)."""
+
+    id = "flaky"
+    title_id = "check.camera.title"
+    blocking = True
+    main_thread = False
+    time_limit = None
+
+    def __init__(self, failures: int = 1) -> None:
+        self.runs = 0
+        self.failures = failures
+
+    def run(self, ctx: CheckContext) -> Any:
+        from lockdown.checks.base import CheckResult, Status
+
+        self.runs += 1
+        if self.runs <= self.failures:
+            return CheckResult(Status.FAIL, "check.camera.busy", {"reason": "busy"})
+        return CheckResult(Status.PASS, "check.camera.ok", {"width": 1, "height": 1, "fps": 1})
+
+
+@pytest.mark.parametrize(("failures", "continued"), [(1, True), (2, False)])
+def test_the_automatic_demo_retries_a_blocking_failure_once(
+    qtbot: Any, xserver: Xvfb, tmp_path: Path, failures: int, continued: bool
+) -> None:
+    from lockdown.ui.checkscreen import run_screen
+
+    step = FlakyOnce(failures)
+    ctx = _ctx(tmp_path)
+    assert run_screen(ctx, [step], automatic=True) is continued
+    assert step.runs == 2
