@@ -26,6 +26,7 @@ screenshots into a folder it prints.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -233,7 +234,17 @@ class Session:
             link=self.link,
             request=_session_request(exam),
         )
+        from lockdown.ui.checkscreen import SystemCheckOperation
+
         self.operations: list[Operation] = [
+            SystemCheckOperation(
+                exam.settings,
+                self.paths.spool,
+                journal.append,
+                title=exam.title,
+                demo=exam.demo,
+                automatic=self._automatic,
+            ),
             self.system_guards,
             *_service_steps(self.link, journal.append),
             proctoring,
@@ -436,6 +447,7 @@ class Session:
     def run(self, journey: Callable[[Kiosk], None] | None = None) -> int:
         from PySide6.QtCore import QEvent, QEventLoop, QTimer
 
+        self._automatic = journey is not None  # the headless demo: no one to press Continue
         self._open()
         # The exam runs in a loop of its own, not in QApplication.exec(): quitting the
         # application for good would also stop every later timer in this process.
@@ -1011,7 +1023,8 @@ def _service_demo_exam(site: Any, service: Any) -> LoadedExam:
     log.init.info("Demo candidate's launch link: %s", link.split("?")[0])
     trusted = convert("config.trusted_keys", [service.token_key()], origin="the demo")
     organisation = Organisation(values={**demo_values(site), "config.trusted_keys": trusted})
-    return load_exam(link, organisation, password=lambda _tries: None)
+    exam = load_exam(link, organisation, password=lambda _tries: None)
+    return dataclasses.replace(exam, demo=True)
 
 
 def _print_demo_recording(spool: Path, folder: Path, private: Path | None, service: Any) -> None:

@@ -572,6 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also send the report to the exam's proctoring service",
     )
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
+    p.add_argument(
+        "--gui",
+        action="store_true",
+        help="show the check screen (camera preview, microphone meter, Retry per step)",
+    )
     p.set_defaults(func=_dispatch("lockdown.checks.cli", "main", "check"))
     _polish(parser)
     return parser

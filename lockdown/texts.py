@@ -285,6 +285,107 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "until the upload is finished. For faster uploads change networks or connect via "
         "ethernet, and stop other uploads and video calls on your network.",
         "check.bandwidth.no_upload": "Not measured: the upload test did not run.",
+        "check.cameras.title": "Cameras",
+        "check.cameras.ok": "Camera found: {cameras}.",
+        "check.cameras.none_listed": "This computer lists no camera of its own.",
+        "check.cameras.unknown": "The cameras of this computer could not be listed ({reason}).",
+        "check.cameras.several": "Several cameras face you ({cameras}). Devices with two "
+        "cameras are not recommended: Lockdown records only one of them.",
+        "check.cameras.front_and_back": "This device has front and back cameras ({cameras}). "
+        "Such devices are not recommended.",
+        "check.cameras.storage": "The camera {cameras} is also a storage device (like an action "
+        "camera such as a GoPro). It should not be used as the exam's webcam.",
+        "check.cameras.network": "The camera {cameras} is also a network device (like an action "
+        "camera such as a GoPro used as a webcam). It should not be used as the exam's webcam.",
+        "check.cameras.virtual": "A virtual camera is installed ({cameras}). The exam records "
+        "a real camera only.",
+        "check.cameras.remedy": "Use one front-facing webcam: an external webcam that faces you "
+        "is fine, as long as it is not also a storage device. Unplug other cameras and quit "
+        "virtual-camera apps (OBS, ManyCam, Snap Camera) before the exam.",
+        "check.camera.title": "Camera",
+        "check.camera.not_recorded": "This exam does not record the camera.",
+        "check.camera.ok": "The camera works: {width}x{height} at {fps} frames per second.",
+        "check.camera.not_physical_dev": "Not a physical camera: {source} ({width}x{height} at "
+        "{fps} frames per second). Allowed only in a development build and the demo.",
+        "check.camera.not_physical": "The configured camera ({source}) is not a physical "
+        "camera: a video file or test pattern cannot be used for an exam.",
+        "check.camera.not_physical_remedy": "Ask IT staff to set the camera "
+        "(proctoring.camera_source) to your webcam, then run the check again.",
+        "check.camera.missing": "No camera could be opened: {reason}.",
+        "check.camera.missing_remedy": "Connect a webcam (or switch on the built-in one) and close "
+        "other programs that use it, then run the check again.",
+        "check.camera.denied": "Lockdown is not allowed to use the camera: {reason}.",
+        "check.camera.denied_remedy": "Allow Lockdown to use the camera. Windows: Settings > "
+        "Privacy & security > Camera, let apps (and desktop apps) use it. macOS: System Settings "
+        "> Privacy & Security > Camera, tick Lockdown (untick and tick it again if it is "
+        "ticked). Linux: add your user to the video group and log in again. Then run the check "
+        "again.",
+        "check.camera.busy": "The camera is in use by another program: {reason}.",
+        "check.camera.busy_remedy": "Close other programs that use the camera (video calls, "
+        "camera apps, browsers with a call open), then run the check again.",
+        "check.camera.no_frames": "The camera opened but delivered no picture ({source}).",
+        "check.camera.too_small": "The camera delivers only {width}x{height}; the exam needs at "
+        "least 320x240.",
+        "check.camera.poor": "The camera delivers {width}x{height} at {fps} frames per second; "
+        "640x480 at 10 frames per second or more is recommended.",
+        "check.camera.size_remedy": "Use a better webcam, or close programs that slow the "
+        "computer down, then run the check again.",
+        "check.camera.too_dark": "Webcam too dark: the lighting is too low to see you clearly.",
+        "check.camera.too_dark_remedy": "Move to a more brightly lit area, or turn on a light in "
+        "front of you (not behind you). If the lighting is not low, check that Lockdown has "
+        "access to the webcam and that nothing covers it. Then run the check again.",
+        "check.microphone.title": "Microphone",
+        "check.microphone.not_recorded": "This exam does not record the microphone.",
+        "check.microphone.sentence": 'Read this sentence aloud: "I am ready to take my exam, '
+        'and I will work on my own."',
+        "check.microphone.ok": "The microphone hears you: your voice rose {rise_db} dB above the "
+        "background noise.",
+        "check.microphone.quiet": "The microphone hardly heard you: your voice rose only "
+        "{rise_db} dB above the background noise.",
+        "check.microphone.quiet_remedy": "Speak up and move closer to the microphone, or choose "
+        "another microphone, then retry. You may go on: this is only a warning.",
+        "check.microphone.missing": "No microphone could be opened: {reason}.",
+        "check.microphone.missing_remedy": "Connect a microphone or headset (or switch on the "
+        "built-in one), then run the check again.",
+        "check.microphone.denied": "Lockdown is not allowed to use the microphone: {reason}.",
+        "check.microphone.denied_remedy": "Allow Lockdown to use the microphone. Windows: "
+        "Settings > Privacy & security > Microphone. macOS: System Settings > Privacy & "
+        "Security > Microphone, tick Lockdown (untick and tick it again if it is ticked). Then "
+        "run the check again.",
+        "check.microphone.silent": "The microphone delivers no sound at all (digital silence).",
+        "check.microphone.silent_remedy": "Unmute the microphone (a mute key or switch, the "
+        "system's sound settings) and check that the right input is chosen, then run the check "
+        "again.",
+        "check.recording.title": "Test recording",
+        "check.recording.nothing": "This exam records nothing.",
+        "check.recording.devices_failed": "Not tried: the camera or microphone step failed.",
+        "check.recording.ok": "A {seconds}-second test recording of {streams} was made, "
+        "verified and discarded.",
+        "check.recording.failed": "The test recording failed: {reason}.",
+        "check.recording.remedy": "Close other programs that use the camera or microphone and "
+        "free some disk space, then run the check again. If it keeps failing, tell your exam "
+        "support.",
+        "checkscreen.title": "System check",
+        "checkscreen.intro": "Lockdown checks that this computer is ready for the exam.",
+        "checkscreen.retry": "Retry",
+        "checkscreen.continue": "Continue",
+        "checkscreen.close": "Close",
+        "checkscreen.cancel": "Leave",
+        "checkscreen.preview": "Camera",
+        "checkscreen.no_preview": "No picture yet",
+        "checkscreen.brightness": "Brightness",
+        "checkscreen.level": "Microphone level",
+        "checkscreen.pattern": "Test pattern: not a physical camera",
+        "checkscreen.video_file": "Video file: not a physical camera",
+        "checkscreen.status.pass": "Passed",
+        "checkscreen.status.warn": "Warning",
+        "checkscreen.status.fail": "Failed",
+        "checkscreen.status.skip": "Skipped",
+        "checkscreen.status.running": "Checking…",
+        "checkscreen.status.waiting": "Waiting",
+        "checkscreen.blocked": "Fix the failed steps (Retry beside each), then continue.",
+        "checkscreen.ready": "Everything needed passed: continue to the exam.",
+        "checkscreen.not_passed": "The system check did not pass; the exam was not started.",
         "check.next.ready": "Everything needed passed: you can take the exam on this computer.",
         "check.next.warnings": "Nothing blocks the exam. Read the warnings above: you can take "
         "the exam, but fixing them avoids trouble.",

@@ -102,6 +102,12 @@ class OpenCvSource:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         return _fit(np.asarray(frame, np.uint8), self._width, self._height)
 
+    def native_size(self) -> tuple[int, int] | None:
+        """The size the device (or file) delivers before scaling; None when unknown."""
+        width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        return (width, height) if width > 0 and height > 0 else None
+
     def close(self) -> None:
         self._capture.release()
 

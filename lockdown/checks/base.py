@@ -78,6 +78,8 @@ class CheckContext:
     service: Service | None = None
     #: the exam configuration checked for (None: the built-in "all three streams" case)
     exam_origin: str | None = None
+    #: the built-in demo (its camera is the test pattern, allowed in any build)
+    demo: bool = False
     shared: dict[str, Any] = field(default_factory=dict)
     #: set when the runner gives up on the check (its time limit passed)
     cancelled: threading.Event = field(default_factory=threading.Event)

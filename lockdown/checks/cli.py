@@ -27,6 +27,12 @@ from typing import Any
 from lockdown import log
 from lockdown.checks import needs, report
 from lockdown.checks.base import Check, CheckContext, Service
+from lockdown.checks.devices import (
+    CameraCheck,
+    CameraInventoryCheck,
+    MicrophoneCheck,
+    SampleRecordingCheck,
+)
 from lockdown.checks.machine import (
     AppCheck,
     DisplaysCheck,
@@ -54,6 +60,10 @@ def all_checks() -> list[Check]:
         IsolationCheck(),
         ProhibitedAppsCheck(),
         FreeDiskCheck(),
+        CameraInventoryCheck(),
+        CameraCheck(),
+        MicrophoneCheck(),
+        SampleRecordingCheck(),
         ScreenCaptureCheck(),
         UploadCheck(),
         BandwidthCheck(),
@@ -130,11 +140,25 @@ def _send(ctx: CheckContext, doc: Mapping[str, Any]) -> dict[str, Any]:
     return {"ok": False, "check_id": check_id, "error": reply.reason}
 
 
+def _gui(ctx: CheckContext, title: str | None) -> int:
+    """``--gui``: the check screen; 0 when Continue was pressed (nothing blocking failed)."""
+    from lockdown.ui.display import require_display
+
+    require_display()  # before Qt: without a display its xcb plugin aborts the process
+    from lockdown.app import qt_application
+    from lockdown.ui.checkscreen import run_screen
+
+    qt_application()
+    return 0 if run_screen(ctx, all_checks(), title=title) else 1
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the check; print the report; 0 nothing blocking failed, 1 something did."""
     from lockdown.texts import text
 
     ctx, title = context(args)
+    if getattr(args, "gui", False):
+        return _gui(ctx, title)
     as_json = bool(getattr(args, "json", False))
     send = bool(getattr(args, "send", False))
     if send and (ctx.service is None or not ctx.service.probe_token):
@@ -146,6 +170,13 @@ def main(args: argparse.Namespace) -> int:
     checks = all_checks()
 
     def progress(index: int, total: int, check: Check, outcome: StepOutcome | None) -> None:
+        if outcome is None and check.id == "microphone" and "microphone" in ctx.streams:
+            # the candidate reads while the step listens (on stderr with --json)
+            print(
+                text("check.microphone.sentence"),
+                file=sys.stderr if as_json else sys.stdout,
+                flush=True,
+            )
         if outcome is not None and not as_json:
             print("\n".join(report.step_lines(index + 1, outcome)), flush=True)
 

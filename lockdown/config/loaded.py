@@ -20,3 +20,5 @@ class LoadedExam:
     organisation: Organisation = field(default_factory=Organisation)
     #: facts about how the configuration was fetched, for the journal
     notes: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: the bundled demo exam (its camera is a test pattern, allowed even when installed)
+    demo: bool = False

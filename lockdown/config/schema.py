@@ -427,6 +427,13 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "Size of the upload test sent to the proctoring service, in KiB.",
     ),
     Option(
+        "checks.before_exam",
+        Bool(),
+        True,
+        "Show the system check screen before a proctored exam starts; the exam starts only "
+        "when every blocking step passes and the candidate presses Continue.",
+    ),
+    Option(
         "checks.bandwidth_margin",
         Float(1.0, 10.0),
         2.0,

@@ -128,7 +128,7 @@ def demo_exam(site: DemoSite, *, recipient_key: str = "") -> LoadedExam:
     organisation = Organisation(values={"proctoring.recipient_key": recipient_key})
     settings = layer(organisation, values)
     keys = examkeys.keys_for_values(values, settings, examkeys.ISOLATION_MODES[0])
-    return LoadedExam(settings, keys, "demo", "Demo exam", "lockdown", organisation)
+    return LoadedExam(settings, keys, "demo", "Demo exam", "lockdown", organisation, demo=True)
 
 
 @dataclass

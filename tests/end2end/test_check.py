@@ -35,6 +35,10 @@ TITLES = [
     "Lockdown of the desktop",
     "Prohibited applications",
     "Free disk space",
+    "Cameras",
+    "Camera",
+    "Microphone",
+    "Test recording",
     "Screen capture",
     "Upload test",
     "Bandwidth",
@@ -96,7 +100,8 @@ def test_without_a_display_the_json_report_meets_its_schema(tmp_path: Path) -> N
     steps = by_id(doc)
     assert list(steps) == [
         "app", "service", "clock", "displays", "virtual_machine", "remote_session",
-        "isolation", "prohibited_apps", "free_disk", "screen_capture", "upload", "bandwidth",
+        "isolation", "prohibited_apps", "free_disk", "cameras", "camera", "microphone",
+        "test_recording", "screen_capture", "upload", "bandwidth",
     ]  # fmt: skip
     for step in ("service", "clock", "upload", "bandwidth"):
         assert (steps[step]["status"], steps[step]["message_id"]) == ("skip", "check.service.none")
@@ -183,7 +188,7 @@ def test_a_refused_upload_fails_with_the_guides_words_and_exit_1(
     )
     done = check(tmp_path, "--config", str(unsigned), "--temp-basedir")
     assert done.returncode == 1, done.stdout + done.stderr
-    upload = next(line for line in done.stdout.splitlines() if line.startswith("11. Upload test"))
+    upload = next(line for line in done.stdout.splitlines() if line.startswith("15. Upload test"))
     assert " FAIL " in upload and "Cannot upload files" in upload and "401" in upload
     host = service.url.removeprefix("http://")
     assert f"What to do: {text('check.upload.remedy', host=host)}" in done.stdout
