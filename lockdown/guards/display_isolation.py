@@ -106,6 +106,10 @@ def choose_display(
             why = str(exc)
         else:
             env.update(shown.environ())
+            # Qt must take the exam's X server, never a Wayland compositor beside it
+            env.pop("WAYLAND_DISPLAY", None)
+            env["QT_QPA_PLATFORM"] = "xcb"
+            shown.watch()
             return DisplayChoice("isolated", "", policy, shown)
     if policy == "required":
         log.init.error("The exam requires a display of its own: %s", why)
