@@ -250,6 +250,10 @@ class Session:
 
         self._lost = threading.Event()
         self._uninstall_xio: Callable[[], None] | None = None
+        exam_display = self.display.display if self.display is not None else None
+        if exam_display is not None:
+            # the exam's own server died: Qt's xcb plugin may not notice; its helper does
+            exam_display.on_server_exit = lambda _status: self._display_lost("exam_server_exited")
         if self.platform.name != "x11":
             return
         if build.dev_switch("KEEP_XIO_EXIT"):

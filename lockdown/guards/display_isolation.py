@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from lockdown import log
+from lockdown import build, log
 from lockdown.errors import UserError
 from lockdown.events import Event, EventSink
 from lockdown.lifecycle.base import Outcome
@@ -323,6 +323,11 @@ class DisplayIsolationOperation:
         kind, payload = choice.record()
         self._report(Event(kind, payload))
         if choice.display is None:
+            return Outcome.SUCCESS
+        if build.dev_switch("DISPLAY_WATCH") == "off":
+            # the positive control of the tests: an intruder given the cookie stays
+            log.guards.warning("Development switch: the exam display's clients are not watched")
+            self._report(Event("session.dev_switch", {"name": "DISPLAY_WATCH"}))
             return Outcome.SUCCESS
         allowed = Allowed(
             self._our_pid, bool(self._settings.get("accessibility.assistive_technology"))

@@ -174,12 +174,11 @@ class ExamDisplay:
         """Ask the helper to stop the server and switch back; True when it did."""
         stdin = self.helper.stdin
         if stdin is not None:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 stdin.write(b"stop\n")
                 stdin.flush()
+            with contextlib.suppress(BrokenPipeError, OSError):
                 stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
         try:
             self.helper.wait(timeout)
         except subprocess.TimeoutExpired:
