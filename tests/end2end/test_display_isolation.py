@@ -58,22 +58,37 @@ getSelection().removeAllRanges(); getSelection().addRange(r);
 document.addEventListener('keydown', e => fetch('/typed?k=' + encodeURIComponent(e.key)));
 </script></body></html>"""
 
-#: An X client that maps a window and then makes a request every 10 ms: prints READY, and
-#: GONE with the seconds since READY when its connection is closed by the server.
+#: An X client that connects, maps a window and then makes a request every 10 ms: prints
+#: GONE with the seconds since it connected when the server closes its connection.
 INTRUDER = """
 import sys, time
-from Xlib import display, error
-d = display.Display()
-w = d.screen().root.create_window(0, 0, 200, 200, 0, d.screen().root_depth, override_redirect=True)
-w.map(); d.sync()
+from Xlib import display
 start = time.monotonic()
-print("READY", flush=True)
 try:
+    d = display.Display()
+    w = d.screen().root.create_window(
+        0, 0, 200, 200, 0, d.screen().root_depth, override_redirect=True)
+    w.map()
+    d.sync()
+    print("READY", flush=True)
     while time.monotonic() - start < 20:
-        d.get_input_focus(); time.sleep(0.01)
-except (error.ConnectionClosedError, OSError):
-    print("GONE", round(time.monotonic() - start, 3), flush=True)
+        d.get_input_focus()
+        time.sleep(0.01)
+except Exception as exc:  # closed by the server, at whichever request it was
+    print("GONE", round(time.monotonic() - start, 3), type(exc).__name__, flush=True)
     raise SystemExit(0)
+print("STAYED", flush=True)
+"""
+
+#: A client that owns no resource (a screen reader of the root window): cannot be named
+#: by XKillClient, so the watch ends its process.
+BARE = """
+import time
+from Xlib import display
+d = display.Display()
+d.sync()
+print("READY", flush=True)
+time.sleep(20)
 print("STAYED", flush=True)
 """
 
@@ -224,7 +239,7 @@ def _line(proc: subprocess.Popen[str], word: str) -> str:
     for line in proc.stdout:
         if line.startswith(word) or line.startswith(("GONE", "STAYED")):
             return line.strip()
-    raise AssertionError(f"the client ended without {word}")
+    return ""  # the client ended without a word (killed)
 
 
 @pytest.mark.parametrize("mode", ["preferred", "off"])
@@ -272,6 +287,8 @@ def test_from_the_desktop_nothing_reaches_the_exam(
     # the attacks, from the candidate's desktop
     listed = desktop.run("wmctrl", "-l").stdout
     found = desktop.run(xdo, "search", "--name", "^Lockdown$", check=False).stdout.split()
+    # (a PRIMARY sniffer: on this machine the exam's selection never reaches PRIMARY,
+    # shared or not, so this check has no positive control here; see the report)
     sniffed = desktop.run("xclip", "-o", "-selection", "primary", check=False).stdout
     desktop.run(xdo, "type", "--delay", "20", "cheat")
     desktop.run(xdo, "key", "Return")
@@ -317,13 +334,17 @@ def test_from_the_desktop_nothing_reaches_the_exam(
     )
 
     # an intruder given the cookie: journalled with pid and executable, disconnected
+    # (disconnected with XKillClient once it owns a window; caught before that, it owns
+    # nothing to name it by and its process is ended)
+    launched = time.monotonic()
     intruder = _intruder(clients, exam["display"], authority)
-    assert _line(intruder, "READY") == "READY"
     gone = _line(intruder, "GONE")
-    assert gone.startswith("GONE"), gone
-    took = float(gone.split()[1])
-    record_property("intruder_disconnected_s", took)
-    assert took <= 2.0  # aim 1 s (a scan each second, and on its new window at once)
+    code = intruder.wait(10)
+    took = time.monotonic() - launched  # includes the interpreter's start
+    record_property("intruder_gone_s", round(took, 3))
+    record_property("intruder_said", gone)
+    assert gone.startswith("GONE") or code == -signal.SIGKILL, (gone, code)
+    assert took <= 2.0  # aim 1 s (a scan each second, and at once on a new window)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         caught = [r for r in read_records(journal) if r["type"] == "display.intruder"]
@@ -332,7 +353,24 @@ def test_from_the_desktop_nothing_reaches_the_exam(
         time.sleep(0.1)
     assert caught[0]["payload"]["pid"] == intruder.pid
     assert Path(caught[0]["payload"]["executable"]).name.startswith("python")
-    assert caught[0]["payload"]["action"] == "disconnected"
+    expected = "disconnected" if gone.startswith("GONE") else "terminated"
+    assert caught[0]["payload"]["action"] == expected
+    bare = _intruder(clients, exam["display"], authority, BARE)
+    assert bare.wait(10) == -signal.SIGKILL
+    ended = [r for r in read_records(journal) if r["type"] == "display.intruder"][-1]
+    assert ended["payload"]["pid"] == bare.pid and ended["payload"]["action"] == "terminated"
+
+    # no file Lockdown or its helper wrote holds the cookie
+    base = next(
+        Path(m["message"].removeprefix("Using temporary base dir "))
+        for m in lines
+        if m["message"].startswith("Using temporary base dir ")
+    )
+    secret = authority.read_bytes()[-16:]
+    for folder in (base, Path("/run/lockdown")):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert secret not in path.read_bytes(), path
 
     # kill -9 of lockdown: the helper stops the exam server and removes its record
     proc.kill()
