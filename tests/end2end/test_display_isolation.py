@@ -28,8 +28,9 @@ from lockdown.events import read_records, verify
 from lockdown.platform import exam_server
 from lockdown.platform.exam_server import RESTORE_DIR
 from lockdown.texts import text
-from tests.end2end.test_open import _reap, journal_of, lockdown, wait_for_line
+from tests.end2end.test_open import _reap, journal_of, lockdown
 from tests.support.httpserver import LocalServer
+from tests.support.processes import renamed_copy
 from tests.support.xclients import private_xdotool
 from tests.support.xserver import Xvfb, need
 
@@ -101,6 +102,28 @@ print("grabbed" if s == X.GrabSuccess else f"refused {s}", flush=True)
 """
 
 
+def _wait_started(proc: subprocess.Popen[str], timeout: float = 90) -> list[dict[str, Any]]:
+    """The log lines up to the last guard's start; every line (also the engine's raw
+    ones) in the message when the session does not get there."""
+    assert proc.stderr is not None
+    seen: list[dict[str, Any]] = []
+    raw: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        if line.startswith("{"):
+            seen.append(json.loads(line))
+            if "Shared-display guard started" in seen[-1]["message"]:
+                return seen
+        raw.append(line.rstrip()[:300])
+    messages = [s["message"] for s in seen]
+    raise AssertionError(f"lockdown did not start (exit {proc.poll()}): {messages} {raw}")
+
+
 def _org(mode: str) -> str:
     return f'guards.prohibited_apps = "allow"\nguards.display_isolation = "{mode}"\n'
 
@@ -121,11 +144,17 @@ def _cookie_of(pid: int) -> bytes:
     raise AssertionError("the lockdown process holds no authority memory file")
 
 
+def _grabber(tmp_path: Path) -> str:
+    """A renamed copy of ffmpeg: ffmpeg is on the prohibited-apps list, and a process
+    watcher of another test run on this machine (``close`` policy) ends every ffmpeg."""
+    return str(renamed_copy(tmp_path, "grab-test-driver", need("ffmpeg")))
+
+
 def _red_share(png: Path) -> float:
     """The share of pure-red pixels of a screenshot."""
     out = subprocess.run(
         [
-            need("ffmpeg"),
+            _grabber(png.parent),
             "-loglevel",
             "error",
             "-i",
@@ -155,7 +184,7 @@ def _grab(display: str, authority: Path | None, path: Path) -> Path:
         env["XAUTHORITY"] = str(authority)
     subprocess.run(
         [
-            need("ffmpeg"),
+            _grabber(path.parent),
             "-loglevel",
             "error",
             "-y",
@@ -268,7 +297,7 @@ def test_from_the_desktop_nothing_reaches_the_exam(
         env_extra=ISOLATED_ENV,
         org_extra=_org(mode),
     )
-    lines = wait_for_line(proc, "Shared-display guard started", timeout=90)
+    lines = _wait_started(proc)
     record_property(f"start_{mode}_s", round(time.monotonic() - started, 2))
     journal = journal_of(lines)
     xdo = private_xdotool()
@@ -401,7 +430,7 @@ def test_the_exam_server_dying_ends_the_exam_and_keeps_the_evidence(
         env_extra={**ISOLATED_ENV, "LOCKDOWN_DEV_DISPLAY_WATCH": "off"},
         org_extra=_org("required"),
     )
-    lines = wait_for_line(proc, "Shared-display guard started", timeout=90)
+    lines = _wait_started(proc)
     journal = journal_of(lines)
     exam = _exam_display(journal)
     authority = tmp_path / "stolen-authority"
