@@ -5,7 +5,12 @@ to the exam page's loadFinished and the peak RSS summed over the process tree (t
 browser's own process plus Chromium's helpers), then prints medians and the ratios
 lockdown / bare. Needs a display; without one it starts its own Xvfb.
 
-    .venv/bin/python bench/bench_kiosk.py [--rounds 5]
+``--isolation`` adds a third run per round: `lockdown open` on an X server of its own
+(the display helper started directly, which needs root and a development build: the
+fake virtual terminals of ``LOCKDOWN_DEV_FAKE_VT``) and prints its ratio to the shared
+display; the peak RSS then includes the helper and the Xorg server.
+
+    .venv/bin/python bench/bench_kiosk.py [--rounds 5] [--isolation]
 """
 
 from __future__ import annotations
@@ -88,6 +93,11 @@ def measure(
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--isolation",
+        action="store_true",
+        help="also start the exam on an X server of its own (root, development build)",
+    )
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
@@ -113,28 +123,42 @@ def main() -> int:
         'guards.virtual_machine = "allow"\nguards.remote_session = "allow"\n',
         encoding="utf-8",
     )
+    isolated_org = work / "org-isolated.toml"
+    isolated_org.write_text(
+        org.read_text(encoding="utf-8") + 'guards.display_isolation = "required"\n',
+        encoding="utf-8",
+    )
+    with org.open("a", encoding="utf-8") as fh:
+        fh.write('guards.display_isolation = "off"\n')
     exam = work / "exam.toml"
     exam.write_text(f'format = 1\n[browser]\nstart_url = "{site.exam_url}/"\n', encoding="utf-8")
     results: dict[str, list[tuple[float, int]]] = {"lockdown": [], "bare": []}
+    if args.isolation:
+        results["isolated"] = []
+
+    def open_argv(organisation: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "lockdown.cli",
+            "--temp-basedir",
+            "--organisation",
+            str(organisation),
+            "open",
+            str(exam),
+        ]
+
     try:
         for round_ in range(args.rounds):
             env_l = {**env, "LOCKDOWN_INSTANCE_NAME": f"bench-{os.getpid()}-{round_}"}
-            results["lockdown"].append(
-                measure(
-                    [
-                        sys.executable,
-                        "-m",
-                        "lockdown.cli",
-                        "--temp-basedir",
-                        "--organisation",
-                        str(org),
-                        "open",
-                        str(exam),
-                    ],
-                    env_l,
-                    "Page loaded",
-                )
-            )
+            results["lockdown"].append(measure(open_argv(org), env_l, "Page loaded"))
+            if args.isolation:
+                env_i = {
+                    **env_l,
+                    "LOCKDOWN_DEV_DISPLAY_HELPER": "1",
+                    "LOCKDOWN_DEV_FAKE_VT": "1",
+                }
+                results["isolated"].append(measure(open_argv(isolated_org), env_i, "Page loaded"))
             results["bare"].append(
                 measure([sys.executable, str(bare), site.exam_url + "/"], env, "Page loaded")
             )
@@ -155,6 +179,13 @@ def main() -> int:
         )
     print(f"ratio time lockdown/bare: {med['lockdown'][0] / med['bare'][0]:.2f}")
     print(f"ratio peak RSS lockdown/bare: {med['lockdown'][1] / med['bare'][1]:.2f}")
+    if "isolated" in med:
+        print(
+            "ratio time isolated/shared: "
+            f"{med['isolated'][0] / med['lockdown'][0]:.2f} "
+            f"(+{med['isolated'][0] - med['lockdown'][0]:.2f} s)"
+        )
+        print(f"ratio peak RSS isolated/shared: {med['isolated'][1] / med['lockdown'][1]:.2f}")
     return 0
 
 

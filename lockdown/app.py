@@ -2,7 +2,10 @@
 
 ``lockdown open TARGET`` reads like this:
 
-0. Without a usable display, stop with one line before Qt starts (``lockdown.ui.display``).
+0. Choose the display before Qt connects to one for good: the exam's own X server where
+   ``guards.display_isolation`` and this machine allow (``lockdown.guards.display_isolation``),
+   else the shared one. Without a usable display, stop with one line before Qt starts
+   (``lockdown.ui.display``).
 1. Build the web engine's environment and flags from an allow-list and start the
    network gate every engine connection goes through (``lockdown.ui.hardening``; what
    was removed is journalled once the journal is open), then make the Qt application
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
     from lockdown.config.loaded import LoadedExam
+    from lockdown.guards.display_isolation import DisplayChoice
     from lockdown.session.link import ServiceLink
     from lockdown.ui.kiosk import Kiosk
 
@@ -100,6 +104,7 @@ def run_session(
     journey: Callable[[Kiosk], None] | None = None,
     single_instance: bool = True,
     show_message: Callable[[str], None] | None = None,
+    display: DisplayChoice | None = None,
 ) -> int:
     """Run one exam session in the Qt loop; returns the exit code (see :class:`Session`)."""
     session = Session(
@@ -110,6 +115,7 @@ def run_session(
         single_instance=single_instance,
         show_message=show_message or _message_box,
     )
+    session.display = display
     return session.run(journey)
 
 
@@ -148,6 +154,8 @@ class Session:
         self._single_instance = single_instance
         self._show_message = show_message
         self._reason = ""
+        #: the display the session runs on (chosen before Qt; None: the shared one)
+        self.display: DisplayChoice | None = None
         self._terminating = False
         self._running = False
         self._told_offline = False
@@ -160,6 +168,7 @@ class Session:
         """The journal, the kiosk and the operations (nothing performed yet)."""
         from lockdown.guards.clipboard import install_clipboard_isolation
         from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
+        from lockdown.guards.display_isolation import DisplayIsolationOperation
         from lockdown.guards.policy import SystemGuardsOperation
         from lockdown.guards.restore import RestoreLog, undo_leftovers
         from lockdown.launch import InstanceServer, check_startable
@@ -237,6 +246,7 @@ class Session:
         from lockdown.ui.checkscreen import SystemCheckOperation
 
         self.operations: list[Operation] = [
+            DisplayIsolationOperation(self.display, exam.settings, journal.append),
             SystemCheckOperation(
                 exam.settings,
                 self.paths.spool,
@@ -271,6 +281,10 @@ class Session:
 
         self._lost = threading.Event()
         self._uninstall_xio: Callable[[], None] | None = None
+        exam_display = self.display.display if self.display is not None else None
+        if exam_display is not None:
+            # the exam's own server died: Qt's xcb plugin may not notice; its helper does
+            exam_display.on_server_exit = lambda _status: self._display_lost("exam_server_exited")
         if self.platform.name != "x11":
             return
         if build.dev_switch("KEEP_XIO_EXIT"):
@@ -866,16 +880,22 @@ def _message_box(message: str) -> None:
 
 def main_open(args: argparse.Namespace) -> int:
     """``lockdown open TARGET``."""
-    from lockdown.launch import hand_over
+    from functools import partial
+
+    from lockdown.guards.display_isolation import check_exam, choose_display
+    from lockdown.launch import hand_over, load_exam
     from lockdown.texts import text
     from lockdown.ui.dialogs import seb_password_prompt
     from lockdown.ui.display import require_display
     from lockdown.ui.launchwindow import load_with_feedback
 
-    require_display()  # before Qt: without a display its xcb plugin aborts the process
-    debugging = system_trust().deny_debugging()
+    debugging = system_trust().deny_debugging()  # before the exam display's cookie exists
     try:
         organisation = choose_organisation(getattr(args, "organisation", None))
+        display = choose_display(
+            str(organisation.values.get("guards.display_isolation", "preferred"))
+        )
+        require_display()  # before Qt: without a display its xcb plugin aborts the process
         assistive = bool(organisation.values.get("accessibility.assistive_technology", False))
         engine = prepare_engine(os.environ, euid=_euid(), assistive=assistive)
         accessibility(organisation.values, os.environ)
@@ -884,7 +904,13 @@ def main_open(args: argparse.Namespace) -> int:
         if answer is not None:
             log.init.warning("Another session is running: %s", answer)
             raise SecondInstance(text("instance.refused"))
-        exam = load_with_feedback(args.target, organisation, password=seb_password_prompt())
+        exam = load_with_feedback(
+            args.target,
+            organisation,
+            password=seb_password_prompt(),
+            load=partial(load_exam, mode=display.mode),
+        )
+        check_exam(display, exam.settings)
     except SecondInstance:
         raise
     except UserError as exc:
@@ -892,7 +918,7 @@ def main_open(args: argparse.Namespace) -> int:
         raise
     del app
     facts = _start_facts(args, debugging)
-    return run_session(exam, args.paths, engine=engine, facts=facts)
+    return run_session(exam, args.paths, engine=engine, facts=facts, display=display)
 
 
 def main_demo(args: argparse.Namespace) -> int:

@@ -153,6 +153,10 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "session.not_started_title": "The exam did not start",
         "session.not_started": "The exam could not start. Close Lockdown, then start it again; "
         "if it happens again, ask your exam support for help.",
+        # the exam's own display (Linux)
+        "display.isolation_required": "this exam runs only on a display of its own and "
+        "this computer cannot start one ({reason}); ask your exam support to install "
+        "Lockdown's display helper, or use a computer prepared for the exam",
         # single instance (printed by the second process)
         "engine.environment_refused": "the environment sets {names}, which change the "
         "programs running inside the exam browser; start Lockdown from the start menu or an "

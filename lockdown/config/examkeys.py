@@ -157,9 +157,9 @@ def config_key(settings: Mapping[str, Any]) -> str:
 
 # -- the Browser Exam Key -----------------------------------------------------------------
 
-#: Isolation modes of the exam display. "shared": the candidate's own desktop (today the
-#: only one); the Linux display-isolation work adds "isolated" (a display of its own).
-ISOLATION_MODES: Final = ("shared",)
+#: Isolation modes of the exam display. "shared": the candidate's own desktop; "isolated":
+#: an X server of its own that only Lockdown can reach (Linux, ``guards.display_isolation``).
+ISOLATION_MODES: Final = ("shared", "isolated")
 #: Options that decide which configurations load, not what the exam enforces; the salt
 #: is the HMAC key itself. Every other effective option is covered by the key.
 _NOT_ENFORCED_PREFIXES: Final = ("config.",)
@@ -182,7 +182,11 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
 
 def isolation_modes(settings: Mapping[str, Any]) -> tuple[str, ...]:
     """The isolation modes an exam with these settings may run in (one key each)."""
-    del settings  # the display-isolation option comes with the Linux isolation work
+    policy = settings.get("guards.display_isolation", "preferred")
+    if policy == "required":
+        return ("isolated",)
+    if policy == "off":
+        return ("shared",)
     return ISOLATION_MODES
 
 

@@ -306,6 +306,20 @@ OPTIONS: Final[tuple[Option, ...]] = (
         (),
         "Executable names taken off the prohibited list for this exam.",
     ),
+    Option(
+        "guards.display_isolation",
+        Choice(
+            {
+                "required": "the exam runs only on a display server of its own (Linux); "
+                "where none can start, it does not start",
+                "preferred": "a display server of its own where one can start, else the "
+                "shared display, journalled as the weaker mode",
+                "off": "always the candidate's shared display",
+            }
+        ),
+        "preferred",
+        "Run the exam on an X server that only Lockdown can reach (Linux).",
+    ),
     Option("guards.max_displays", Int(1, 16), 1, "How many screens may be attached."),
     Option("guards.virtual_machine", POLICY, "deny", "Running inside a virtual machine."),
     Option("guards.remote_session", POLICY, "deny", "Running in a remote session."),

@@ -155,6 +155,15 @@ def guard_infos(server: DisplayServer | None = None) -> list[GuardInfo]:
     return infos
 
 
+def _display_isolation(os_name: str) -> dict[str, Any] | None:
+    """The exam display mode this machine can give (Linux), and why."""
+    if os_name != "linux":
+        return None
+    from lockdown.platform.exam_display import availability
+
+    return availability()
+
+
 def _os_details() -> dict[str, str]:
     return {
         "system": platform.system(),
@@ -178,6 +187,15 @@ def verdict(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, A
     server = data.get("display_server")
     if server and server["xwayland"] and settings["guards.wayland"] == "refuse":
         refusals.append("a shared Wayland desktop, XWayland (guards.wayland = refuse)")
+    isolation = data.get("display_isolation")
+    if (
+        isolation is not None
+        and settings.get("guards.display_isolation") == "required"
+        and isolation["mode"] != "isolated"
+    ):
+        refusals.append(
+            f"no display of its own ({isolation['reason']}; guards.display_isolation = required)"
+        )
     screens_seen = data["screens"]
     allowed = int(settings["guards.max_displays"])
     if screens_seen["available"] and screens_seen["count"] > allowed:
@@ -227,6 +245,7 @@ def report(
         ],
         "display_server": _server_report(facts, settings),
         "screens": screens(),
+        "display_isolation": _display_isolation(os_name),
         "virtual_machine": vm.detect().as_dict(),
         "remote_session": remote.detect(apps, os_name).as_dict(),
         "prohibited_apps_running": [m.as_payload() for m in running],
@@ -282,6 +301,9 @@ def _text(data: dict[str, Any]) -> str:
         ]
     else:
         lines.append(f"  unknown: {s['reason']}")
+    iso = data.get("display_isolation")
+    if iso is not None:
+        lines += ["", f"Exam display: {iso['mode']} ({iso['reason']})"]
     v = data["virtual_machine"]
     verdict = "YES" if v["virtual_machine"] else "no"
     lines += [

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from Xlib import display, error
+from Xlib import X, display, error
 from Xlib.ext import res
 from Xlib.protocol import request
 
@@ -243,3 +243,45 @@ def proc_exists(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+class NewWindows:
+    """A connection of its own that becomes readable whenever a window is created or
+    mapped on the root window (``SubstructureNotify``): the caller selects on
+    :meth:`fileno` and calls :meth:`drain`. Raises :class:`XResUnavailable` when the
+    display cannot be reached."""
+
+    def __init__(self, display_name: str) -> None:
+        try:
+            self._dpy: display.Display | None = display.Display(display_name or None)
+            self._dpy.screen().root.change_attributes(event_mask=X.SubstructureNotifyMask)
+            self._dpy.sync()
+        except (error.DisplayError, error.ConnectionClosedError, OSError, OverflowError) as exc:
+            raise XResUnavailable(
+                f"cannot connect to the X display {display_name!r} ({exc})"
+            ) from exc
+
+    def fileno(self) -> int:
+        if self._dpy is None:
+            raise XResUnavailable("closed")
+        return int(self._dpy.fileno())
+
+    def drain(self) -> int:
+        """Read the pending events; how many. Raises :class:`XResUnavailable` when the
+        connection closed."""
+        if self._dpy is None:
+            raise XResUnavailable("closed")
+        count = 0
+        try:
+            while self._dpy.pending_events():
+                self._dpy.next_event()
+                count += 1
+        except (error.ConnectionClosedError, OSError) as exc:
+            raise XResUnavailable(f"the X display closed ({exc})") from exc
+        return count
+
+    def close(self) -> None:
+        if self._dpy is not None:
+            with contextlib.suppress(error.ConnectionClosedError, OSError):
+                self._dpy.close()
+            self._dpy = None

@@ -432,3 +432,19 @@ def test_cli_asks_for_the_password_on_the_terminal() -> None:
     code, out = _run_on_a_terminal(["config", "keys", path], ["a", "b", "c"])
     assert code == 2
     assert "wrong password 3 times; ask your exam organiser for the right one" in out
+
+
+@pytest.mark.parametrize(
+    ("policy", "modes"),
+    [("required", ("isolated",)), ("preferred", ("shared", "isolated")), ("off", ("shared",))],
+)
+def test_the_display_policy_decides_which_modes_get_a_key(
+    policy: str, modes: tuple[str, ...]
+) -> None:
+    assert examkeys.isolation_modes({"guards.display_isolation": policy}) == modes
+
+
+def test_the_isolation_mode_changes_the_browser_exam_key() -> None:
+    shared = examkeys.browser_exam_key("ab" * 32, "00ff", settings="s", mode="shared")
+    isolated = examkeys.browser_exam_key("ab" * 32, "00ff", settings="s", mode="isolated")
+    assert shared != isolated

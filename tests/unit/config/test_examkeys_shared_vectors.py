@@ -66,7 +66,9 @@ def test_cli_prints_the_listed_config_key(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"Config Key: {CONFIG_KEYS[name]}"
     assert lines[1].startswith("Browser Exam Key (shared display, development build ")
-    assert len(lines) == 2
+    # one Browser Exam Key per display mode the exam may run in (preferred: both)
+    assert lines[2].startswith("Browser Exam Key (isolated display, development build ")
+    assert len(lines) == 3
 
 
 def test_there_are_sixteen_property_list_cases(shared: Path) -> None:

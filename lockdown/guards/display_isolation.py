@@ -1,0 +1,350 @@
+"""The exam on a display of its own: choose the mode, journal it, watch who connects.
+
+Three parts, in the order a session uses them:
+
+- :func:`choose_display` — before Qt exists (Qt connects to one display for good): with
+  ``guards.display_isolation`` ``off`` the shared display; else the display helper starts
+  the exam's own X server (:mod:`lockdown.platform.exam_display`) and ``DISPLAY`` /
+  ``XAUTHORITY`` point this process at it. When it cannot, ``preferred`` falls back to
+  the shared display with one line saying why, ``required`` refuses the exam
+  (:class:`IsolationRequired`). A nested server (Xephyr) would be a window on the shared
+  display: it counts as shared and is never used.
+- :class:`DisplayIsolationOperation` — the first operation of the sequence: journals
+  ``display.isolated`` (server, display, terminal) or ``display.shared`` (the reason) and,
+  isolated, runs the :class:`ClientWatch` until the sequence reverts.
+- :class:`ClientWatch` — lists the display's clients with the X Resource extension every
+  second and whenever a window is created; a client that is not ours (this process, its
+  descendants, the server) and not an allowed assistive-technology client is journalled
+  as ``display.intruder`` with its pid and executable and disconnected (``XKillClient``;
+  a client that owns no resource to name it by is ended by its pid).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from lockdown import build, log
+from lockdown.errors import UserError
+from lockdown.events import Event, EventSink
+from lockdown.lifecycle.base import Outcome
+from lockdown.platform import exam_display
+from lockdown.platform.exam_display import ExamDisplay, ExamDisplayUnavailable
+from lockdown.platform.xres import (
+    KillOutcome,
+    NewWindows,
+    XClient,
+    XResClients,
+    XResUnavailable,
+)
+from lockdown.texts import text
+
+POLICIES: Final = ("required", "preferred", "off")
+WATCH_INTERVAL_S: Final = 1.0
+#: Assistive-technology clients allowed on the exam display when the organisation's
+#: ``accessibility.assistive_technology`` is on: the executable's (or, for a script, the
+#: script's) file name, and only from a root-owned file under /usr.
+ASSISTIVE_CLIENTS: Final = frozenset(
+    {
+        "at-spi-bus-launcher",
+        "at-spi2-registryd",
+        "orca",
+        "onboard",
+        "xbrlapi",
+        "brltty",
+        "espeakup",
+    }
+)
+
+
+class IsolationRequired(UserError):
+    """The exam requires a display of its own and this machine cannot give it one."""
+
+    exit_code = 1
+
+
+@dataclass
+class DisplayChoice:
+    """The display this session runs on and why."""
+
+    mode: str
+    reason: str
+    policy: str
+    display: ExamDisplay | None = None
+
+    def record(self) -> tuple[str, dict[str, Any]]:
+        """The journal record that says which mode the exam runs in."""
+        if self.display is not None:
+            return "display.isolated", {**self.display.describe(), "policy": self.policy}
+        return "display.shared", {"reason": self.reason, "policy": self.policy}
+
+
+def choose_display(
+    policy: str,
+    *,
+    environ: dict[str, str] | None = None,
+    start: Callable[[exam_display.HelperCommand], ExamDisplay] = exam_display.start,
+) -> DisplayChoice:
+    """Start the exam's own display as ``policy`` asks, before Qt (see the module)."""
+    env: Any = os.environ if environ is None else environ
+    if policy == "off":
+        return DisplayChoice(
+            "shared", "display isolation is off (guards.display_isolation)", policy
+        )
+    command, why = exam_display.helper_command(environ=env)
+    if command is not None:
+        try:
+            shown = start(command)
+        except ExamDisplayUnavailable as exc:
+            why = str(exc)
+        else:
+            env.update(shown.environ())
+            # Qt must take the exam's X server, never a Wayland compositor beside it
+            env.pop("WAYLAND_DISPLAY", None)
+            env["QT_QPA_PLATFORM"] = "xcb"
+            shown.watch()
+            return DisplayChoice("isolated", "", policy, shown)
+    if policy == "required":
+        log.init.error("The exam requires a display of its own: %s", why)
+        raise IsolationRequired(text("display.isolation_required", reason=why))
+    log.init.warning("The exam runs on the shared display: %s", why)
+    return DisplayChoice("shared", why, policy)
+
+
+def check_exam(choice: DisplayChoice, settings: Mapping[str, Any]) -> None:
+    """Refuse an exam whose configuration requires isolation the session does not have."""
+    if choice.mode != "isolated" and settings.get("guards.display_isolation") == "required":
+        raise IsolationRequired(text("display.isolation_required", reason=choice.reason))
+
+
+# -- who may connect ------------------------------------------------------------------------
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[-1].split()[1])
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """True when ``pid`` is ``ancestor`` or one of its descendants."""
+    for _ in range(64):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        pid = _parent(pid)
+    return False
+
+
+def _root_owned_system_file(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_uid == 0 and path.startswith("/usr/") and not st.st_mode & 0o022
+
+
+def assistive_name(client: XClient) -> str | None:
+    """The assistive-technology program ``client`` is, or None (see
+    :data:`ASSISTIVE_CLIENTS`)."""
+    if client.pid is None:
+        return None
+    candidates = [client.executable]
+    try:
+        argv = Path(f"/proc/{client.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        argv = []
+    candidates += [a.decode(errors="replace") for a in argv[1:3] if a.startswith(b"/")]
+    for path in candidates:
+        name = os.path.basename(path)
+        if name in ASSISTIVE_CLIENTS and _root_owned_system_file(path):
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """Who may stay on the exam display: our process tree, and the assistive clients."""
+
+    our_pid: int
+    assistive: bool
+
+    def why(self, client: XClient) -> str | None:
+        """Why ``client`` may stay ("ours", "assistive: orca"), None when it may not."""
+        if client.self_ or client.base == 0:
+            return "server" if client.base == 0 else "ours"
+        if client.pid is not None and descends_from(client.pid, self.our_pid):
+            return "ours"
+        if self.assistive:
+            name = assistive_name(client)
+            if name is not None:
+                return f"assistive: {name}"
+        return None
+
+
+class ClientWatch:
+    """Lists the display's clients every second and on every new window (one thread)."""
+
+    def __init__(
+        self,
+        display_name: str,
+        allowed: Allowed,
+        report: EventSink,
+        *,
+        interval: float = WATCH_INTERVAL_S,
+    ) -> None:
+        self.display_name = display_name
+        self.allowed = allowed
+        self.report = report
+        self.interval = interval
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread: threading.Thread | None = None
+        self._seen: dict[int, float] = {}
+        self._handled: set[int] = set()
+        self.scans = 0
+
+    def start(self) -> None:
+        """Connect (two connections of its own) and start the thread; raises
+        :class:`XResUnavailable` when the display cannot be watched."""
+        xres = XResClients(self.display_name)
+        try:
+            events = NewWindows(self.display_name)
+        except XResUnavailable:
+            xres.close()
+            raise
+        self._thread = threading.Thread(
+            target=self._run, args=(xres, events), name="display-client-watch", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        os.write(self._stop_w, b"x")
+        self._thread.join(5)
+        self._thread = None
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
+    def _run(self, xres: XResClients, events: NewWindows) -> None:
+        try:
+            self._scan(xres)
+            while True:
+                ready, _, _ = select.select([self._stop_r, events.fileno()], [], [], self.interval)
+                if self._stop_r in ready:
+                    return
+                if events.fileno() in ready:
+                    events.drain()
+                self._scan(xres)
+        except (XResUnavailable, OSError) as exc:
+            log.guards.warning("Display client watch: the exam display is gone (%s)", exc)
+        finally:
+            xres.close()
+            events.close()
+
+    def _scan(self, xres: XResClients) -> None:
+        self.scans += 1
+        now = time.monotonic()
+        present = set()
+        for client in xres.clients():
+            present.add(client.base)
+            if client.base in self._handled or self.allowed.why(client) is not None:
+                continue
+            self._seen.setdefault(client.base, now)
+            self._handled.add(client.base)
+            outcome = xres.kill(client.base)
+            action = outcome.value
+            if outcome is KillOutcome.NO_RESOURCE and client.pid is not None:
+                action = "terminated" if _end_process(client.pid) else "not_ended"
+            if outcome is KillOutcome.NO_RESOURCE and action == "not_ended":
+                self._handled.discard(client.base)  # try again at the next scan
+            log.guards.warning(
+                "Display client watch: %s (pid %s) is not ours: %s",
+                client.executable or "a client",
+                client.pid,
+                action,
+            )
+            self.report(
+                Event(
+                    "display.intruder",
+                    {**client.describe(), "action": action, "display": self.display_name},
+                )
+            )
+        self._handled &= present
+        self._seen = {base: t for base, t in self._seen.items() if base in present}
+
+
+def _end_process(pid: int) -> bool:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        return False
+    return True
+
+
+# -- the operation ---------------------------------------------------------------------------
+
+
+class DisplayIsolationOperation:
+    """Journals the display mode; on an isolated display runs the client watch."""
+
+    name = "display_isolation"
+
+    def __init__(
+        self,
+        choice: DisplayChoice | None,
+        settings: Mapping[str, Any],
+        report: EventSink,
+        *,
+        our_pid: int | None = None,
+    ) -> None:
+        self._choice = choice
+        self._settings = settings
+        self._report = report
+        self._our_pid = os.getpid() if our_pid is None else our_pid
+        self.watch: ClientWatch | None = None
+
+    def perform(self) -> Outcome:
+        choice = self._choice or DisplayChoice(
+            "shared",
+            "the session was started without a display choice (a shared display)",
+            str(self._settings.get("guards.display_isolation", "preferred")),
+        )
+        kind, payload = choice.record()
+        self._report(Event(kind, payload))
+        if choice.display is None:
+            return Outcome.SUCCESS
+        if build.dev_switch("DISPLAY_WATCH") == "off":
+            # the positive control of the tests: an intruder given the cookie stays
+            log.guards.warning("Development switch: the exam display's clients are not watched")
+            self._report(Event("session.dev_switch", {"name": "DISPLAY_WATCH"}))
+            return Outcome.SUCCESS
+        allowed = Allowed(
+            self._our_pid, bool(self._settings.get("accessibility.assistive_technology"))
+        )
+        self.watch = ClientWatch(choice.display.display, allowed, self._report)
+        try:
+            self.watch.start()
+        except XResUnavailable as exc:
+            log.guards.error("Cannot watch the exam display's clients: %s", exc)
+            self._report(Event("display.watch_failed", {"reason": str(exc)}))
+            self.watch = None
+            return Outcome.FAILED
+        log.init.info("Watching the clients of the exam display %s", choice.display.display)
+        return Outcome.SUCCESS
+
+    def revert(self) -> Outcome:
+        if self.watch is not None:
+            self.watch.stop()
+            self.watch = None
+        return Outcome.SUCCESS
