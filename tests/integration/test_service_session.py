@@ -39,6 +39,8 @@ def organisation(service: ServiceProcess) -> Organisation:
         {
             "guards": {"virtual_machine": "warn", "remote_session": "allow"},
             "proctoring": {"camera_source": "pattern", "segment_length": 2},
+            # the check screen before the exam is its own tests' (test_check_screen.py)
+            "checks": {"before_exam": False},
         },
         origin="t",
     )
