@@ -169,6 +169,7 @@ class Session:
         self.paths.ensure()
         self.journal = journal = _open_journal(self.paths, exam.settings)
         log.init.info("Journal at %s", journal.path)
+        log.phase("journal")
         journal.append(Event("session.started", _started_record(exam, self._facts)))
         for name, values in exam.notes:
             journal.append(Event(name, values))
@@ -195,6 +196,7 @@ class Session:
         self.kiosk = kiosk = Kiosk(
             exam.settings, journal.append, keys=exam.keys, downloads=downloads
         )
+        log.phase("engine start")
         if self.server is not None:
             self.server.refused.connect(self._second_instance)
         self.platform = desktop_platform()
@@ -416,6 +418,7 @@ class Session:
             if outcome is not Outcome.SUCCESS or self._terminating:
                 return self._refused(outcome)
             performed = True
+            log.phase("guards")
             self._running = True
             for warning in self.system_guards.warnings:
                 self.kiosk.show_notice(warning)
@@ -705,6 +708,7 @@ def main_open(args: argparse.Namespace) -> int:
     from lockdown.ui.display import require_display
     from lockdown.ui.launchwindow import load_with_feedback
 
+    log.phase("imports")
     require_display()  # before Qt: without a display its xcb plugin aborts the process
     debugging = system_trust().deny_debugging()
     try:
@@ -718,6 +722,7 @@ def main_open(args: argparse.Namespace) -> int:
             log.init.warning("Another session is running: %s", answer)
             raise SecondInstance(text("instance.refused"))
         exam = load_with_feedback(args.target, organisation, password=seb_password_prompt())
+        log.phase("configuration")
     except SecondInstance:
         raise
     except UserError as exc:

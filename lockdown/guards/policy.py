@@ -209,6 +209,12 @@ class SystemGuardsOperation:
             watcher.rescan_after_gap(seconds)
 
     def _perform(self) -> Outcome:
+        try:
+            return self._checked()
+        finally:
+            log.phase("pre-checks")
+
+    def _checked(self) -> Outcome:
         vm = self._vm()
         result = apply_policy(
             "virtual_machine",

@@ -185,6 +185,7 @@ class Kiosk(QObject):
         self._journal = journal
         self._ended = ""
         self._recent_blocks: dict[tuple[str, str], float] = {}
+        self._loaded_once = False
         self.url_filter = UrlFilter.from_settings(
             settings, whole_url_globs=dev_switch("url_glob", journal) == "whole-url"
         )
@@ -229,6 +230,7 @@ class Kiosk(QObject):
         """Show the kiosk on the primary screen and load the start URL."""
         target = screen or QGuiApplication.primaryScreen()
         self.window.show_on(target)
+        log.phase("window")
         start_url = self.settings["browser.start_url"]
         self._journal(
             Event(
@@ -347,6 +349,10 @@ class Kiosk(QObject):
         url = info.url().toString()
         if status == QWebEngineLoadingInfo.LoadStatus.LoadSucceededStatus:
             log.web.info("Page loaded %s", url)
+            if not self._loaded_once:
+                self._loaded_once = True
+                log.phase("page load")
+                log.phase("exam page shown")
             self.pageLoaded.emit(True, url)
         elif status == QWebEngineLoadingInfo.LoadStatus.LoadFailedStatus:
             code = info.errorCode()
