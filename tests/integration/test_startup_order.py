@@ -1,0 +1,189 @@
+"""The start-up order: the starting state is painted, the exam page loads underneath it and
+shows, and takes input, only once every guard is on.
+
+A whole session in-process with the real kiosk, web engine and guards. A probe holds the
+start right before the desktop guards (the last step) until the exam page has loaded
+underneath the starting state; there it looks at the screen and types into the page.
+The positive control (``LOCKDOWN_DEV_REVEAL=early``: the exam shows once loaded, guards
+or not) sees the exam and its keys arrive at the same point.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+from PySide6.QtGui import QGuiApplication, QImage
+
+from lockdown import build
+from lockdown.app import run_session
+from lockdown.config.loaded import LoadedExam
+from lockdown.config.settings import Organisation, flatten, layer
+from lockdown.events import read_records
+from lockdown.guards import desktop
+from lockdown.lifecycle.base import Outcome
+from lockdown.paths import temp_paths
+from lockdown.ui.kiosk import Kiosk
+from tests.support.httpserver import LocalServer
+from tests.support.xclients import private_xdotool
+
+pytestmark = [pytest.mark.x11, pytest.mark.webengine, pytest.mark.slow]
+
+#: The exam page: one magenta field that reports every key it receives.
+EXAM = """<html><body style="margin:0;background:#ff00ff">
+<input id="answer" autofocus style="width:60%;font-size:40px">
+<script>
+document.addEventListener("keydown", e => fetch("/key?k=" + encodeURIComponent(e.key)));
+</script></body></html>"""
+
+
+def exam(start: str) -> LoadedExam:
+    settings = layer(
+        Organisation(),
+        flatten(
+            {
+                "browser": {"start_url": start},
+                # the test machine is a virtual machine, and others' processes run here
+                "guards": {
+                    "virtual_machine": "allow",
+                    "remote_session": "allow",
+                    "prohibited_apps": "allow",
+                },
+            },
+            origin="t",
+        ),
+    )
+    return LoadedExam(settings, None, "test", "Start-up order", "lockdown")
+
+
+def magenta_share(image: QImage) -> float:
+    """The share of sampled screen pixels in the exam page's magenta."""
+    hits = total = 0
+    for y in range(0, image.height(), 20):
+        for x in range(0, image.width(), 20):
+            c = image.pixelColor(x, y)
+            total += 1
+            hits += c.red() > 200 and c.green() < 60 and c.blue() > 200
+    return hits / total
+
+
+def light_share(image: QImage) -> float:
+    """The share of sampled pixels in the starting state's light background (not black)."""
+    hits = total = 0
+    for y in range(0, image.height(), 20):
+        for x in range(0, image.width(), 20):
+            c = image.pixelColor(x, y)
+            total += 1
+            hits += min(c.red(), c.green(), c.blue()) > 230
+    return hits / total
+
+
+def wait(condition: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.02)
+    return bool(condition())
+
+
+@dataclass
+class Held:
+    """What the probe saw while the start was held before the desktop guards."""
+
+    loaded: bool = False
+    magenta: float = 0.0
+    light: float = 0.0
+    keys_before_guards: int = 0
+    after: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def probe(monkeypatch: pytest.MonkeyPatch, http_server: LocalServer) -> Iterator[Held]:
+    """Hold the start right before the desktop guards until the page has loaded."""
+    held = Held()
+    real = desktop.DesktopGuardsOperation
+    loaded: list[str] = []
+    xdotool = private_xdotool()
+
+    class HeldDesktopGuards(real):  # type: ignore[misc, valid-type]
+        def perform(self) -> Outcome:
+            held.loaded = wait(lambda: bool(loaded), 20)
+            wait(lambda: False, 0.8)  # let what is shown be painted
+            image = QGuiApplication.primaryScreen().grabWindow(0).toImage()
+            held.magenta, held.light = magenta_share(image), light_share(image)
+            subprocess.run([xdotool, "type", "--delay", "20", "abc"], check=False, timeout=10)
+            wait(lambda: bool(http_server.seen("/key")), 1.5)
+            held.keys_before_guards = len(http_server.seen("/key"))
+            return super().perform()  # type: ignore[no-any-return]
+
+    original_preload = Kiosk.preload
+
+    def preload(kiosk: Kiosk) -> None:
+        kiosk.pageLoaded.connect(lambda ok, url: loaded.append(url))
+        original_preload(kiosk)
+
+    monkeypatch.setattr(desktop, "DesktopGuardsOperation", HeldDesktopGuards)
+    monkeypatch.setattr(Kiosk, "preload", preload)
+    yield held
+
+
+def run(tmp_path: Path, http_server: LocalServer, held: Held) -> list[dict[str, Any]]:
+    paths = temp_paths(tmp_path)
+    start = http_server.page("/", EXAM)
+    http_server.page("/key", "")
+
+    def journey(kiosk: Kiosk) -> None:
+        def look() -> None:
+            image = QGuiApplication.primaryScreen().grabWindow(0).toImage()
+            held.after.append(f"{magenta_share(image):.2f}")
+            kiosk.end("test")
+
+        QTimer.singleShot(1000, look)
+
+    code = run_session(exam(start), paths, journey=journey, single_instance=False)
+    assert code == 0
+    (journal,) = paths.journals.glob("*.jsonl")
+    return read_records(journal)
+
+
+def test_exam_page_shows_and_takes_keys_only_once_every_guard_is_on(
+    qapp: Any, tmp_path: Path, http_server: LocalServer, probe: Held
+) -> None:
+    records = run(tmp_path, http_server, probe)
+    assert probe.loaded, "the exam page never loaded underneath the starting state"
+    # held before the last guards, the page loaded: the starting state covers the screen
+    assert probe.magenta < 0.01
+    assert probe.light > 0.5  # painted, not black
+    assert probe.keys_before_guards == 0
+    # once every guard is on, the exam shows
+    assert float(probe.after[0]) > 0.3
+    types = [r["type"] for r in records]
+    last_guard = max(i for i, t in enumerate(types) if t == "guards.started")
+    assert types.index("kiosk.revealed") > last_guard
+
+
+def test_control_revealed_on_load_the_exam_shows_before_the_guards(
+    qapp: Any,
+    tmp_path: Path,
+    http_server: LocalServer,
+    probe: Held,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LOCKDOWN_DEV_REVEAL", "early")
+    build.current.cache_clear()
+    try:
+        records = run(tmp_path, http_server, probe)
+    finally:
+        build.current.cache_clear()
+    assert probe.loaded
+    assert probe.magenta > 0.3  # the attack the cover prevents: the exam before the guards
+    assert probe.keys_before_guards > 0
+    assert any(r["type"] == "kiosk.dev_switch" for r in records)
