@@ -170,12 +170,14 @@ class Session:
         from lockdown.launch import InstanceServer, check_startable
         from lockdown.ui import netgate
         from lockdown.ui.bridge import Bridge
-        from lockdown.ui.kiosk import Kiosk
+        from lockdown.ui.kiosk import Kiosk, starting_window
 
         exam = self.exam
         check_startable(exam.settings, exam.origin)
         sandbox = sandbox_state(os.environ, euid=getattr(os, "geteuid", lambda: 1)())
         self.app = qt_application()
+        # the first paint, before any file is written and before the web engine starts
+        window = starting_window(lambda event: self.journal.append(event))  # noqa: PLW0108 (opened next)
         self.paths.ensure()
         self.journal = journal = _open_journal(self.paths, exam.settings)
         log.init.info("Journal at %s", journal.path)
@@ -204,7 +206,12 @@ class Session:
             self.server.listen()
         downloads = self.paths.data / "downloads" / journal.path.stem
         self.kiosk = kiosk = Kiosk(
-            exam.settings, journal.append, keys=exam.keys, downloads=downloads, early=True
+            exam.settings,
+            journal.append,
+            keys=exam.keys,
+            downloads=downloads,
+            early=True,
+            window=window,
         )
         from lockdown.guards.clipboard import install_clipboard_isolation
 

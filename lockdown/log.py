@@ -96,8 +96,8 @@ class JsonFormatter(logging.Formatter):
 PHASES: Final = (
     "imports",
     "configuration",
-    "journal",
     "window",
+    "journal",
     "engine start",
     "pre-checks",
     "guards",

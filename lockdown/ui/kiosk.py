@@ -183,6 +183,18 @@ class KioskWindow(QWidget):
         log.init.info("Close request refused: the exam is running")
 
 
+def starting_window(journal: EventSink, screen: QScreen | None = None) -> KioskWindow:
+    """The kiosk window shown at once in its starting state: a session's first paint.
+
+    Hand it to :class:`Kiosk` (``window=``) once the journal is open.
+    """
+    window = KioskWindow(journal)
+    window.cover_up()
+    window.show_on(screen or QGuiApplication.primaryScreen())
+    log.phase("window")
+    return window
+
+
 def _install_shortcuts(kiosk: Kiosk) -> list[QShortcut]:
     """Refuse devtools, view-source, print, save, open; route reload keys to the kiosk."""
     shortcuts = []
@@ -223,6 +235,7 @@ class Kiosk(QObject):
         parent: QObject | None = None,
         early: bool = False,
         screen: QScreen | None = None,
+        window: KioskWindow | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
@@ -235,11 +248,12 @@ class Kiosk(QObject):
         self._announced = False
         self._load_started = False
         self._pending_asks: list[Callable[[], None]] = []
-        self.window = KioskWindow(journal)
-        if early:  # the first paint, before the web engine starts
-            self.window.cover_up()
-            self.window.show_on(screen or QGuiApplication.primaryScreen())
-            log.phase("window")
+        if window is not None:  # shown already, in its starting state
+            self.window = window
+        elif early:  # the first paint, before the web engine starts
+            self.window = starting_window(journal, screen)
+        else:
+            self.window = KioskWindow(journal)
         self.url_filter = UrlFilter.from_settings(
             settings, whole_url_globs=dev_switch("url_glob", journal) == "whole-url"
         )

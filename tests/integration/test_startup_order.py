@@ -10,6 +10,7 @@ or not) sees the exam and its keys arrive at the same point.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -155,8 +156,13 @@ def run(tmp_path: Path, http_server: LocalServer, held: Held) -> list[dict[str, 
 
 
 def test_exam_page_shows_and_takes_keys_only_once_every_guard_is_on(
-    qapp: Any, tmp_path: Path, http_server: LocalServer, probe: Held
+    qapp: Any,
+    tmp_path: Path,
+    http_server: LocalServer,
+    probe: Held,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="lockdown.init")
     records = run(tmp_path, http_server, probe)
     assert probe.loaded, "the exam page never loaded underneath the starting state"
     # held before the last guards, the page loaded: the starting state covers the screen
@@ -168,6 +174,14 @@ def test_exam_page_shows_and_takes_keys_only_once_every_guard_is_on(
     types = [r["type"] for r in records]
     last_guard = max(i for i, t in enumerate(types) if t == "guards.started")
     assert types.index("kiosk.revealed") > last_guard
+    # the window is painted before the web engine starts; the exam shows after the guards
+    phases = [
+        m.removeprefix("Start-up phase ").removesuffix(" done")
+        for m in caplog.messages
+        if m.startswith("Start-up phase ")
+    ]
+    assert phases.index("window") < phases.index("engine start") < phases.index("guards")
+    assert phases.index("page load") < phases.index("guards") < phases.index("exam page shown")
 
 
 def test_control_revealed_on_load_the_exam_shows_before_the_guards(
