@@ -222,7 +222,6 @@ class Session:
         from lockdown.guards.policy import SystemGuardsOperation
         from lockdown.guards.restore import RestoreLog, undo_leftovers
         from lockdown.platform.factory import desktop_platform
-        from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
 
         if self.server is not None:
             self.server.refused.connect(self._second_instance)
@@ -231,7 +230,7 @@ class Session:
         self.system_guards = SystemGuardsOperation(
             exam.settings,
             journal.append,
-            prompt=prompt_prohibited_apps,
+            prompt=self._prompt_prohibited_apps,
             restore=RestoreLog(self.paths.restore),
             prefetched=prefetch,
         )
@@ -250,6 +249,13 @@ class Session:
         ]
         self.sequence = OperationSequence(self.operations, self._progress)
         self._watch_display()
+
+    def _prompt_prohibited_apps(self, check: Any, findings: Any) -> bool:
+        """The pre-exam dialog, the kiosk's starting state stepped aside (it stays on top)."""
+        from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
+
+        with self.kiosk.window.stepped_aside():
+            return prompt_prohibited_apps(check, findings)
 
     def _progress(self, progress: Progress) -> None:
         if (

@@ -14,8 +14,9 @@ reverts the operation sequence, whose kiosk step calls :meth:`Kiosk.close`.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -169,6 +170,22 @@ class KioskWindow(QWidget):
         if not self.windowHandle().isExposed():
             log.init.warning("The kiosk window was not shown within %.0f s", expose_timeout_s)
         QCoreApplication.processEvents()  # the paint that follows the exposure
+
+    @contextlib.contextmanager
+    def stepped_aside(self) -> Iterator[None]:
+        """Hide the window while a pre-exam dialog is open, show it again afterwards.
+
+        The window stays on top of everything (full screen): a dialog of the start (the
+        prohibited apps) would open underneath it, unseen, under a window manager.
+        """
+        shown = self.isVisible()
+        screen = self.screen()
+        self.hide()
+        try:
+            yield
+        finally:
+            if shown:
+                self.show_on(screen)
 
     def allow_close(self) -> None:
         self._may_close = True

@@ -11,6 +11,8 @@ or not) sees the exam and its keys arrive at the same point.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication
+from Xlib.display import Display
 
 from lockdown import build
 from lockdown.app import run_session
@@ -31,7 +35,9 @@ from lockdown.guards import desktop
 from lockdown.lifecycle.base import Outcome
 from lockdown.paths import temp_paths
 from lockdown.ui.kiosk import Kiosk
+from lockdown.ui.prohibited_dialog import ProhibitedAppsDialog
 from tests.support.httpserver import LocalServer
+from tests.support.processes import alive, launch_detached, renamed_copy
 from tests.support.xclients import private_xdotool
 
 pytestmark = [pytest.mark.x11, pytest.mark.webengine, pytest.mark.slow]
@@ -44,17 +50,17 @@ document.addEventListener("keydown", e => fetch("/key?k=" + encodeURIComponent(e
 </script></body></html>"""
 
 
-def exam(start: str) -> LoadedExam:
+def exam(start: str, prohibited_apps: str = "allow") -> LoadedExam:
     settings = layer(
         Organisation(),
         flatten(
             {
                 "browser": {"start_url": start},
-                # the test machine is a virtual machine, and others' processes run here
+                # the test machine is a virtual machine
                 "guards": {
                     "virtual_machine": "allow",
                     "remote_session": "allow",
-                    "prohibited_apps": "allow",
+                    "prohibited_apps": prohibited_apps,
                 },
             },
             origin="t",
@@ -201,3 +207,68 @@ def test_control_revealed_on_load_the_exam_shows_before_the_guards(
     assert probe.magenta > 0.3  # the attack the cover prevents: the exam before the guards
     assert probe.keys_before_guards > 0
     assert any(r["type"] == "kiosk.dev_switch" for r in records)
+
+
+def window_under(xdotool: str, x: int, y: int) -> int:
+    """The X window under the screen point (x, y) (the pointer is moved there)."""
+    subprocess.run([xdotool, "mousemove", str(x), str(y)], check=True, timeout=10)
+    out = subprocess.run(
+        [xdotool, "getmouselocation", "--shell"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+    return int(dict(line.split("=", 1) for line in out.split())["WINDOW"])
+
+
+def holds(window: int, target: int) -> bool:
+    """True when ``target`` is ``window`` or inside it (the window manager's frame)."""
+    display = Display()
+    try:
+        todo = [display.create_resource_object("window", window)]
+        while todo:
+            current = todo.pop()
+            if current.id == target:
+                return True
+            todo += current.query_tree().children
+        return False
+    finally:
+        display.close()
+
+
+def test_the_prohibited_apps_dialog_is_not_hidden_under_the_starting_state(
+    qapp: Any, tmp_path: Path, http_server: LocalServer, window_manager: Any
+) -> None:
+    """The kiosk window (always on top) is up from the start: the pre-exam dialog must not
+    open under it, or the candidate waits on "Starting the exam" for a dialog they cannot
+    see (a dialog of the window is not enough under openbox: the window steps aside)."""
+    pid, _ = launch_detached(renamed_copy(tmp_path, "anydesk"), "60")
+    xdotool = private_xdotool()
+    seen: list[str] = []
+
+    def look() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, ProhibitedAppsDialog) or not dialog.isVisible():
+            QTimer.singleShot(100, look)
+            return
+        wait(lambda: False, 1.0)  # mapped and painted under the window manager
+        centre = dialog.mapToGlobal(dialog.rect().center())
+        under = window_under(xdotool, centre.x(), centre.y())
+        on_top = holds(under, int(dialog.winId()))
+        seen.append("dialog on top" if on_top else f"{under:#x} holds no {int(dialog.winId()):#x}")
+        os.kill(pid, signal.SIGKILL)
+        wait(lambda: not alive(pid), 5)
+        dialog.check_button.click()
+
+    QTimer.singleShot(100, look)
+    paths = temp_paths(tmp_path / "run")
+    start = http_server.page("/", EXAM)
+    code = run_session(
+        exam(start, prohibited_apps="ask"),
+        paths,
+        journey=lambda kiosk: kiosk.end("test"),
+        single_instance=False,
+    )
+    assert seen == ["dialog on top"]
+    assert code == 0
