@@ -8,6 +8,9 @@ and without recording (camera test pattern + screen). It prints the phase breakd
 both (when each phase ended, in ms after the process started: lockdown's from its
 ``--json-logging`` phase lines, the bare page's from its own marks), the medians and
 the ratios against the bare page of the same run, and the load average before and after.
+It also reports the CPU time (user + system) of the process tree when the exam page was
+reached: on a shared, loaded machine the wall time stretches with the load, the work
+done much less.
 
 Every guard stays on. Each process runs in a PID namespace of its own when this runs as
 root and ``unshare`` exists (``--no-pid-namespace`` to turn it off): the prohibited-apps
@@ -70,6 +73,9 @@ PHASE_PREFIX = "Start-up phase "
 class Run:
     seconds: float
     peak: int
+    #: CPU seconds (user + system) of the process tree when the exam page was reached:
+    #: the work done, which a loaded machine stretches less than the wall time
+    cpu: float = 0.0
     #: phase -> seconds after the process started
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -80,6 +86,18 @@ def tree_rss(proc: psutil.Process) -> int:
         for p in [proc, *proc.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
                 total += p.memory_info().rss
+    except psutil.Error:
+        pass
+    return total
+
+
+def tree_cpu(proc: psutil.Process) -> float:
+    total = 0.0
+    try:
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = p.cpu_times()
+                total += times.user + times.system
     except psutil.Error:
         pass
     return total
@@ -113,6 +131,7 @@ def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float
     )
     ps = psutil.Process(proc.pid)
     peak = 0
+    cpu = 0.0
     loaded: list[float] = []
     phases: dict[str, float] = {}
     tail: list[str] = []
@@ -133,6 +152,8 @@ def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float
     deadline = start + 60
     while time.monotonic() < deadline:
         peak = max(peak, tree_rss(ps))
+        if loaded and not cpu:
+            cpu = tree_cpu(ps)
         if loaded and time.monotonic() - start > loaded[0] + settle:
             break
         if proc.poll() is not None:
@@ -156,7 +177,7 @@ def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float
     if not loaded:
         sys.stderr.write("".join(tail))
         raise SystemExit(f"{' '.join(argv[:6])}: never reached the exam page")
-    return Run(loaded[0], peak, phases)
+    return Run(loaded[0], peak, cpu, phases)
 
 
 def _namespace_prefix(wanted: bool) -> list[str]:
@@ -174,7 +195,8 @@ def _namespace_prefix(wanted: bool) -> list[str]:
 
 def _progress(round_: int, name: str, run: Run) -> None:
     print(
-        f"  round {round_ + 1} {name}: {run.seconds:.2f} s, {run.peak / 2**20:.0f} MiB "
+        f"  round {round_ + 1} {name}: {run.seconds:.2f} s, {run.peak / 2**20:.0f} MiB, "
+        f"CPU {run.cpu:.2f} s "
         f"(load {_loadavg()})",
         file=sys.stderr,
         flush=True,
@@ -190,7 +212,11 @@ def _loadavg() -> str:
 
 def _report(results: dict[str, list[Run]], rounds: int) -> None:
     med = {
-        name: (statistics.median(r.seconds for r in rows), statistics.median(r.peak for r in rows))
+        name: (
+            statistics.median(r.seconds for r in rows),
+            statistics.median(r.peak for r in rows),
+            statistics.median(r.cpu for r in rows),
+        )
         for name, rows in results.items()
     }
     print(f"rounds: {rounds} (alternating, same run)")
@@ -198,7 +224,8 @@ def _report(results: dict[str, list[Run]], rounds: int) -> None:
         times = ", ".join(f"{r.seconds:.2f}" for r in rows)
         print(
             f"{name:15s} start->exam page median {med[name][0]:.2f} s [{times}]; "
-            f"peak RSS (process tree) median {med[name][1] / 2**20:.0f} MiB"
+            f"peak RSS (process tree) median {med[name][1] / 2**20:.0f} MiB; "
+            f"CPU to the exam page median {med[name][2]:.2f} s"
         )
     print("phase breakdown (median ms after the process started, when each phase ended):")
     for name, rows in results.items():
@@ -214,7 +241,7 @@ def _report(results: dict[str, list[Run]], rounds: int) -> None:
             continue
         print(
             f"ratio {name}/bare: time {med[name][0] / med['bare'][0]:.2f}, "
-            f"peak RSS {med[name][1] / med['bare'][1]:.2f}"
+            f"peak RSS {med[name][1] / med['bare'][1]:.2f}, CPU {med[name][2] / med['bare'][2]:.2f}"
         )
 
 

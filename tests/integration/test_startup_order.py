@@ -37,7 +37,13 @@ from lockdown.paths import temp_paths
 from lockdown.ui.kiosk import Kiosk
 from lockdown.ui.prohibited_dialog import ProhibitedAppsDialog
 from tests.support.httpserver import LocalServer
-from tests.support.processes import alive, launch_detached, renamed_copy
+from tests.support.processes import (
+    SESSION_VARIABLE,
+    TEST_SESSION,
+    alive,
+    launch_detached,
+    renamed_copy,
+)
 from tests.support.xclients import private_xdotool
 
 pytestmark = [pytest.mark.x11, pytest.mark.webengine, pytest.mark.slow]
@@ -238,11 +244,18 @@ def holds(window: int, target: int) -> bool:
 
 
 def test_the_prohibited_apps_dialog_is_not_hidden_under_the_starting_state(
-    qapp: Any, tmp_path: Path, http_server: LocalServer, window_manager: Any
+    qapp: Any,
+    tmp_path: Path,
+    http_server: LocalServer,
+    window_manager: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The kiosk window (always on top) is up from the start: the pre-exam dialog must not
     open under it, or the candidate waits on "Starting the exam" for a dialog they cannot
     see (a dialog of the window is not enough under openbox: the window steps aside)."""
+    # the session's scope is this run's "login session", where the app runs
+    monkeypatch.setenv(SESSION_VARIABLE, TEST_SESSION)
+    build.current.cache_clear()
     pid, _ = launch_detached(renamed_copy(tmp_path, "anydesk"), "60")
     xdotool = private_xdotool()
     seen: list[str] = []
@@ -264,11 +277,15 @@ def test_the_prohibited_apps_dialog_is_not_hidden_under_the_starting_state(
     QTimer.singleShot(100, look)
     paths = temp_paths(tmp_path / "run")
     start = http_server.page("/", EXAM)
-    code = run_session(
-        exam(start, prohibited_apps="ask"),
-        paths,
-        journey=lambda kiosk: kiosk.end("test"),
-        single_instance=False,
-    )
+    try:
+        code = run_session(
+            exam(start, prohibited_apps="ask"),
+            paths,
+            journey=lambda kiosk: kiosk.end("test"),
+            single_instance=False,
+        )
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
     assert seen == ["dialog on top"]
     assert code == 0
