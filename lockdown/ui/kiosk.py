@@ -7,9 +7,10 @@ then full screen: without a window manager ``showFullScreen`` alone does not res
 loads the start URL. A session's kiosk is ``early``: its window is painted in a
 "starting" state (a cover over the whole window) before the web engine starts, the start
 page loads underneath while the guards start, and :meth:`Kiosk.reveal` takes the cover
-away once every guard is on; until then nothing of the exam takes input. The exam ends through :meth:`Kiosk.end` (quit URL, quit button,
-later the proctor's end), which emits :attr:`Kiosk.ended`; the composition root then
-reverts the operation sequence, whose kiosk step calls :meth:`Kiosk.close`.
+away once every guard is on; until then nothing of the exam takes input. The exam ends
+through :meth:`Kiosk.end` (quit URL, quit button, later the proctor's end), which emits
+:attr:`Kiosk.ended`; the composition root then reverts the operation sequence, whose
+kiosk step calls :meth:`Kiosk.close`.
 """
 
 from __future__ import annotations
