@@ -356,6 +356,8 @@ class Session:
         from lockdown.texts import text
 
         self.sequence.revert()
+        # the starting window is up from the start: gone before the candidate is told why
+        self.kiosk.close()
         message = _why_not_started(self.operations)
         if self._terminating:
             reason = f"start cancelled ({self._reason})"
@@ -486,6 +488,7 @@ class Session:
                     log.init.exception("Ending the session failed; reverting regardless")
                     self.sequence.revert()
                     self.code = 1
+            self.kiosk.close()  # whatever happened: the starting window is gone too
             ticker.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -265,6 +265,7 @@ class Kiosk(QObject):
         self._loaded_url: str | None = None
         self._announced = False
         self._load_started = False
+        self._closed = False
         self._pending_asks: list[Callable[[], None]] = []
         if window is not None:  # shown already, in its starting state
             self.window = window
@@ -417,7 +418,13 @@ class Kiosk(QObject):
         QCoreApplication.processEvents()
 
     def close(self) -> None:
-        """Close the window and release the web engine objects (page before profile)."""
+        """Close the window and release the web engine objects (page before profile).
+
+        Idempotent: a start refused before the kiosk step closes the starting window too.
+        """
+        if self._closed:
+            return
+        self._closed = True
         if self.quit_dialog is not None:
             self.quit_dialog.reject()
         self.window.allow_close()

@@ -289,3 +289,34 @@ def test_the_prohibited_apps_dialog_is_not_hidden_under_the_starting_state(
             os.kill(pid, signal.SIGKILL)
     assert seen == ["dialog on top"]
     assert code == 0
+
+
+def test_a_refused_start_closes_the_starting_window_before_saying_why(
+    qapp: Any, tmp_path: Path, http_server: LocalServer
+) -> None:
+    """The starting window (always on top) must not hide the message of a refused start."""
+    kiosks_shown: list[int] = []
+
+    def show_message(message: str) -> None:
+        kiosks_shown.append(
+            sum(
+                1
+                for w in QApplication.topLevelWidgets()
+                if w.objectName() == "lockdown-kiosk" and w.isVisible()
+            )
+        )
+
+    settings = flatten(
+        {
+            "browser": {"start_url": http_server.page("/", EXAM)},
+            "guards": {"virtual_machine": "deny"},
+        },
+        origin="t",
+    )
+    refused = LoadedExam(layer(Organisation(), settings), None, "test", "Refused", "lockdown")
+    code = run_session(
+        refused, temp_paths(tmp_path), single_instance=False, show_message=show_message
+    )
+    assert code == 1
+    assert kiosks_shown == [0]
+    assert http_server.seen("/") == []
