@@ -16,6 +16,7 @@ kiosk step calls :meth:`Kiosk.close`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ from PySide6.QtCore import (
     QKeyCombination,
     QObject,
     Qt,
+    QTimer,
     QUrl,
     Signal,
 )
@@ -240,7 +242,8 @@ class Kiosk(QObject):
 
     #: the exam ended (the reason: "quit_url", "quit_button", "quit_password", …)
     ended = Signal(str)
-    #: a main-frame load finished (ok, URL)
+    #: a main-frame load finished (ok, URL); one under the starting state is emitted
+    #: once the exam shows
     pageLoaded = Signal(bool, str)
 
     def __init__(
@@ -267,6 +270,7 @@ class Kiosk(QObject):
         self._load_started = False
         self._closed = False
         self._pending_asks: list[Callable[[], None]] = []
+        self._held_loads: list[tuple[bool, str]] = []
         if window is not None:  # shown already, in its starting state
             self.window = window
         elif early:  # the first paint, before the web engine starts
@@ -377,7 +381,22 @@ class Kiosk(QObject):
         pending, self._pending_asks = self._pending_asks, []
         for ask in pending:
             ask()
+        held, self._held_loads = self._held_loads, []
+        for ok, url in held:  # from the event loop: after whoever drives the exam connected
+            QTimer.singleShot(0, functools.partial(self.pageLoaded.emit, ok, url))
         self._announce_shown()
+
+    @property
+    def loaded_url(self) -> str | None:
+        """The first main-frame URL that finished loading (shown or not yet)."""
+        return self._loaded_url
+
+    def _page_loaded(self, ok: bool, url: str) -> None:
+        """``pageLoaded``, held until the exam shows (a load under the starting state)."""
+        if self._revealed:
+            self.pageLoaded.emit(ok, url)
+        else:
+            self._held_loads.append((ok, url))
 
     def _announce_shown(self) -> None:
         if self._revealed and self._loaded_url is not None and not self._announced:
@@ -495,7 +514,7 @@ class Kiosk(QObject):
                 if self._reveal_on_load:
                     self.reveal()
                 self._announce_shown()
-            self.pageLoaded.emit(True, url)
+            self._page_loaded(True, url)
         elif status == QWebEngineLoadingInfo.LoadStatus.LoadFailedStatus:
             code = info.errorCode()
             if code in _OWN_ABORTS or self.url_filter.decide(url).allowed is False:
@@ -506,7 +525,7 @@ class Kiosk(QObject):
             log.web.warning("Could not load %s: %s (%d)", url, info.errorString(), code)
             self.notice.show_error(url, lambda: self.retry(url))
             self.window.stack.setCurrentWidget(self.notice)
-            self.pageLoaded.emit(False, url)
+            self._page_loaded(False, url)
 
     def retry(self, url: str) -> None:
         self.back()

@@ -123,12 +123,12 @@ def probe(monkeypatch: pytest.MonkeyPatch, http_server: LocalServer) -> Iterator
     """Hold the start right before the desktop guards until the page has loaded."""
     held = Held()
     real = desktop.DesktopGuardsOperation
-    loaded: list[str] = []
+    kiosks: list[Kiosk] = []
     xdotool = private_xdotool()
 
     class HeldDesktopGuards(real):  # type: ignore[misc, valid-type]
         def perform(self) -> Outcome:
-            held.loaded = wait(lambda: bool(loaded), 20)
+            held.loaded = wait(lambda: kiosks[0].loaded_url is not None, 20)
             wait(lambda: False, 0.8)  # let what is shown be painted
             image = QGuiApplication.primaryScreen().grabWindow(0).toImage()
             held.magenta, held.light = magenta_share(image), light_share(image)
@@ -140,7 +140,7 @@ def probe(monkeypatch: pytest.MonkeyPatch, http_server: LocalServer) -> Iterator
     original_preload = Kiosk.preload
 
     def preload(kiosk: Kiosk) -> None:
-        kiosk.pageLoaded.connect(lambda ok, url: loaded.append(url))
+        kiosks.append(kiosk)
         original_preload(kiosk)
 
     monkeypatch.setattr(desktop, "DesktopGuardsOperation", HeldDesktopGuards)
