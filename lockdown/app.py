@@ -16,8 +16,10 @@
    over the organisation file; frozen from here on. From a link: a small window while
    it downloads, a dialog when it cannot be opened (``lockdown.ui.launchwindow``).
 4. Open the session journal, listen for a second instance, build the kiosk.
-5. Perform the operation sequence (today: the kiosk; the guards, recorders and the
-   proctoring session go in front of it as they land). The exam runs in the Qt loop.
+5. Perform the operation sequence (system guards, recording, kiosk, desktop guards).
+   The kiosk window shows a "starting" state from before the web engine starts; the
+   exam page loads underneath and shows only once every guard is on. The exam runs in
+   the Qt loop.
 6. The exam ends (quit URL, quit button / password, SIGTERM): the sequence is reverted
    in reverse order, the journal closed, the process exits 0.
 
@@ -45,7 +47,7 @@ from lockdown import __version__, log
 from lockdown.config.settings import choose_organisation
 from lockdown.errors import UserError
 from lockdown.events import Event, EventSink, Journal, record_refusal
-from lockdown.lifecycle.base import Operation, Outcome, Progress
+from lockdown.lifecycle.base import Operation, Outcome, Phase, Progress
 from lockdown.lifecycle.operations import KioskOperation
 from lockdown.lifecycle.sequence import OperationSequence
 from lockdown.paths import Paths
@@ -83,6 +85,12 @@ def qt_application() -> QApplication:
 def _progress(progress: Progress) -> None:
     outcome = f" -> {progress.outcome.value}" if progress.outcome else ""
     log.init.debug("%s %s%s", progress.phase.value, progress.name, outcome)
+    if progress.phase is Phase.PERFORMED:
+        # the start page loads underneath the starting state meanwhile: the web engine's
+        # browser side runs on this (the GUI) thread and moves on only between steps
+        from PySide6.QtCore import QCoreApplication
+
+        QCoreApplication.processEvents()
 
 
 #: The exit code when the X display connection died (``xkill`` of the kiosk).
@@ -165,26 +173,30 @@ class Session:
     # -- 1. start -----------------------------------------------------------------------
 
     def _open(self) -> None:
-        """The journal, the kiosk and the operations (nothing performed yet)."""
-        from lockdown.guards.clipboard import install_clipboard_isolation
-        from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
-        from lockdown.guards.display_isolation import DisplayIsolationOperation
-        from lockdown.guards.policy import SystemGuardsOperation
-        from lockdown.guards.restore import RestoreLog, undo_leftovers
+        """The journal, the kiosk and the operations (nothing performed yet).
+
+        The kiosk window is painted in its starting state before the web engine starts;
+        the pre-checks then run on a worker thread while the rest is built, the start
+        page loads underneath once the system guards let this machine take the exam
+        (:meth:`_progress`), and the exam shows once every operation performed
+        (:meth:`run`).
+        """
+        from lockdown.guards.prefetch import PrecheckPrefetch
         from lockdown.launch import InstanceServer, check_startable
-        from lockdown.platform.factory import desktop_platform
         from lockdown.ui import netgate
         from lockdown.ui.bridge import Bridge
-        from lockdown.ui.kiosk import Kiosk
-        from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
+        from lockdown.ui.kiosk import Kiosk, starting_window
 
         exam = self.exam
         check_startable(exam.settings, exam.origin)
         sandbox = sandbox_state(os.environ, euid=getattr(os, "geteuid", lambda: 1)())
         self.app = qt_application()
+        # the first paint, before any file is written and before the web engine starts
+        window = starting_window(lambda event: self.journal.append(event))  # noqa: PLW0108 (opened next)
         self.paths.ensure()
         self.journal = journal = _open_journal(self.paths, exam.settings)
         log.init.info("Journal at %s", journal.path)
+        log.phase("journal")
         journal.append(Event("session.started", _started_record(exam, self._facts)))
         for name, values in exam.notes:
             journal.append(Event(name, values))
@@ -209,19 +221,34 @@ class Session:
             self.server.listen()
         downloads = self.paths.data / "downloads" / journal.path.stem
         self.kiosk = kiosk = Kiosk(
-            exam.settings, journal.append, keys=exam.keys, downloads=downloads
+            exam.settings,
+            journal.append,
+            keys=exam.keys,
+            downloads=downloads,
+            early=True,
+            window=window,
         )
+        from lockdown.guards.clipboard import install_clipboard_isolation
+
+        if exam.settings["guards.clipboard"] == "isolated":
+            install_clipboard_isolation(kiosk.profile)
+        prefetch = PrecheckPrefetch(exam.settings)  # beside the web engine's processes
+        from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
+        from lockdown.guards.display_isolation import DisplayIsolationOperation
+        from lockdown.guards.policy import SystemGuardsOperation
+        from lockdown.guards.restore import RestoreLog, undo_leftovers
+        from lockdown.platform.factory import desktop_platform
+
         if self.server is not None:
             self.server.refused.connect(self._second_instance)
         self.platform = desktop_platform()
         undo_leftovers(self.paths.restore, journal.append, self.platform)
-        if exam.settings["guards.clipboard"] == "isolated":
-            install_clipboard_isolation(kiosk.profile)
         self.system_guards = SystemGuardsOperation(
             exam.settings,
             journal.append,
-            prompt=prompt_prohibited_apps,
+            prompt=self._prompt_prohibited_apps,
             restore=RestoreLog(self.paths.restore),
+            prefetched=prefetch,
         )
         self.desktop_guards = desktop_guards = DesktopGuardsOperation(
             exam.settings,
@@ -254,6 +281,7 @@ class Session:
                 title=exam.title,
                 demo=exam.demo,
                 automatic=self._automatic,
+                aside=kiosk.window.stepped_aside,
             ),
             self.system_guards,
             *_service_steps(self.link, journal.append),
@@ -261,8 +289,27 @@ class Session:
             KioskOperation(kiosk, journal.append),
             desktop_guards,
         ]
-        self.sequence = OperationSequence(self.operations, _progress)
+        self.sequence = OperationSequence(self.operations, self._progress)
         self._watch_display()
+
+    def _prompt_prohibited_apps(self, check: Any, findings: Any) -> bool:
+        """The pre-exam dialog, the kiosk's starting state stepped aside (it stays on top)."""
+        from lockdown.ui.prohibited_dialog import prompt_prohibited_apps
+
+        with self.kiosk.window.stepped_aside():
+            return prompt_prohibited_apps(check, findings)
+
+    def _progress(self, progress: Progress) -> None:
+        if (
+            progress.phase is Phase.PERFORMED
+            and progress.name == "system_guards"
+            and progress.outcome is Outcome.SUCCESS
+            and not self.sequence.cancelled
+        ):
+            # this machine may take the exam: the start page loads underneath the
+            # starting state while the rest starts (never for a refused machine)
+            self.kiosk.preload()
+        _progress(progress)
 
     # -- the display lost (``xkill`` of the kiosk) --------------------------------------
 
@@ -355,6 +402,8 @@ class Session:
         from lockdown.texts import text
 
         self.sequence.revert()
+        # the starting window is up from the start: gone before the candidate is told why
+        self.kiosk.close()
         message = _why_not_started(self.operations)
         if self._terminating:
             reason = f"start cancelled ({self._reason})"
@@ -481,6 +530,8 @@ class Session:
             if outcome is not Outcome.SUCCESS or self._terminating:
                 return self._refused(outcome)
             performed = True
+            log.phase("guards")
+            self.kiosk.reveal()  # every guard is on: the exam shows and takes input
             self._running = True
             for warning in [*self.system_guards.warnings, *self.desktop_guards.warnings]:
                 self.kiosk.show_notice(warning)
@@ -503,6 +554,7 @@ class Session:
                     log.init.exception("Ending the session failed; reverting regardless")
                     self.sequence.revert()
                     self.code = 1
+            self.kiosk.close()  # whatever happened: the starting window is gone too
             ticker.stop()
             upload_watch.stop()
             for sig, handler in previous.items():
@@ -889,6 +941,7 @@ def main_open(args: argparse.Namespace) -> int:
     from lockdown.ui.display import require_display
     from lockdown.ui.launchwindow import load_with_feedback
 
+    log.phase("imports")
     debugging = system_trust().deny_debugging()  # before the exam display's cookie exists
     try:
         organisation = choose_organisation(getattr(args, "organisation", None))
@@ -911,6 +964,7 @@ def main_open(args: argparse.Namespace) -> int:
             load=partial(load_exam, mode=display.mode),
         )
         check_exam(display, exam.settings)
+        log.phase("configuration")
     except SecondInstance:
         raise
     except UserError as exc:

@@ -92,6 +92,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(obj, ensure_ascii=False)
 
 
+#: The start-up phases :func:`phase` announces, in the order they usually end.
+PHASES: Final = (
+    "imports",
+    "configuration",
+    "window",
+    "journal",
+    "engine start",
+    "pre-checks",
+    "guards",
+    "page load",
+    "exam page shown",
+)
+
+
+def phase(name: str) -> None:
+    """Announce that start-up phase ``name`` is done (``bench/bench_kiosk.py`` reads it)."""
+    init.info("Start-up phase %s done", name)
+
+
 _HUMAN_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)-17s %(message)s"
 
 

@@ -54,6 +54,9 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "quit.cancel": "Back to the exam",
         "quit.ending": "Ending the exam…",
         "session.ending_title": "Ending the exam",
+        "session.starting_title": "Starting the exam",
+        "session.starting": "Preparing the exam and securing this computer… "
+        "The exam appears in a moment.",
         "proctoring.no_recipient": "This exam is recorded, but this computer has no key to "
         "protect the recording. The exam cannot start; tell IT staff or your invigilator.",
         "session.saving_recording": "Saving the recording… Please wait, this takes at most "

@@ -14,6 +14,10 @@
    A watcher that cannot start meets ``guards.unavailable``: refuse ABORTS, continue
    journals the gap.
 
+Given a :class:`~lockdown.guards.prefetch.PrecheckPrefetch`, steps 1 and the first scan
+of 2 take the results its worker thread computed while the web engine started (the
+same checks, a moment earlier); the decisions stay here, in the operation's place.
+
 Once the rest succeeded, the suspension watchdog (:mod:`lockdown.guards.watchdog`) starts;
 after a gap in its tick the watcher rescans the process table. ``revert`` stops the
 watchdog and the watcher, then journals ``guards.terminated_summary`` (the
@@ -27,6 +31,7 @@ Candidate-facing texts are in :mod:`lockdown.texts`.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +42,7 @@ from lockdown.guards import remote as remote_guard
 from lockdown.guards import vm as vm_guard
 from lockdown.guards.appslist import AppList, Match, OsName, current_os
 from lockdown.guards.base import GuardUnavailable
+from lockdown.guards.prefetch import PrecheckPrefetch
 from lockdown.guards.processes import (
     REASON_BEFORE,
     CandidateScope,
@@ -170,12 +176,18 @@ class SystemGuardsOperation:
         own_bundle_ids: tuple[str, ...] = ("org.lockdown.Lockdown",),
         restore: RestoreLog | None = None,
         scope: CandidateScope | None = None,
+        prefetched: PrecheckPrefetch | None = None,
     ) -> None:
         self._settings = settings
         self._sink = sink
         self._prompt = prompt
         os_name = os_name or current_os()
-        self._apps = (apps or AppList.load(os_name=os_name)).for_settings(settings)
+        self._os_name: OsName = os_name
+        self._apps_given = apps
+        self._prefetched = prefetched
+        self._apps_loaded: AppList | None = None
+        if prefetched is None:  # with a prefetch, the list comes from its thread
+            self._apps_loaded = (apps or AppList.load(os_name=os_name)).for_settings(settings)
         self._vm = vm_detector
         self._remote = remote_detector or (lambda: remote_guard.detect(self._apps))
         self._tcc = tcc or default_tcc(os_name, own_bundle_ids)
@@ -197,6 +209,13 @@ class SystemGuardsOperation:
         #: text ids to show although the exam goes on (policy warn)
         self.warnings: list[str] = []
 
+    @property
+    def _apps(self) -> AppList:
+        if self._apps_loaded is None:
+            source = self._apps_given or AppList.load(os_name=self._os_name)
+            self._apps_loaded = source.for_settings(self._settings)
+        return self._apps_loaded
+
     def perform(self) -> Outcome:
         outcome = self._perform()
         if outcome is Outcome.SUCCESS:
@@ -216,7 +235,14 @@ class SystemGuardsOperation:
             watcher.rescan_after_gap(seconds)
 
     def _perform(self) -> Outcome:
-        vm = self._vm()
+        pre = self._prefetched.result() if self._prefetched is not None else None
+        if pre is not None:
+            # computed on a worker thread while the web engine started (same checks)
+            self._apps_loaded = pre.apps
+            log.guards.debug("Pre-checks from %.2f s ago", time.monotonic() - pre.at)
+            vm, first_scan = pre.vm, pre.findings
+        else:
+            vm, first_scan = self._vm(), None
         result = apply_policy(
             "virtual_machine",
             self._settings["guards.virtual_machine"],
@@ -226,7 +252,9 @@ class SystemGuardsOperation:
         )
         if not self._note(result):
             return result.outcome
-        remote = self._remote()
+        remote = pre.remote if pre is not None else self._remote()
+        if pre is None:
+            log.phase("pre-checks")
         result = apply_policy(
             "remote_session",
             self._settings["guards.remote_session"],
@@ -239,7 +267,7 @@ class SystemGuardsOperation:
         policy = self._settings["guards.prohibited_apps"]
         if policy == "allow":
             return Outcome.SUCCESS
-        outcome = self._precheck(can_close=policy == "close")
+        outcome = self._precheck(can_close=policy == "close", first=first_scan)
         if outcome is not Outcome.SUCCESS:
             return outcome
         return self._start_watcher(terminate=policy == "close")
@@ -252,11 +280,11 @@ class SystemGuardsOperation:
             self.warnings.append(result.message_id)
         return True
 
-    def _precheck(self, *, can_close: bool) -> Outcome:
+    def _precheck(self, *, can_close: bool, first: PrecheckFindings | None = None) -> Outcome:
         check = ProhibitedAppsPrecheck(
             self._apps, self._sink, can_close, self._tcc, ledger=self.ledger, scope=self._scope
         )
-        findings = check.scan()
+        findings = first if first is not None and self._scope is None else check.scan()
         if findings.elsewhere:
             self._sink(Event("guards.prohibited_apps_elsewhere", findings.as_dict()))
         if findings.clear:

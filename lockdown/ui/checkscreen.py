@@ -16,9 +16,11 @@ button reachable with Tab; Enter presses Continue when it is enabled, Escape lea
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Final
 
@@ -467,6 +469,7 @@ class SystemCheckOperation:
         title: str | None = None,
         demo: bool = False,
         automatic: bool = False,
+        aside: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._spool = spool_folder
@@ -474,6 +477,8 @@ class SystemCheckOperation:
         self._title = title
         self._demo = demo
         self._automatic = automatic
+        #: what makes room for the screen (the kiosk's starting window steps aside)
+        self._aside = aside or contextlib.nullcontext
         self.message_id: str | None = None
         self.message_values: dict[str, Any] = {}
 
@@ -496,7 +501,8 @@ class SystemCheckOperation:
         if not streams or not self._settings["checks.before_exam"]:
             return Outcome.SUCCESS
         ctx = CheckContext(self._settings, streams, self._spool, demo=self._demo)
-        continued = run_screen(ctx, all_checks(), title=self._title, automatic=self._automatic)
+        with self._aside():
+            continued = run_screen(ctx, all_checks(), title=self._title, automatic=self._automatic)
         outcomes = ctx.shared.get("outcomes", {})
         failed = sorted(k for k, o in outcomes.items() if o.blocks)
         if not continued:

@@ -1,18 +1,24 @@
 """The kiosk: a frameless, full-screen, always-on-top window holding the exam view.
 
 :class:`Kiosk` builds, in order: the URL filter and quit rules from the settings, the
-request interceptor, the off-the-record profile, the exam page and view, the toolbar and
-the window. :meth:`Kiosk.start` shows the window on the primary screen (geometry first,
+window, the request interceptor, the off-the-record profile, the exam page and view, the
+toolbar. :meth:`Kiosk.start` shows the window on the primary screen (geometry first,
 then full screen: without a window manager ``showFullScreen`` alone does not resize) and
-loads the start URL. The exam ends through :meth:`Kiosk.end` (quit URL, quit button,
-later the proctor's end), which emits :attr:`Kiosk.ended`; the composition root then
-reverts the operation sequence, whose kiosk step calls :meth:`Kiosk.close`.
+loads the start URL. A session's kiosk is ``early``: its window is painted in a
+"starting" state (a cover over the whole window) before the web engine starts, the start
+page loads underneath while the guards start, and :meth:`Kiosk.reveal` takes the cover
+away once every guard is on; until then nothing of the exam takes input. The exam ends
+through :meth:`Kiosk.end` (quit URL, quit button, later the proctor's end), which emits
+:attr:`Kiosk.ended`; the composition root then reverts the operation sequence, whose
+kiosk step calls :meth:`Kiosk.close`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,10 +28,18 @@ from PySide6.QtCore import (
     QKeyCombination,
     QObject,
     Qt,
+    QTimer,
     QUrl,
     Signal,
 )
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence, QScreen, QShortcut
+from PySide6.QtGui import (
+    QCloseEvent,
+    QGuiApplication,
+    QKeySequence,
+    QResizeEvent,
+    QScreen,
+    QShortcut,
+)
 from PySide6.QtWebEngineCore import (
     QWebEngineDownloadRequest,
     QWebEngineLoadingInfo,
@@ -105,6 +119,30 @@ class KioskWindow(QWidget):
         layout.setSpacing(0)
         self.stack = QStackedWidget(self)
         self._layout = layout
+        #: the starting state: covers the whole window (toolbar and exam) until revealed
+        self.cover = ProgressPage(self)
+        self.cover.show_title(text("session.starting_title"))
+        self.cover.show_step(text("session.starting"))
+        self.cover.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.cover.hide()
+
+    @property
+    def covered(self) -> bool:
+        return not self.cover.isHidden()
+
+    def cover_up(self) -> None:
+        """Show the starting state over everything (the exam may load underneath)."""
+        self.cover.setGeometry(self.rect())
+        self.cover.show()
+        self.cover.raise_()
+        self.cover.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def uncover(self) -> None:
+        self.cover.hide()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.cover.setGeometry(self.rect())
 
     def set_content(
         self, toolbar: QWidget, view: QWidget, notice: QWidget, progress: QWidget
@@ -114,6 +152,7 @@ class KioskWindow(QWidget):
         self.stack.addWidget(notice)
         self.stack.addWidget(progress)
         self._layout.addWidget(self.stack, 1)
+        self.cover.raise_()
 
     def show_on(self, screen: QScreen, *, expose_timeout_s: float = 5.0) -> None:
         """Show full screen on ``screen`` and wait until the window system shows it.
@@ -133,6 +172,23 @@ class KioskWindow(QWidget):
             time.sleep(0.005)
         if not self.windowHandle().isExposed():
             log.init.warning("The kiosk window was not shown within %.0f s", expose_timeout_s)
+        QCoreApplication.processEvents()  # the paint that follows the exposure
+
+    @contextlib.contextmanager
+    def stepped_aside(self) -> Iterator[None]:
+        """Hide the window while a pre-exam dialog is open, show it again afterwards.
+
+        The window stays on top of everything (full screen): a dialog of the start (the
+        prohibited apps) would open underneath it, unseen, under a window manager.
+        """
+        shown = self.isVisible()
+        screen = self.screen()
+        self.hide()
+        try:
+            yield
+        finally:
+            if shown:
+                self.show_on(screen)
 
     def allow_close(self) -> None:
         self._may_close = True
@@ -145,6 +201,18 @@ class KioskWindow(QWidget):
         self.close_refusals += 1
         self._journal(Event("kiosk.close_refused", {"spontaneous": event.spontaneous()}))
         log.init.info("Close request refused: the exam is running")
+
+
+def starting_window(journal: EventSink, screen: QScreen | None = None) -> KioskWindow:
+    """The kiosk window shown at once in its starting state: a session's first paint.
+
+    Hand it to :class:`Kiosk` (``window=``) once the journal is open.
+    """
+    window = KioskWindow(journal)
+    window.cover_up()
+    window.show_on(screen or QGuiApplication.primaryScreen())
+    log.phase("window")
+    return window
 
 
 def _install_shortcuts(kiosk: Kiosk) -> list[QShortcut]:
@@ -164,11 +232,18 @@ def _install_shortcuts(kiosk: Kiosk) -> list[QShortcut]:
 
 
 class Kiosk(QObject):
-    """The exam browser of one session."""
+    """The exam browser of one session.
+
+    With ``early`` the window shows at once in its starting state (painted before the web
+    engine starts), the start page loads underneath, and the exam appears, and takes
+    input, only at :meth:`reveal` (the composition root calls it once every guard is on).
+    Without, :meth:`start` shows the exam at once.
+    """
 
     #: the exam ended (the reason: "quit_url", "quit_button", "quit_password", …)
     ended = Signal(str)
-    #: a main-frame load finished (ok, URL)
+    #: a main-frame load finished (ok, URL); one under the starting state is emitted
+    #: once the exam shows
     pageLoaded = Signal(bool, str)
 
     def __init__(
@@ -179,12 +254,29 @@ class Kiosk(QObject):
         keys: KeyHasher | None = None,
         downloads: Path | None = None,
         parent: QObject | None = None,
+        early: bool = False,
+        screen: QScreen | None = None,
+        window: KioskWindow | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings
         self._journal = journal
         self._ended = ""
         self._recent_blocks: dict[tuple[str, str], float] = {}
+        self._early = early
+        self._revealed = False
+        self._loaded_url: str | None = None
+        self._announced = False
+        self._load_started = False
+        self._closed = False
+        self._pending_asks: list[Callable[[], None]] = []
+        self._held_loads: list[tuple[bool, str]] = []
+        if window is not None:  # shown already, in its starting state
+            self.window = window
+        elif early:  # the first paint, before the web engine starts
+            self.window = starting_window(journal, screen)
+        else:
+            self.window = KioskWindow(journal)
         self.url_filter = UrlFilter.from_settings(
             settings, whole_url_globs=dev_switch("url_glob", journal) == "whole-url"
         )
@@ -210,7 +302,6 @@ class Kiosk(QObject):
         self.page.notice.connect(self.show_notice)
         self.page.permissionAsked.connect(self._ask_permission)
         self.page.loadingChanged.connect(self._loading_changed)
-        self.window = KioskWindow(journal)
         self.view = ExamView(self.page, self.window)
         self.notice = NoticePage(self.window)
         self.progress = ProgressPage(self.window)
@@ -222,13 +313,34 @@ class Kiosk(QObject):
         self._shortcuts = _install_shortcuts(self)
         self.quit_dialog: QuitDialog | None = None
         self.blocked: list[Blocked] = []
+        #: LOCKDOWN_DEV_REVEAL=early: show the exam once loaded, guards or not (the
+        #: positive control of the tests; development builds only, journalled)
+        self._reveal_on_load = early and dev_switch("reveal", journal) == "early"
+        if early:
+            # nothing of the exam takes input before reveal(): the cover has the focus
+            self.toolbar.setEnabled(False)
+            self.window.stack.setEnabled(False)
+            self.window.cover_up()
+            log.phase("engine start")
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def preload(self) -> None:
+        """Start loading the start URL (underneath the starting state when ``early``)."""
+        if self._load_started:
+            return
+        self._load_started = True
+        self.page.load(QUrl(self.settings["browser.start_url"]))
+
     def start(self, screen: QScreen | None = None) -> None:
-        """Show the kiosk on the primary screen and load the start URL."""
+        """Show the kiosk on the primary screen and load the start URL.
+
+        With ``early`` the window stays in its starting state until :meth:`reveal`.
+        """
         target = screen or QGuiApplication.primaryScreen()
         self.window.show_on(target)
+        if not self._early:
+            log.phase("window")
         start_url = self.settings["browser.start_url"]
         self._journal(
             Event(
@@ -246,8 +358,50 @@ class Kiosk(QObject):
             )
         )
         log.init.info("Kiosk shown on %s; loading %s", target.name(), start_url)
-        self.page.load(QUrl(start_url))
+        self.preload()
+        if not self._early:
+            self.reveal()
+
+    @property
+    def revealed(self) -> bool:
+        return self._revealed
+
+    def reveal(self) -> None:
+        """Show the exam: the starting state goes, the exam takes input (once)."""
+        if self._revealed:
+            return
+        self._revealed = True
+        self.window.uncover()
+        self.toolbar.setEnabled(True)
+        self.window.stack.setEnabled(True)
         self.view.setFocus(Qt.FocusReason.ActiveWindowFocusReason)  # typing works at once
+        if self._early:
+            self._journal(Event("kiosk.revealed", {"loaded": self._loaded_url is not None}))
+            log.init.info("Exam revealed: every guard is on")
+        pending, self._pending_asks = self._pending_asks, []
+        for ask in pending:
+            ask()
+        held, self._held_loads = self._held_loads, []
+        for ok, url in held:  # from the event loop: after whoever drives the exam connected
+            QTimer.singleShot(0, functools.partial(self.pageLoaded.emit, ok, url))
+        self._announce_shown()
+
+    @property
+    def loaded_url(self) -> str | None:
+        """The first main-frame URL that finished loading (shown or not yet)."""
+        return self._loaded_url
+
+    def _page_loaded(self, ok: bool, url: str) -> None:
+        """``pageLoaded``, held until the exam shows (a load under the starting state)."""
+        if self._revealed:
+            self.pageLoaded.emit(ok, url)
+        else:
+            self._held_loads.append((ok, url))
+
+    def _announce_shown(self) -> None:
+        if self._revealed and self._loaded_url is not None and not self._announced:
+            self._announced = True
+            log.phase("exam page shown")
 
     @property
     def has_ended(self) -> bool:
@@ -277,12 +431,19 @@ class Kiosk(QObject):
             self.quit_dialog.reject()
         for button in self.toolbar.buttons.values():  # nothing to reload or quit any more
             button.setEnabled(False)
+        self.window.uncover()  # our own page, never the exam's
         self.progress.show_step(message)
         self.window.stack.setCurrentWidget(self.progress)
         QCoreApplication.processEvents()
 
     def close(self) -> None:
-        """Close the window and release the web engine objects (page before profile)."""
+        """Close the window and release the web engine objects (page before profile).
+
+        Idempotent: a start refused before the kiosk step closes the starting window too.
+        """
+        if self._closed:
+            return
+        self._closed = True
         if self.quit_dialog is not None:
             self.quit_dialog.reject()
         self.window.allow_close()
@@ -347,7 +508,13 @@ class Kiosk(QObject):
         url = info.url().toString()
         if status == QWebEngineLoadingInfo.LoadStatus.LoadSucceededStatus:
             log.web.info("Page loaded %s", url)
-            self.pageLoaded.emit(True, url)
+            if self._loaded_url is None:
+                self._loaded_url = url
+                log.phase("page load")
+                if self._reveal_on_load:
+                    self.reveal()
+                self._announce_shown()
+            self._page_loaded(True, url)
         elif status == QWebEngineLoadingInfo.LoadStatus.LoadFailedStatus:
             code = info.errorCode()
             if code in _OWN_ABORTS or self.url_filter.decide(url).allowed is False:
@@ -358,7 +525,7 @@ class Kiosk(QObject):
             log.web.warning("Could not load %s: %s (%d)", url, info.errorString(), code)
             self.notice.show_error(url, lambda: self.retry(url))
             self.window.stack.setCurrentWidget(self.notice)
-            self.pageLoaded.emit(False, url)
+            self._page_loaded(False, url)
 
     def retry(self, url: str) -> None:
         self.back()
@@ -414,6 +581,9 @@ class Kiosk(QObject):
             self.toolbar.flash(text("notice.download_blocked"))
 
     def _ask_permission(self, text_id: str, permission: QWebEnginePermission) -> None:
+        if not self._revealed:  # asked once the exam shows, never over the starting state
+            self._pending_asks.append(lambda: self._ask_permission(text_id, permission))
+            return
         box = QMessageBox(self.window)
         box.setIcon(QMessageBox.Icon.Question)
         box.setText(text("permission.ask", feature=text(text_id)))

@@ -107,7 +107,7 @@ class NoticePage(QWidget):
 
 
 class ProgressPage(QWidget):
-    """What happens while the exam ends: a title and one line that changes per step."""
+    """What happens while the exam starts or ends: a title and one line per step."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,6 +121,10 @@ class ProgressPage(QWidget):
         self.title, self.step = labels["title"], labels["step"]
         self.title.setText(text("session.ending_title"))
         self.setAccessibleName(text("session.ending_title"))
+
+    def show_title(self, title: str) -> None:
+        self.title.setText(title)
+        self.setAccessibleName(title)
 
     def show_step(self, message: str) -> None:
         self.step.setText(message)
