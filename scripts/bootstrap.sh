@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libfontconfig1
   fonts-dejavu-core libdbus-1-3 libglib2.0-0 libbrotli1
   x11-apps imagemagick
+  postgresql
 )
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
