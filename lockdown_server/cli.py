@@ -128,7 +128,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lockdown_server.service import Service
 
     public_url = service_url_of(public_url)
-    settings = _settings(args, public_url, min_free_bytes=int(args.min_free_mb * MIB))
+    settings = _settings(
+        args,
+        public_url,
+        min_free_bytes=int(args.min_free_mb * MIB),
+        shared_sweep_age_s=args.sweep_age,
+    )
     service = Service.open(settings, sweep=True)
     (settings.data / URL_FILE).write_text(json.dumps({"url": public_url}) + "\n", encoding="utf-8")
     logging.basicConfig(level=logging.INFO, format="lockdown-server: %(message)s")
@@ -298,6 +303,14 @@ def _parser() -> argparse.ArgumentParser:
         default=64.0,
         metavar="MB",
         help="refuse uploads (507, retried later) below this much free space (default 64)",
+    )
+    serve.add_argument(
+        "--sweep-age",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="with PostgreSQL: at start, remove objects a crash left only once this old, "
+        "since other processes may be mid-upload (default 3600)",
     )
     serve.set_defaults(handler=cmd_serve)
 

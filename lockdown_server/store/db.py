@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, literal, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -74,8 +74,11 @@ def migrate(engine: Engine) -> None:
 def insert_once(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
     """Insert unless a row with the same unique key exists; True when this call inserted."""
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = module.insert(table).values(**values).on_conflict_do_nothing()
-    return bool(conn.execute(statement).rowcount == 1)
+    statement = (
+        module.insert(table).values(**values).on_conflict_do_nothing().returning(literal(1))
+    )
+    # RETURNING yields a row only when this statement inserted (psycopg's rowcount is -1)
+    return conn.execute(statement).first() is not None
 
 
 def is_full(exc: OperationalError) -> bool:
