@@ -74,9 +74,7 @@ def migrate(engine: Engine) -> None:
 def insert_once(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
     """Insert unless a row with the same unique key exists; True when this call inserted."""
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        module.insert(table).values(**values).on_conflict_do_nothing().returning(literal(1))
-    )
+    statement = module.insert(table).values(**values).on_conflict_do_nothing().returning(literal(1))
     # RETURNING yields a row only when this statement inserted (psycopg's rowcount is -1)
     return conn.execute(statement).first() is not None
 

@@ -11,11 +11,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 import requests
 
 from tests.support.service import free_port
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 #: moto accepts any credentials; boto3 needs some, and a region
 ENV = {
@@ -53,7 +57,7 @@ class MotoServer:
             time.sleep(0.1)
         raise AssertionError("moto did not start")
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> S3Client:
         return boto3.client("s3", endpoint_url=self.endpoint)
 
     def new_bucket(self) -> str:

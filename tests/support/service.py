@@ -200,7 +200,9 @@ class ServiceProcess:
         """The committed objects under ``prefix`` in whichever store the service uses."""
         return sorted(self.open().objects.keys(prefix))
 
-    def create_exam(self, exam_id: str, *, streams: str = "camera,microphone,screen") -> bytes:
+    def create_exam(
+        self, exam_id: str, *, streams: str = "camera,microphone,screen", retention_days: int = 30
+    ) -> bytes:
         """A new exam (window: from a minute ago to a day ahead); its signed configuration."""
         _, config = exams.create(
             self.open(),
@@ -210,6 +212,7 @@ class ServiceProcess:
             valid_until=time.time() + 86400,
             service_url=self.url,
             exam_id=exam_id,
+            retention_days=retention_days,
         )
         return config
 

@@ -23,8 +23,8 @@ from lockdown.session.client import ServiceClient, content_digest
 from lockdown.session.state import Connection, ServiceSession, SessionRecord
 from lockdown.upload.base import Stream
 from lockdown.upload.spool import Spool, listing
-from tests.support.faultproxy import FaultProxy, Faults
 from lockdown_server.store import models
+from tests.support.faultproxy import FaultProxy, Faults
 from tests.support.service import REPO, ServiceProcess, Storage, launch_token
 from tests.unit.upload.factory import TEST_KEY, Events, segment
 
@@ -61,7 +61,7 @@ def _session(service: ServiceProcess, folder: Path, url: str, exam: str) -> Sess
     return record
 
 
-def _child(folder: Path, seed: int) -> subprocess.Popen[bytes]:
+def _child(folder: Path, seed: int, segments: int = SEGMENTS) -> subprocess.Popen[bytes]:
     """The recording client; its output goes to ``client.log`` beside the spool."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with (folder.parent / "client.log").open("ab") as out:
@@ -72,7 +72,7 @@ def _child(folder: Path, seed: int) -> subprocess.Popen[bytes]:
                 "tests.support.upload_child",
                 str(folder),
                 "--segments",
-                str(SEGMENTS),
+                str(segments),
                 "--seed",
                 str(seed),
             ],
@@ -102,7 +102,7 @@ def test_every_segment_is_stored_exactly_once_through_faults_and_kills(
     """On SQLite + folder and on PostgreSQL + S3 (the real client's whole path)."""
     print(f"fault seed {SEED} (LOCKDOWN_FAULT_SEED replays it)")
     rng = random.Random(SEED)
-    service = service_factory(storage=storage)
+    service = service_factory(storage=storage, extra=("--sweep-age", "0"))  # one process
     proxy = FaultProxy(("127.0.0.1", service.port), seed=SEED).start()
     folder = tmp_path / "client" / "spool"
     record = _session(service, folder, proxy.url, f"once-{SEED}")
