@@ -244,11 +244,13 @@ def main() -> int:
         links = exams.add_candidates(opened, exam, people, services[0].url)
         procs = [psutil.Process(s.process.pid) for s in services if s.process is not None]
         cpu_before = [sum(p.cpu_times()[:2]) for p in procs]
+        own_before = sum(psutil.Process().cpu_times()[:2])
         tally = Tally()
         began = time.monotonic()
         asyncio.run(drive([s.url for s in services], links, args.seconds, args.segment_s, tally))
         wall = time.monotonic() - began
         cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - sum(cpu_before)
+        own = sum(psutil.Process().cpu_times()[:2]) - own_before
         load = os.getloadavg()
         with opened.engine.connect() as conn:
             rows = conn.execute(
@@ -284,7 +286,7 @@ def main() -> int:
         print(
             f"service CPU {cpu:.1f} s over {wall:.0f} s = {cpu / wall:.2f} cores; "
             f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-            f"({os.cpu_count()} cores)"
+            f"({os.cpu_count()} cores); the simulated candidates took {own / wall:.2f} cores"
         )
         print(f"lost {lost}, duplicated {duplicated}")
         if tally.segment_ms:
