@@ -1,11 +1,13 @@
 """The object store on S3-compatible storage (AWS S3, MinIO, Ceph) through boto3.
 
 An upload is written to a local temporary file as it arrives (a segment is tens of
-megabytes at most) and, at :meth:`S3ObjectStore.commit`, sent to a temporary key
-``.tmp/<random>`` (boto3's transfer manager: multipart above 8 MiB, invisible until
-complete), then copied to its final, generated key and the temporary key deleted. S3
-makes an object visible only when its PUT, multipart completion or copy has finished, so
-no reader (export, another service process) ever sees a partial object.
+megabytes at most, the service takes 256 MiB at most) and, at
+:meth:`S3ObjectStore.commit`, streamed in one PUT (S3 takes up to 5 GB so) to a temporary
+key ``.tmp/<random>``, then copied to its final, generated key and the temporary key
+deleted. S3 makes an object visible only when its PUT or copy has finished, so no reader
+(export, another service process) ever sees a partial object. (One PUT, not multipart:
+a part is at least 5 MiB, and a copied multipart object carries a per-part checksum
+some S3-compatible servers get wrong.)
 
 Retries cannot duplicate: the final key is generated once per upload before the copy, and
 a copy retried by boto3 writes the same key again with the same bytes; the row naming it
@@ -83,7 +85,7 @@ class S3ObjectStore:
         temporary = self._name(TMP_PREFIX + secrets.token_hex(16))
         try:
             upload.file.seek(0)
-            self.client.upload_fileobj(upload.file, self.bucket, temporary)
+            self.client.put_object(Bucket=self.bucket, Key=temporary, Body=upload.file)
             self.client.copy_object(
                 Bucket=self.bucket,
                 Key=self._name(key),
