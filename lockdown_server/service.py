@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from lockdown_server import keys
 from lockdown_server.settings import ServiceSettings
@@ -83,7 +84,12 @@ class Service:
             ) from None
         service_keys = keys.load_or_create(settings.keys)
         engine = db.make_engine(settings.database, pool=settings.database_pool)
-        db.migrate(engine)
+        try:
+            db.migrate(engine)
+        except (OperationalError, ArgumentError, ImportError) as exc:
+            where = engine.url.render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise ServiceError(f"{where}: cannot open the database ({reason})") from None
         objects: ObjectStore
         if settings.s3_bucket:
             from lockdown_server.store.s3 import S3ObjectStore
