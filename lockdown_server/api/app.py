@@ -7,6 +7,7 @@ and caps them itself.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,6 +33,9 @@ from lockdown_server.api.routes import (
 from lockdown_server.errors import ApiError, StorageFull
 from lockdown_server.service import Service
 from lockdown_server.settings import ServiceSettings
+from lockdown_server.store import db
+
+log = logging.getLogger("lockdown_server")
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 _CODES |= {405: "method_not_allowed", 411: "length_required", 413: "too_large"}
@@ -118,6 +123,20 @@ def create_app(service: Service | None) -> FastAPI:
             "the service has no room left; the upload is kept and retried later",
             settings.storage_retry_after_s,
         )
+
+    @app.exception_handler(OperationalError)
+    async def database_error(request: Request, exc: OperationalError) -> JSONResponse:
+        if db.is_full(exc):
+            return await storage_full(request, StorageFull(str(exc.orig)))
+        log.error("Database error: %s", exc.orig)
+        return error_response(
+            503, "unavailable", "the service's database is not answering; try again", 5
+        )
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("Internal error", exc_info=exc)
+        return error_response(500, "internal", "the service failed; try again later")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -139,9 +139,14 @@ def _find(service: Service, sid: str, stream: str, seq: int) -> Any:
 
 
 def _access(service: Service, token: Token, sid: str) -> None:
-    with service.engine.begin() as conn:
+    with service.engine.connect() as conn:
         check_access(token, session_row(conn, sid))
-        touch(conn, sid)
+    try:  # presence is best effort: a full disk must still answer 507, not fail here
+        with service.engine.begin() as conn:
+            touch(conn, sid)
+    except OperationalError as exc:
+        if not db.is_full(exc):
+            raise
 
 
 def _conflict(

@@ -33,7 +33,9 @@ def test_serving_off_loopback_without_tls_is_refused(tmp_path: Path) -> None:
     assert "--tls-key" in message
 
 
-def test_the_service_serves_tls_on_loopback(service_factory: Factory, tmp_path: Path) -> None:
+def test_the_service_serves_tls_on_loopback(
+    service_factory: Factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
@@ -65,15 +67,20 @@ def test_the_service_serves_tls_on_loopback(service_factory: Factory, tmp_path: 
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{service.port}/healthz", timeout=5)
     data = str(service.data)
-    run_cli("exam", "create", "--data", data, "--id", "tls-exam", "--title", "TLS")
-    link = run_cli("candidates", "add", "--data", data, "--exam", "tls-exam", "--id", "u1")
+    assert (
+        _main(capsys, "exam", "create", "--data", data, "--id", "tls", "--title", "TLS").returncode
+        == 0
+    )
+    link = _main(capsys, "candidates", "add", "--data", data, "--exam", "tls", "--id", "u1")
     assert link.stdout.startswith(f"lockdowns://127.0.0.1:{service.port}/launch?token=")
 
 
-def test_exam_create_and_candidates_add_from_the_command_line(tmp_path: Path) -> None:
+def test_exam_create_and_candidates_add_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = str(tmp_path / "data")
     url = "http://127.0.0.1:9/"
-    done = run_cli(
+    done = run_cli(  # the real command, in a process of its own
         "exam",
         "create",
         "--data",
@@ -100,7 +107,8 @@ def test_exam_create_and_candidates_add_from_the_command_line(tmp_path: Path) ->
     assert config.values["browser.start_url"] == "https://exam.example.org/"
     people = tmp_path / "people.csv"
     people.write_text('# id,group,name\nu1,A,Ada Lovelace\nu2,B,"Hopper, Grace"\n')
-    links = run_cli(
+    links = _main(
+        capsys,
         "candidates",
         "add",
         "--data",
@@ -116,7 +124,7 @@ def test_exam_create_and_candidates_add_from_the_command_line(tmp_path: Path) ->
     assert len(lines) == 2 and all(
         line.startswith("lockdown://127.0.0.1:9/launch?token=") for line in lines
     )
-    listed = run_cli("exam", "list", "--data", data).stdout
+    listed = _main(capsys, "exam", "list", "--data", data).stdout
     assert listed.startswith("physics-final\tPhysics final\tcamera")
     for path in ("token.key", "recipient.key"):
         assert (tmp_path / "data" / "keys" / path).stat().st_mode & 0o777 == 0o600
@@ -154,15 +162,28 @@ def test_exam_create_and_candidates_add_from_the_command_line(tmp_path: Path) ->
         (["exam", "list", "--s3-endpoint", "http://127.0.0.1:1"], "--s3-bucket"),
     ],
 )
-def test_a_mistake_is_one_line_and_exit_2(tmp_path: Path, args: list[str], expected: str) -> None:
+def test_a_mistake_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
     command, sub, *rest = args
-    message = _one_line(run_cli(command, sub, "--data", str(tmp_path / "data"), *rest, check=False))
+    message = _one_line(_main(capsys, command, sub, "--data", str(tmp_path / "data"), *rest))
     assert expected in message
 
 
-def test_a_private_key_others_can_read_is_refused(tmp_path: Path) -> None:
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The command's own ``main`` in this process (the same code, without a start-up)."""
+    from lockdown_server import cli
+
+    code = cli.main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
+def test_a_private_key_others_can_read_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "data"
-    run_cli("exam", "list", "--data", str(data))
+    assert _main(capsys, "exam", "list", "--data", str(data)).returncode == 0
     os.chmod(data / "keys" / "recipient.key", 0o644)
-    message = _one_line(run_cli("exam", "list", "--data", str(data), check=False))
+    message = _one_line(_main(capsys, "exam", "list", "--data", str(data)))
     assert "chmod 600" in message

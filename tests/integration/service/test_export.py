@@ -17,6 +17,7 @@ from lockdown.capture.base import Segment, Stream
 from lockdown.events import Event, Journal
 from lockdown.upload import crypto
 from lockdown.upload.format import body_sha256, content_digest
+from lockdown_server import cli
 from lockdown_server.store import models
 from tests.support.service import (
     Api,
@@ -89,7 +90,10 @@ def _journal(folder: Path, recipient: str) -> tuple[list[dict[str, object]], dic
 
 
 def test_export_writes_playable_webm_events_and_hashes_all_verified(
-    lockdown_service: ServiceProcess, webm_segments: list[Segment], tmp_path: Path
+    lockdown_service: ServiceProcess,
+    webm_segments: list[Segment],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     service = lockdown_service
     recipient = (service.data / "keys" / "recipient.pub").read_text().strip()
@@ -173,26 +177,23 @@ def test_export_writes_playable_webm_events_and_hashes_all_verified(
     path = service.data / "objects" / key
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
     assert content_digest(body_sha256(path.read_bytes())) != stored[0].digest
-    bad = run_cli(
-        "export", sid, "--out", str(tmp_path / "again"), "--data", str(service.data), check=False
+    capsys.readouterr()
+    assert (
+        cli.main(["export", sid, "--out", str(tmp_path / "again"), "--data", str(service.data)])
+        == 1
     )
-    assert bad.returncode == 1
-    assert "camera segment 1: the stored object changed" in bad.stderr
-    assert "is not in the journal the service holds" in bad.stderr
+    stderr = capsys.readouterr().err
+    assert "camera segment 1: the stored object changed" in stderr
+    assert "is not in the journal the service holds" in stderr
     api.close()
 
 
 def test_export_of_an_unknown_session_is_one_line(
-    lockdown_service: ServiceProcess, tmp_path: Path
+    lockdown_service: ServiceProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    done = run_cli(
-        "export",
-        "no-such-session",
-        "--out",
-        str(tmp_path / "x"),
-        "--data",
-        str(lockdown_service.data),
-        check=False,
+    data = str(lockdown_service.data)
+    assert (
+        cli.main(["export", "no-such-session", "--out", str(tmp_path / "x"), "--data", data]) == 2
     )
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "no session" in done.stderr
+    stderr = capsys.readouterr().err
+    assert stderr.strip().count("\n") == 0 and "no session" in stderr

@@ -101,6 +101,16 @@ def test_a_full_disk_gets_507_with_retry_after_and_stores_nothing(
     assert 201 in codes and codes[-1] == 507, codes
     assert _temporaries(service) == []
     refused = segments[len(codes) - 1]
+    tight = disk / "tight"  # not one byte left: the database cannot write either
+    with tight.open("wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+        except OSError:
+            pass
+    full = api.put(upload, sid, refused)
+    assert full.status_code == 507 and full.json()["error"] == "storage_full"
+    tight.unlink()
     filler.unlink()  # the operator makes room; the client's retry goes through
     assert api.put(upload, sid, refused).status_code == 201
     stored = _stored_rows(service, sid)
