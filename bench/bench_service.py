@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import hashlib
 import json
 import os
@@ -62,6 +63,7 @@ class Tally:
     event_ms: list[float] = field(default_factory=list)
     requests: int = 0
     failures: int = 0
+    kinds: collections.Counter[str] = field(default_factory=collections.Counter)
     acknowledged: set[tuple[str, str, int]] = field(default_factory=set)
 
 
@@ -84,6 +86,22 @@ class Bodies:
 
 
 async def candidate(
+    base: str,
+    link: str,
+    bodies: Bodies,
+    tally: Tally,
+    *,
+    until: float,
+    segment_s: float,
+    rng: random.Random,
+) -> None:
+    # one client (and connection pool) per candidate, as in real life; one shared pool
+    # of hundreds of connections costs httpcore more CPU than the requests themselves
+    async with httpx.AsyncClient(timeout=120) as http:
+        await _candidate(http, base, link, bodies, tally, until=until, segment_s=segment_s, rng=rng)
+
+
+async def _candidate(
     http: httpx.AsyncClient,
     base: str,
     link: str,
@@ -139,8 +157,9 @@ async def candidate(
                     tally.requests += 1
                     try:
                         reply = await http.put(url, content=data, headers=headers)
-                    except httpx.HTTPError:
+                    except httpx.HTTPError as exc:
                         tally.failures += 1
+                        tally.kinds[type(exc).__name__] += 1
                         await asyncio.sleep(rng.uniform(0.5, 2))
                         continue
                     if reply.status_code in (200, 201) and reply.json().get("digest") == dig:
@@ -149,6 +168,7 @@ async def candidate(
                         previous[stream] = dig
                         break
                     tally.failures += 1
+                    tally.kinds[f"segment {reply.status_code}"] += 1
                     await asyncio.sleep(rng.uniform(0.5, 2))
             seq += 1
             next_segment += segment_s
@@ -169,8 +189,10 @@ async def candidate(
                 tally.event_ms.append((time.perf_counter() - began) * 1000)
             else:
                 tally.failures += 1
-        except httpx.HTTPError:
+                tally.kinds[f"events {reply.status_code}"] += 1
+        except httpx.HTTPError as exc:
             tally.failures += 1
+            tally.kinds[type(exc).__name__] += 1
         await asyncio.sleep(min(EVENTS_EVERY_S, max(0.0, next_segment - time.monotonic())))
 
 
@@ -186,24 +208,21 @@ async def drive(
 ) -> None:
     rng = random.Random(20)
     bodies = Bodies.make(segment_s / 30.0, rng)
-    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        until = time.monotonic() + seconds
-        await asyncio.gather(
-            *(
-                candidate(
-                    http,
-                    bases[n % len(bases)],
-                    link,
-                    bodies,
-                    tally,
-                    until=until,
-                    segment_s=segment_s,
-                    rng=random.Random(n),
-                )
-                for n, link in enumerate(links)
+    until = time.monotonic() + seconds
+    await asyncio.gather(
+        *(
+            candidate(
+                bases[n % len(bases)],
+                link,
+                bodies,
+                tally,
+                until=until,
+                segment_s=segment_s,
+                rng=random.Random(n),
             )
+            for n, link in enumerate(links)
         )
+    )
 
 
 def main() -> int:
@@ -275,7 +294,7 @@ def main() -> int:
         print(
             f"segments acknowledged {segs} ({segs / wall:.1f}/s), events {events}, "
             f"requests {tally.requests} ({tally.requests / wall:.1f}/s), failures "
-            f"{tally.failures}"
+            f"{tally.failures} {dict(tally.kinds)} (each retried)"
         )
         print(
             f"segment ack latency p50 {percentile(tally.segment_ms, 0.5):.0f} ms, "
