@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -112,9 +114,24 @@ async def _candidate(
     segment_s: float,
     rng: random.Random,
 ) -> None:
-    reply = await http.post(f"{base}/api/v1/token", json={"launch_token": launch_token(link)})
-    reply.raise_for_status()
-    token = reply.json()["session_token"]
+    async def start(url: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        for _attempt in range(20):  # connection refused or reset in the start-up rush
+            tally.requests += 1
+            try:
+                reply = await http.post(url, json=body, headers=headers)
+                if reply.status_code in (200, 201):
+                    return reply.json()
+                tally.kinds[f"start {reply.status_code}"] += 1
+            except httpx.HTTPError as exc:
+                tally.kinds[f"start {type(exc).__name__}"] += 1
+            tally.failures += 1
+            await asyncio.sleep(rng.uniform(0.5, 3))
+        raise SystemExit(f"a candidate could not start: {dict(tally.kinds)}")
+
+    await asyncio.sleep(rng.uniform(0, segment_s))  # candidates arrive over a segment length
+    token = (await start(f"{base}/api/v1/token", {"launch_token": launch_token(link)}, {}))[
+        "session_token"
+    ]
     sid = str(uuid.uuid4())
     auth = {"Authorization": f"Bearer {token}"}
     body = {
@@ -126,10 +143,8 @@ async def _candidate(
         "isolation_mode": "shared",
         "spool_header": {},
     }
-    reply = await http.post(f"{base}/api/v1/sessions", json=body, headers=auth)
-    reply.raise_for_status()
-    upload = {"Authorization": f"Bearer {reply.json()['upload_token']}"}
-    tally.requests += 2
+    created = await start(f"{base}/api/v1/sessions", body, auth)
+    upload = {"Authorization": f"Bearer {created['upload_token']}"}
     await asyncio.sleep(rng.uniform(0, segment_s))
     seq = 0
     event_id = 0
@@ -234,6 +249,9 @@ def main() -> int:
     parser.add_argument("--s3", action="store_true", help="objects in moto S3, not a folder")
     args = parser.parse_args()
     os.environ.setdefault("LOCKDOWN_DEV_PROCESS_SESSION", "bench")
+    # a socket per candidate here and in the services (which inherit the limit)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     folder = Path(tempfile.mkdtemp(prefix="bench-service-"))
     pg = PostgresServer().start()
     moto = None
