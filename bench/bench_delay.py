@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -218,6 +219,7 @@ def main() -> int:
     finally:
         service.stop()
         pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
