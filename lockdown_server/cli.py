@@ -1,4 +1,11 @@
-"""The ``lockdown-server`` command: ``serve``, ``exam create|list``, ``candidates add``, ``export``.
+"""The ``lockdown-server`` command: ``serve``, ``exam create|list``, ``candidates add``, ``export``,
+``retention``.
+
+Storage: SQLite and the ``objects`` folder in ``--data`` by default (one service process);
+``--database-url postgresql://…`` (or ``LOCKDOWN_SERVER_DATABASE_URL``, which keeps the
+password out of the process list) and ``--s3-bucket`` (``--s3-endpoint`` for MinIO or
+Ceph; credentials from boto3's usual environment and files) for several processes. The
+data folder still holds the keys: give every process the same ``keys`` folder.
 
 Exit codes: 0 success, 1 an export found something that does not verify, 2 a usage or
 configuration error (one line on stderr, never a traceback).
@@ -11,6 +18,7 @@ import csv
 import ipaddress
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -34,7 +42,9 @@ EXAMPLES: Final = {
     "candidates add": 'lockdown-server candidates add --exam physics-final --id u1 --name "Ada L" '
     "--group A   (or --csv people.csv with id,group,name rows)",
     "export": "lockdown-server export 1b4e28ba-2fa1-11d2-883f-0016d3cca427 --out review/",
+    "retention": "lockdown-server retention --data /srv/lockdown   (daily, e.g. from cron)",
 }
+DATABASE_ENV: Final = "LOCKDOWN_SERVER_DATABASE_URL"
 
 
 def _loopback(host: str) -> bool:
@@ -60,8 +70,24 @@ def _time(text: str | None, option: str) -> float | None:
     return moment.timestamp()
 
 
-def _settings(args: argparse.Namespace, public_url: str = "") -> ServiceSettings:
-    return ServiceSettings(data=Path(args.data).resolve(), public_url=public_url)
+def _settings(args: argparse.Namespace, public_url: str = "", **more: float) -> ServiceSettings:
+    url = args.database_url or os.environ.get(DATABASE_ENV, "")
+    if url and not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        raise ServiceError(
+            f"--database-url: {url.split(':', 1)[0]!r} is not supported; "
+            "give postgresql://USER:PASSWORD@HOST/DB (or leave it out for SQLite)"
+        )
+    if args.s3_endpoint and not args.s3_bucket:
+        raise ServiceError("--s3-endpoint needs --s3-bucket")
+    return ServiceSettings(
+        data=Path(args.data).resolve(),
+        public_url=public_url,
+        database_url=url,
+        s3_bucket=args.s3_bucket or "",
+        s3_endpoint=args.s3_endpoint or "",
+        s3_prefix=args.s3_prefix or "",
+        **more,  # type: ignore[arg-type]
+    )
 
 
 def _service_url(args: argparse.Namespace) -> str:
@@ -102,10 +128,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lockdown_server.service import Service
 
     public_url = service_url_of(public_url)
-    settings = ServiceSettings(
-        data=Path(args.data).resolve(),
-        public_url=public_url,
+    settings = _settings(
+        args,
+        public_url,
         min_free_bytes=int(args.min_free_mb * MIB),
+        shared_sweep_age_s=args.sweep_age,
     )
     service = Service.open(settings, sweep=True)
     (settings.data / URL_FILE).write_text(json.dumps({"url": public_url}) + "\n", encoding="utf-8")
@@ -206,6 +233,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return export.main_export(service, args.session, Path(args.out))
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    from lockdown_server import retention
+    from lockdown_server.service import Service
+
+    def show(item: retention.Deleted) -> None:
+        print(
+            f"{item.exam_id}\t{item.session_id}\t{item.user_id}\t"
+            f"{item.objects} objects\t{item.bytes} bytes",
+            flush=True,
+        )
+
+    done = retention.run(Service.open(_settings(args)), dry_run=args.dry_run, report=show)
+    verb = "would delete" if args.dry_run else "deleted"
+    total = sum(item.bytes for item in done)
+    print(f"lockdown-server: {verb} {len(done)} expired sessions ({total} bytes)", file=sys.stderr)
+    return 0
+
+
 # -- parsing -------------------------------------------------------------------------------
 
 
@@ -226,6 +271,17 @@ def _parser() -> argparse.ArgumentParser:
             metavar="DIR",
             help=f"the data folder: database, recordings, keys (default ./{DEFAULT_DATA})",
         )
+        sub.add_argument(
+            "--database-url",
+            metavar="URL",
+            help=f"PostgreSQL for several service processes: postgresql://USER:PW@HOST/DB "
+            f"(or ${DATABASE_ENV}; default SQLite in the data folder)",
+        )
+        sub.add_argument("--s3-bucket", metavar="NAME", help="keep recordings in this S3 bucket")
+        sub.add_argument(
+            "--s3-endpoint", metavar="URL", help="an S3-compatible endpoint (MinIO, Ceph)"
+        )
+        sub.add_argument("--s3-prefix", metavar="PREFIX", help="a key prefix in the bucket")
 
     serve = commands.add_parser("serve", help="run the service", epilog=EXAMPLES["serve"])
     data_option(serve)
@@ -247,6 +303,14 @@ def _parser() -> argparse.ArgumentParser:
         default=64.0,
         metavar="MB",
         help="refuse uploads (507, retried later) below this much free space (default 64)",
+    )
+    serve.add_argument(
+        "--sweep-age",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="with PostgreSQL: at start, remove objects a crash left only once this old, "
+        "since other processes may be mid-upload (default 3600)",
     )
     serve.set_defaults(handler=cmd_serve)
 
@@ -301,6 +365,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("session", help="the session's id")
     export.add_argument("--out", required=True, metavar="DIR", help="the output folder")
     export.set_defaults(handler=cmd_export)
+
+    keep = commands.add_parser(
+        "retention",
+        help="delete the recordings and rows of sessions past their exam's retention",
+        epilog=EXAMPLES["retention"],
+    )
+    data_option(keep)
+    keep.add_argument("--dry-run", action="store_true", help="only list what is due")
+    keep.set_defaults(handler=cmd_retention)
     return parser
 
 

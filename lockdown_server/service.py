@@ -4,6 +4,13 @@
 ``serve``, before it answers) what a ``kill -9`` left behind removed (temporary objects;
 committed objects no row names). Other commands open the same folder without sweeping:
 they may run beside a serving process.
+
+Several processes (PostgreSQL + S3, :attr:`ServiceSettings.shared`) keep nothing in memory
+another one needs: sessions, segments, events, flags and presence are rows. What is per
+process: the probe and check rate limits (:class:`RateLimiter`; N processes behind a load
+balancer allow up to N times the limit) and the database connection pool. The sweep at
+start removes only what is older than ``shared_sweep_age_s``, since another process may be
+between storing an object and committing its row.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from lockdown_server import keys
 from lockdown_server.settings import ServiceSettings
@@ -75,9 +83,22 @@ class Service:
                 f"{settings.data}: cannot make the data folder ({exc.strerror})"
             ) from None
         service_keys = keys.load_or_create(settings.keys)
-        engine = db.make_engine(settings.database)
-        db.migrate(engine)
-        objects = LocalObjectStore(settings.objects)
+        engine = db.make_engine(settings.database, pool=settings.database_pool)
+        try:
+            db.migrate(engine)
+        except (OperationalError, ArgumentError, ImportError) as exc:
+            where = engine.url.render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise ServiceError(f"{where}: cannot open the database ({reason})") from None
+        objects: ObjectStore
+        if settings.s3_bucket:
+            from lockdown_server.store.s3 import S3ObjectStore
+
+            objects = S3ObjectStore(
+                settings.s3_bucket, endpoint_url=settings.s3_endpoint, prefix=settings.s3_prefix
+            )
+        else:
+            objects = LocalObjectStore(settings.objects)
         service = cls(
             settings,
             service_keys,
@@ -93,18 +114,17 @@ class Service:
     def sweep(self) -> None:
         """Remove temporary objects and segment objects that no row names (a crash between
         storing an object and committing its row): the row never exists without its object,
-        and an object without its row was never acknowledged."""
-        temporaries = self.objects.sweep()
+        and an object without its row was never acknowledged. With a shared database only
+        what is older than ``shared_sweep_age_s`` (another process may be mid-upload)."""
+        age = self.settings.shared_sweep_age_s if self.settings.shared else 0.0
+        temporaries = self.objects.sweep(age)
+        candidates = list(self.objects.keys(SEGMENT_PREFIX, age))
         orphans = 0
-        if isinstance(self.objects, LocalObjectStore):
+        if candidates:
             with self.engine.connect() as conn:
                 named = set(conn.scalars(select(models.segments.c.object_key)))
-            root = self.objects.root
-            for path in (
-                (root / SEGMENT_PREFIX).rglob("*") if (root / SEGMENT_PREFIX).is_dir() else ()
-            ):
-                key = path.relative_to(root).as_posix()
-                if path.is_file() and key not in named:
+            for key in candidates:
+                if key not in named:
                     self.objects.delete(key)
                     orphans += 1
         if temporaries or orphans:

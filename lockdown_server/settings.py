@@ -17,8 +17,20 @@ class ServiceSettings:
     data: Path
     #: the URL candidates' clients reach the service at (written into exam configurations)
     public_url: str = ""
-    #: SQLAlchemy URL; empty: SQLite ``service.db`` in the data folder
+    #: SQLAlchemy URL; empty: SQLite ``service.db`` in the data folder (one process only);
+    #: ``postgresql+psycopg://…``: several service processes may share it
     database_url: str = ""
+    #: connections each process keeps to PostgreSQL (and as many more in bursts)
+    database_pool: int = 20
+    #: S3 bucket for segments and probes; empty: the ``objects`` folder in the data folder
+    s3_bucket: str = ""
+    #: S3-compatible endpoint (MinIO, Ceph); empty: AWS's, from boto3's configuration
+    s3_endpoint: str = ""
+    #: a key prefix inside the bucket (several services in one bucket)
+    s3_prefix: str = ""
+    #: with a shared database, what a crash left is removed at start only once this old
+    #: (another process may be between storing an object and committing its row)
+    shared_sweep_age_s: float = 3600.0
     session_token_s: int = 3600
     #: a session seen this recently is alive: a second session of its candidate gets 409
     presence_window_s: float = 45.0
@@ -36,6 +48,11 @@ class ServiceSettings:
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data / 'service.db'}"
+
+    @property
+    def shared(self) -> bool:
+        """Several service processes may run on this database and object store."""
+        return not self.database.startswith("sqlite")
 
     @property
     def objects(self) -> Path:

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   fonts-dejavu-core libdbus-1-3 libglib2.0-0 libbrotli1
   x11-apps imagemagick
   xserver-xorg-core xserver-xorg-video-dummy
+  postgresql
 )
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }

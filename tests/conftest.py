@@ -26,7 +26,9 @@ from tests.support.pulse import VirtualMicrophone
 from tests.support.xserver import Xvfb
 
 if TYPE_CHECKING:  # imported by the fixtures only: SQLAlchemy and the service load on use
-    from tests.support.service import ServiceProcess
+    from tests.support.postgres import PostgresServer
+    from tests.support.s3 import MotoServer
+    from tests.support.service import ServiceProcess, Storage
 
 _session_x: Xvfb | None = None
 
@@ -110,18 +112,71 @@ def lockdown_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
     service.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL 15 for the test session (``initdb`` as ``nobody`` into a temporary
+    folder, on 127.0.0.1); each test takes a fresh database with ``new_database()``."""
+    from tests.support import postgres as pg
+
+    reason = pg.available()
+    if reason is not None:
+        pytest.skip(reason)
+    server = pg.PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One real S3-compatible endpoint (``moto`` in server mode on 127.0.0.1) for the test
+    session; each test takes a fresh bucket with ``new_bucket()``."""
+    from tests.support.s3 import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "pg-s3"])
+def storage(request: pytest.FixtureRequest) -> Storage:
+    """Run the test on SQLite + the data folder, then on PostgreSQL + S3 (fresh ones)."""
+    from tests.support.service import Storage
+
+    if request.param == "sqlite":
+        return Storage()
+    return shared_storage(request)
+
+
+def shared_storage(request: pytest.FixtureRequest) -> Storage:
+    """A fresh PostgreSQL database and S3 bucket on the session's servers."""
+    from tests.support.service import Storage
+
+    server: PostgresServer = request.getfixturevalue("postgres")
+    s3: MotoServer = request.getfixturevalue("moto")
+    return Storage(server.new_database(), s3.new_bucket(), s3.endpoint)
+
+
 @pytest.fixture
 def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """Fresh services a test may kill and restart: ``service_factory(data=…, extra=(…))``
-    (``ca=`` the certificate to trust when ``extra`` serves TLS)."""
-    from tests.support.service import ServiceProcess
+    (``ca=`` the certificate to trust when ``extra`` serves TLS; ``storage=`` PostgreSQL +
+    S3 from the ``storage`` fixture)."""
+    from tests.support.service import ServiceProcess, Storage
 
     made: list[ServiceProcess] = []
 
     def make(
-        data: Path | None = None, extra: tuple[str, ...] = (), ca: Path | None = None
+        data: Path | None = None,
+        extra: tuple[str, ...] = (),
+        ca: Path | None = None,
+        storage: Storage | None = None,
     ) -> ServiceProcess:
-        service = ServiceProcess(data or tmp_path / f"service-{len(made)}", extra=extra, ca=ca)
+        service = ServiceProcess(
+            data or tmp_path / f"service-{len(made)}",
+            extra=extra,
+            ca=ca,
+            storage=storage or Storage(),
+        )
         made.append(service)
         return service.start()
 

@@ -1,19 +1,24 @@
 """The metadata database: engine, migrations (Alembic), and the one portable idempotent insert.
 
 SQLite (the default, a file in the data folder) runs in WAL mode with ``synchronous=FULL``
-so a committed row survives a power cut; PostgreSQL needs nothing special. Every write
-that must happen once goes through :func:`insert_once` (``INSERT … ON CONFLICT DO
-NOTHING``), which both dialects spell the same way in SQLAlchemy.
+so a committed row survives a power cut; it is for one service process. PostgreSQL
+(``postgresql+psycopg://…``, psycopg 3) runs at its default READ COMMITTED isolation and
+serves several processes. Every write that must happen once goes through
+:func:`insert_once` (``INSERT … ON CONFLICT DO NOTHING``), which both dialects spell the
+same way in SQLAlchemy; on PostgreSQL a concurrent insert of the same key waits for the
+other transaction and then does nothing (rowcount 0), so exactly one caller sees True.
+Migrations on PostgreSQL hold an advisory lock, so processes starting together migrate
+one after the other.
 """
 
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event, literal, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
@@ -32,12 +37,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+#: pg_advisory_xact_lock key held while migrating ("lockdown" in ASCII)
+MIGRATION_LOCK: Final = 0x6C6F636B646F776E
+
+
+def make_engine(url: str, pool: int = 20) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=pool, max_overflow=pool, pool_timeout=30
+    )
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -52,6 +65,8 @@ def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (Alembic ``upgrade head``)."""
     config = alembic_config(engine)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -59,8 +74,9 @@ def migrate(engine: Engine) -> None:
 def insert_once(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
     """Insert unless a row with the same unique key exists; True when this call inserted."""
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = module.insert(table).values(**values).on_conflict_do_nothing()
-    return bool(conn.execute(statement).rowcount == 1)
+    statement = module.insert(table).values(**values).on_conflict_do_nothing().returning(literal(1))
+    # RETURNING yields a row only when this statement inserted (psycopg's rowcount is -1)
+    return conn.execute(statement).first() is not None
 
 
 def is_full(exc: OperationalError) -> bool:

@@ -7,6 +7,7 @@ change only through a migration in ``store/migrations/versions`` (a test compare
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -128,4 +129,21 @@ checks = Table(
     Column("report", Text, nullable=False),
     Column("client_address", String(100), nullable=False),
     Column("received_at", Float, nullable=False),
+)
+
+#: what the retention job deleted (kept after the session's own rows are gone)
+retention_log = Table(
+    "retention_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_at", Float, nullable=False),
+    Column("exam_id", String(100), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("user_id", String(200), nullable=False),
+    #: the session's close, else its last sign of life (Unix seconds)
+    Column("last_activity", Float, nullable=False),
+    Column("objects", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    #: rows deleted: the session's segments, events, anchors, flags, checks and itself
+    Column("rows", Integer, nullable=False),
 )

@@ -1,4 +1,4 @@
-"""The object store: one small interface, a local folder now (S3 next).
+"""The object store: one small interface, a local folder here and S3 in ``store/s3.py``.
 
 An upload goes to a temporary object first (:meth:`ObjectStore.begin`); only a finished,
 synced one is committed under a key the service generates (:meth:`ObjectStore.commit`).
@@ -13,6 +13,7 @@ import errno
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final, Protocol
@@ -59,8 +60,12 @@ class ObjectStore(Protocol):
         """Free space where objects go, None when unknown (remote stores)."""
         ...
 
-    def sweep(self) -> int:
-        """Remove temporary objects left by a crash; how many."""
+    def keys(self, prefix: str, older_than_s: float = 0.0) -> Iterator[str]:
+        """Committed keys under ``prefix`` last written at least ``older_than_s`` ago."""
+        ...
+
+    def sweep(self, older_than_s: float = 0.0) -> int:
+        """Remove temporary objects left by a crash (at least ``older_than_s`` old); how many."""
         ...
 
     def ready(self) -> bool: ...
@@ -170,12 +175,24 @@ class LocalObjectStore:
     def free_bytes(self) -> int | None:
         return shutil.disk_usage(self.root).free
 
-    def sweep(self) -> int:
+    def keys(self, prefix: str, older_than_s: float = 0.0) -> Iterator[str]:
+        top = self._path(prefix)
+        cutoff = time.time() - older_than_s
+        if not top.is_dir():
+            return
+        for path in top.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file() and path.stat().st_mtime <= cutoff:
+                    yield path.relative_to(self.root).as_posix()
+
+    def sweep(self, older_than_s: float = 0.0) -> int:
         count = 0
+        cutoff = time.time() - older_than_s
         for path in (self.root / _TMP).iterdir():
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                count += 1
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    count += 1
         return count
 
     def ready(self) -> bool:

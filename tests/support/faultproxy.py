@@ -13,7 +13,8 @@ decides (from a seeded random generator, in accept order) whether to misbehave:
   heard: the case exactly-once is about);
 
 and on every connection ``delay_s`` (before the first byte each way) and ``rate_bps``
-(a fixed byte rate each way). :meth:`FaultProxy.set_faults` switches faults at run time,
+(a fixed byte rate each way); ``link_bps`` caps the bytes towards the server of all
+connections together (one uplink shared by parallel uploads). :meth:`FaultProxy.set_faults` switches faults at run time,
 :meth:`FaultProxy.set_upstream` points it at a restarted server, :meth:`FaultProxy.sever`
 cuts every open connection; :attr:`FaultProxy.stats` counts what happened.
 
@@ -51,6 +52,7 @@ class Faults:
     reply_after: int = 0
     delay_s: float = 0.0
     rate_bps: int | None = None
+    link_bps: int | None = None
 
 
 NONE: Final = Faults()
@@ -84,12 +86,16 @@ class _Throttle:
         self.rate = rate
         self.start = time.monotonic()
         self.sent = 0
+        self._lock = threading.Lock()
 
     def pace(self, n: int) -> None:
         if not self.rate:
             return
-        self.sent += n
-        due = self.start + self.sent / self.rate
+        with self._lock:
+            if not self.sent:  # the clock starts at the first byte: no credit while idle
+                self.start = time.monotonic()
+            self.sent += n
+            due = self.start + self.sent / self.rate
         if (wait := due - time.monotonic()) > 0:
             time.sleep(wait)
 
@@ -105,6 +111,7 @@ class FaultProxy:
         self._upstream = upstream
         self._random = random.Random(seed)
         self._faults = NONE
+        self._link: _Throttle | None = None
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self.stats: Counter[str] = Counter()
@@ -127,6 +134,7 @@ class FaultProxy:
         """Faults for connections accepted from now on."""
         with self._lock:
             self._faults = faults
+            self._link = _Throttle(faults.link_bps) if faults.link_bps else None
 
     def set_upstream(self, upstream: tuple[str, int]) -> None:
         with self._lock:
@@ -227,6 +235,7 @@ class FaultProxy:
         direction: str,
     ) -> None:
         throttle = _Throttle(faults.rate_bps)
+        link = self._link if direction == "up" else None
         first = True
         passed = 0
         while True:
@@ -248,6 +257,8 @@ class FaultProxy:
                 time.sleep(faults.delay_s)
             first = False
             throttle.pace(len(data))
+            if link is not None:
+                link.pace(len(data))
             try:
                 dst.sendall(data)
             except OSError:

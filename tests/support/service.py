@@ -67,11 +67,41 @@ def run_cli(
     return done
 
 
+@dataclass(frozen=True)
+class Storage:
+    """Where a service keeps its data: SQLite + the data folder (empty), or PostgreSQL + S3."""
+
+    database_url: str = ""
+    s3_bucket: str = ""
+    s3_endpoint: str = ""
+
+    @property
+    def name(self) -> str:
+        return "pg-s3" if self.database_url else "sqlite"
+
+    def args(self) -> tuple[str, ...]:
+        out: tuple[str, ...] = ()
+        if self.database_url:
+            out += ("--database-url", self.database_url)
+        if self.s3_bucket:
+            out += ("--s3-bucket", self.s3_bucket, "--s3-endpoint", self.s3_endpoint)
+        return out
+
+    def settings(self, data: Path) -> ServiceSettings:
+        return ServiceSettings(
+            data,
+            database_url=self.database_url,
+            s3_bucket=self.s3_bucket,
+            s3_endpoint=self.s3_endpoint,
+        )
+
+
 @dataclass
 class ServiceProcess:
     data: Path
     port: int = field(default_factory=free_port)
     extra: tuple[str, ...] = ()
+    storage: Storage = field(default_factory=Storage)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     #: with TLS (``--tls-cert`` in ``extra``): the certificate clients verify against
@@ -104,6 +134,7 @@ class ServiceProcess:
                     str(self.data),
                     "--port",
                     str(self.port),
+                    *self.storage.args(),
                     *self.extra,
                 ],
                 stdout=log,
@@ -156,15 +187,22 @@ class ServiceProcess:
         command, *rest = args
         sub = rest[:1] if command in ("exam", "candidates") else []
         tail = rest[1:] if sub else rest
-        return run_cli(command, *sub, "--data", str(self.data), *tail, check=check)
+        data = ("--data", str(self.data), *self.storage.args())
+        return run_cli(command, *sub, *data, *tail, check=check)
 
     def open(self) -> Service:
         """The service's data in this process (beside the running one, as the CLI does)."""
         if self._opened is None:
-            self._opened = Service.open(ServiceSettings(self.data))
+            self._opened = Service.open(self.storage.settings(self.data))
         return self._opened
 
-    def create_exam(self, exam_id: str, *, streams: str = "camera,microphone,screen") -> bytes:
+    def object_keys(self, prefix: str = "segments") -> list[str]:
+        """The committed objects under ``prefix`` in whichever store the service uses."""
+        return sorted(self.open().objects.keys(prefix))
+
+    def create_exam(
+        self, exam_id: str, *, streams: str = "camera,microphone,screen", retention_days: int = 30
+    ) -> bytes:
         """A new exam (window: from a minute ago to a day ahead); its signed configuration."""
         _, config = exams.create(
             self.open(),
@@ -174,6 +212,7 @@ class ServiceProcess:
             valid_until=time.time() + 86400,
             service_url=self.url,
             exam_id=exam_id,
+            retention_days=retention_days,
         )
         return config
 

@@ -126,6 +126,15 @@ def _create(service: Service, token: Token, body: SessionRequest) -> tuple[int, 
         exam = exams.find(conn, exam_id)
         if exam is None:
             raise ApiError(403, "forbidden", "this exam is no longer on the service")
+        # Serialise session starts per candidate (PostgreSQL: a row lock held to commit;
+        # SQLite writes one at a time anyway), so two processes cannot both see "none alive".
+        conn.execute(
+            select(models.candidates.c.user_id)
+            .where(
+                (models.candidates.c.exam_id == exam_id) & (models.candidates.c.user_id == user_id)
+            )
+            .with_for_update()
+        )
         row = conn.execute(
             select(models.sessions).where(models.sessions.c.id == body.session_id)
         ).first()

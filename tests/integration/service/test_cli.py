@@ -157,6 +157,9 @@ def test_exam_create_and_candidates_add_from_the_command_line(
             "no exam",
         ),
         (["candidates", "add", "--exam", "nope"], "--id"),
+        (["exam", "list", "--database-url", "mysql://u@127.0.0.1/x"], "not supported"),
+        (["exam", "list", "--database-url", "postgresql://u@127.0.0.1:1/x"], "cannot open"),
+        (["exam", "list", "--s3-endpoint", "http://127.0.0.1:1"], "--s3-bucket"),
     ],
 )
 def test_a_mistake_is_one_line_and_exit_2(

@@ -19,7 +19,14 @@ from sqlalchemy import func, select
 from lockdown.capture.base import Stream
 from lockdown_server.store import models
 from tests.support.faultproxy import FaultProxy, Faults
-from tests.support.service import Api, ServiceProcess, StoredSegment, launch_token, spool_segments
+from tests.support.service import (
+    Api,
+    ServiceProcess,
+    Storage,
+    StoredSegment,
+    launch_token,
+    spool_segments,
+)
 from tests.unit.upload.factory import segment
 
 Factory = Callable[..., ServiceProcess]
@@ -54,8 +61,11 @@ def _segments(
     return spool_segments(folder, recipient, made)[1]
 
 
-def _temporaries(service: ServiceProcess) -> list[Path]:
-    return list((service.data / "objects" / ".tmp").iterdir())
+def _temporaries(service: ServiceProcess) -> list[str]:
+    """Temporary objects: files in the folder's ``.tmp``, or ``.tmp/`` keys in the bucket."""
+    if service.storage.s3_bucket:
+        return service.object_keys(".tmp/")
+    return [p.name for p in (service.data / "objects" / ".tmp").iterdir()]
 
 
 def _stored_rows(service: ServiceProcess, sid: str) -> dict[tuple[str, int], bytes]:
@@ -109,8 +119,10 @@ def test_a_full_disk_gets_507_with_retry_after_and_stores_nothing(
     api.close()
 
 
-def test_a_reset_mid_body_stores_nothing(service_factory: Factory, tmp_path: Path) -> None:
-    service = service_factory()
+def test_a_reset_mid_body_stores_nothing(
+    service_factory: Factory, tmp_path: Path, storage: Storage
+) -> None:
+    service = service_factory(storage=storage)
     sid, upload = _start_session(service)
     (seg,) = _segments(service, tmp_path / "spool", [(Stream.CAMERA, 300_000)])
     with FaultProxy(("127.0.0.1", service.port), seed=1) as proxy:
@@ -170,12 +182,14 @@ def _acknowledged(reply: requests.Response, seg: StoredSegment) -> bool:
 
 
 def test_every_segment_is_stored_exactly_once_through_faults_and_kills(
-    service_factory: Factory, tmp_path: Path
+    service_factory: Factory, tmp_path: Path, storage: Storage
 ) -> None:
+    """On SQLite + folder and on PostgreSQL + S3; one process here, so its start may sweep
+    every leftover (``--sweep-age 0``)."""
     seed = int(os.environ.get("LOCKDOWN_TEST_SEED", "1919"))
     print(f"seed {seed} (set LOCKDOWN_TEST_SEED to repeat another run)")
     rng = random.Random(seed)
-    service = service_factory()
+    service = service_factory(storage=storage, extra=("--sweep-age", "0"))
     sizes = [(rng.choice(list(Stream)), rng.randrange(2_000, 120_000)) for _ in range(16)]
     segments = _segments(service, tmp_path / "spool", sizes)
     kill_delays = [rng.uniform(0.2, 1.2) for _ in range(3)]  # after the service is ready
@@ -247,6 +261,5 @@ def test_every_segment_is_stored_exactly_once_through_faults_and_kills(
             .select_from(models.segments)
             .where(models.segments.c.session_id == sid)
         )
-    on_disk = [p for p in (service.data / "objects" / "segments").rglob("*") if p.is_file()]
-    assert rows == len(segments) == len(on_disk)
+    assert rows == len(segments) == len(service.object_keys())
     assert _temporaries(service) == []

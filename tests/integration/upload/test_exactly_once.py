@@ -11,19 +11,21 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import select
+
 from lockdown.session.client import ServiceClient, content_digest
 from lockdown.session.state import Connection, ServiceSession, SessionRecord
 from lockdown.upload.base import Stream
 from lockdown.upload.spool import Spool, listing
+from lockdown_server.store import models
 from tests.support.faultproxy import FaultProxy, Faults
-from tests.support.service import REPO, ServiceProcess, launch_token
+from tests.support.service import REPO, ServiceProcess, Storage, launch_token
 from tests.unit.upload.factory import TEST_KEY, Events, segment
 
 SEED = int(os.environ.get("LOCKDOWN_FAULT_SEED", "1919"))
@@ -59,7 +61,7 @@ def _session(service: ServiceProcess, folder: Path, url: str, exam: str) -> Sess
     return record
 
 
-def _child(folder: Path, seed: int) -> subprocess.Popen[bytes]:
+def _child(folder: Path, seed: int, segments: int = SEGMENTS) -> subprocess.Popen[bytes]:
     """The recording client; its output goes to ``client.log`` beside the spool."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with (folder.parent / "client.log").open("ab") as out:
@@ -70,7 +72,7 @@ def _child(folder: Path, seed: int) -> subprocess.Popen[bytes]:
                 "tests.support.upload_child",
                 str(folder),
                 "--segments",
-                str(SEGMENTS),
+                str(segments),
                 "--seed",
                 str(seed),
             ],
@@ -82,13 +84,12 @@ def _child(folder: Path, seed: int) -> subprocess.Popen[bytes]:
 
 def _stored(service: ServiceProcess, sid: str) -> dict[tuple[str, int], list[str]]:
     """(stream, seq) -> object keys of the service's rows (read from its database)."""
-    db = sqlite3.connect(service.data / "service.db")
-    try:
-        rows = db.execute(
-            "SELECT stream, seq, object_key FROM segments WHERE session_id = ?", (sid,)
-        ).fetchall()
-    finally:
-        db.close()
+    with service.open().engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                models.segments.c.stream, models.segments.c.seq, models.segments.c.object_key
+            ).where(models.segments.c.session_id == sid)
+        ).all()
     stored: dict[tuple[str, int], list[str]] = {}
     for stream, seq, key in rows:
         stored.setdefault((stream, int(seq)), []).append(key)
@@ -96,11 +97,12 @@ def _stored(service: ServiceProcess, sid: str) -> dict[tuple[str, int], list[str
 
 
 def test_every_segment_is_stored_exactly_once_through_faults_and_kills(
-    service_factory: Callable[..., ServiceProcess], tmp_path: Path
+    service_factory: Callable[..., ServiceProcess], tmp_path: Path, storage: Storage
 ) -> None:
+    """On SQLite + folder and on PostgreSQL + S3 (the real client's whole path)."""
     print(f"fault seed {SEED} (LOCKDOWN_FAULT_SEED replays it)")
     rng = random.Random(SEED)
-    service = service_factory()
+    service = service_factory(storage=storage, extra=("--sweep-age", "0"))  # one process
     proxy = FaultProxy(("127.0.0.1", service.port), seed=SEED).start()
     folder = tmp_path / "client" / "spool"
     record = _session(service, folder, proxy.url, f"once-{SEED}")
@@ -158,7 +160,8 @@ def test_every_segment_is_stored_exactly_once_through_faults_and_kills(
     assert set(stored) == set(spooled)
     assert all(len(keys) == 1 for keys in stored.values())
     for key, (object_key,) in stored.items():
-        assert (service.data / "objects" / object_key).read_bytes() == spooled[key], key
+        assert service.open().objects.read(object_key) == spooled[key], key
+    assert len(service.object_keys()) == len(spooled)  # no object twice, none unnamed
     # the faults and kills happened (else this test proves nothing)
     assert kills["service"] == SERVICE_KILLS and kills["client"] >= 1
     # (which kinds a seed rolls varies; each kind on its own is the next test's)
