@@ -300,14 +300,17 @@ class Session:
             return prompt_prohibited_apps(check, findings)
 
     def _progress(self, progress: Progress) -> None:
+        # the last step that may still refuse the start: the machine's policy, or with a
+        # proctoring service the session it grants (a second live session is refused there)
+        allowed_after = "proctoring" if self.link is not None else "system_guards"
         if (
             progress.phase is Phase.PERFORMED
-            and progress.name == "system_guards"
+            and progress.name == allowed_after
             and progress.outcome is Outcome.SUCCESS
             and not self.sequence.cancelled
         ):
-            # this machine may take the exam: the start page loads underneath the
-            # starting state while the rest starts (never for a refused machine)
+            # this session may take the exam: the start page loads underneath the
+            # starting state while the rest starts (never for a refused start)
             self.kiosk.preload()
         _progress(progress)
 
