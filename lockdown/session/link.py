@@ -29,7 +29,13 @@ from lockdown import __version__, log
 from lockdown.events import Event, EventSink
 from lockdown.lifecycle.base import Outcome
 from lockdown.session.client import ServiceClient
-from lockdown.session.state import Connected, Connection, ServiceSession, SessionRecord
+from lockdown.session.state import (
+    RECORD_FILE,
+    Connected,
+    Connection,
+    ServiceSession,
+    SessionRecord,
+)
 from lockdown.texts import text
 from lockdown.upload.uploader import DrainResult, Health, Uploader, UploadSettings
 
@@ -67,6 +73,8 @@ class ServiceLink:
         self.uploader: Uploader | None = None
         self._earlier: list[Uploader] = []
         self._earlier_thread: threading.Thread | None = None
+        #: earlier sessions' records (reopened spools), the candidates for a resume
+        self._earlier_records: list[tuple[Path, SessionRecord]] = []
         self._stopping = threading.Event()
         self.result: DrainResult | None = None
         self._progress = (0, 0)
@@ -94,6 +102,7 @@ class ServiceLink:
             record = SessionRecord.load(spool.folder)
             if record is not None and record.upload_token and not record.finished_utc:
                 found.append((spool, record))
+        self._earlier_records = [(spool.folder, record) for spool, record in found]
         if not found:
             return
         self._report(Event("upload.earlier", {"spools": [str(s.folder) for s, _ in found]}))
@@ -139,7 +148,26 @@ class ServiceLink:
 
     def create_session(self, spool_folder: Path, request: Mapping[str, Any]) -> Connected:
         body = {"client_version": __version__, **request, "journal": str(self._journal or "")}
-        return self.session.create(spool_folder, body)
+        return self.session.create(spool_folder, body, resumes=self._resumable())
+
+    def _resumable(self) -> SessionRecord | None:
+        """The newest earlier session of this candidate and exam at this service (a crash
+        or kill left its spool unfinished): the new session resumes it."""
+        exam = str(self.session.exam.get("id", ""))
+        candidate = str(self.session.candidate.get("id", ""))
+        matching = [
+            (folder, record)
+            for folder, record in self._earlier_records
+            if record.url == self.client.base_url
+            and record.exam == exam
+            and record.candidate == candidate
+            and exam
+            and candidate
+        ]
+        if not matching:
+            return None
+        _folder, record = max(matching, key=lambda pair: _mtime(pair[0] / RECORD_FILE))
+        return record
 
     def start_uploading(self, spool: Spool) -> Uploader | None:
         """Start sending the live spool (the recorders' own object: one process per folder)."""
@@ -195,6 +223,13 @@ class ServiceLink:
             self.uploader.stop()
         self._stop_earlier()
         self.client.close()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _journal_of(record: SessionRecord, folder: Path) -> Path | None:

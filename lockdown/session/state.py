@@ -158,7 +158,13 @@ class ServiceSession:
         self.candidate = dict(reply.body.get("candidate") or {})
         return Connected(Connection.CONNECTED)
 
-    def create(self, spool_folder: Path, request: Mapping[str, Any]) -> Connected:
+    def create(
+        self,
+        spool_folder: Path,
+        request: Mapping[str, Any],
+        *,
+        resumes: SessionRecord | None = None,
+    ) -> Connected:
         """``POST /sessions`` under a new client-chosen id; the record kept beside the spool.
 
         Args:
@@ -166,6 +172,10 @@ class ServiceSession:
                 ``spool_header``; ``service.json`` is written beside it).
             request: the rest of the body (version, build, hashes, isolation mode) and
                 ``journal``, the journal file a later drain sends as events.
+            resumes: the record of this candidate's earlier session at this service (a
+                restart after a crash): its id and upload token go along as the proof
+                that this client is the same one, so the service does not refuse the new
+                session as a second concurrent one.
         """
         url = self.client.base_url
         session_id = str(uuid.uuid4())
@@ -189,6 +199,8 @@ class ServiceSession:
             return Connected(Connection.REFUSED, "service.refused", "service.json unwritable")
         body = {k: v for k, v in request.items() if k != "journal"}
         body.update({"session_id": session_id, "spool_header": header})
+        if resumes is not None:
+            body.update({"resumes": resumes.session_id, "resume_token": resumes.upload_token})
         reply = self._retrying(lambda: self.client.create_session(self.session_token(), body))
         upload_token = reply.body.get("upload_token") if reply.ok else None
         if not isinstance(upload_token, str) or not upload_token:
@@ -217,6 +229,7 @@ class ServiceSession:
                     "candidate": record.candidate,
                     "created": reply.status == 201,
                     "flags": list(flags),
+                    "resumed_from": reply.body.get("resumed_from"),
                 },
             )
         )

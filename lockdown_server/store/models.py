@@ -65,6 +65,10 @@ sessions = Table(
     Column("closed_at", Float, nullable=True),
     #: the close request's JSON (final heads, segment counts)
     Column("close_report", Text, nullable=True),
+    # a restarted client's session names the one it resumes (proved by that one's upload
+    # token); the earlier one is then superseded and no longer counts as alive
+    Column("resumed_from", String(64), nullable=True),
+    Column("superseded_by", String(64), nullable=True),
 )
 
 session_flags = Table(

@@ -202,3 +202,55 @@ def test_every_segment_is_sent_while_locked_and_earlier_spools_drain_at_the_next
     # the earlier spool was sent for good: the next start no longer looks at it
     assert SessionRecord.load(earlier).finished_utc  # type: ignore[union-attr]
     assert "upload.earlier" in types
+
+
+def test_a_restarted_client_resumes_its_session_and_another_client_is_still_refused(
+    qapp: Any, tmp_path: Path, lockdown_service: ServiceProcess, http_server: LocalServer
+) -> None:
+    service = lockdown_service
+    exam, link = service_exam(service, http_server, "resumed-run", "u5")
+    paths = temp_paths(tmp_path / "lockdown")
+    paths.ensure()
+    # the run before ended without a close (killed): its session is still "alive" (seen
+    # just now) and its spool, with service.json, is left beside this run's
+    earlier = paths.spool / "session-20260101T000000Z-2"
+    spool = Spool.open(earlier, report=Events(), max_bytes=1 << 30, key=TEST_KEY)
+    for seq in range(2):
+        spool.add(segment(Stream.SCREEN, seq, size=20_000))
+    spool.close()
+    before = ServiceSession(ServiceClient(service.url), Events())
+    assert before.exchange(launch_token(link)).state is Connection.CONNECTED
+    request = {"client_version": "t", "build": "development", "build_identity": "t"}
+    assert before.create(earlier, {**request, "settings_hash": "h", "isolation_mode": "shared"})
+    before.client.close()
+    earlier_id = SessionRecord.load(earlier).session_id  # type: ignore[union-attr]
+
+    # positive control: another computer with the same link but not the earlier upload
+    # token is a second concurrent session, refused before anything records
+    other = temp_paths(tmp_path / "other")
+    shown: list[str] = []
+    assert run_session(exam, other, single_instance=False, show_message=shown.append) == 1
+    assert shown == [text("service.second_session")]
+    assert "proctoring.started" not in types_of(other)
+
+    # the restarted client holds the earlier spool's upload token: accepted and linked
+    code = run_session(
+        exam, paths, single_instance=False, journey=end_after(1.0), show_message=pytest.fail
+    )
+    assert code == 0
+    (journal,) = paths.journals.glob("*.jsonl")
+    records = read_records(journal)
+    (connected,) = [r for r in records if r["type"] == "session.service_connected"]
+    assert connected["payload"]["resumed_from"] == earlier_id
+    assert connected["payload"]["created"] and connected["payload"]["flags"] == [
+        "development_build"
+    ]  # and no integrity flag
+    assert "session.service_refused" not in [r["type"] for r in records]
+    # the earlier session's spool still drained, under its own token, and was closed
+    record = SessionRecord.load(earlier)
+    assert record is not None and record.finished_utc
+    client = ServiceClient(service.url)
+    manifest = client.manifest(record.upload_token, earlier_id)
+    client.close()
+    assert sorted(manifest.body["streams"]["screen"]["seqs"]) == ["0", "1"]
+    assert manifest.body["closed"]

@@ -279,9 +279,16 @@ class Api:
         return str(reply.json()["session_token"])
 
     def create_session(
-        self, token: str, sid: str, *, build: str = "installed", spool_header: object = None
+        self,
+        token: str,
+        sid: str,
+        *,
+        build: str = "installed",
+        spool_header: object = None,
+        resume: dict[str, str] | None = None,
     ) -> requests.Response:
-        body = {
+        body: dict[str, object] = {
+            **(resume or {}),
             "session_id": sid,
             "client_version": "0.1.0",
             "build": build,

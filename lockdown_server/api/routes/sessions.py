@@ -1,9 +1,13 @@
 """Sessions: create (idempotent by the client's id), the manifest, and close.
 
-``POST /api/v1/sessions`` with the same id and candidate again answers 200 (a restarted
-client resumes); another live session of the same candidate and exam (seen within the
-presence window) gets 409 ``session_active``. Sessions from development builds are
-flagged ``development_build``.
+``POST /api/v1/sessions`` with the same id and candidate again answers 200 (a retry);
+another live session of the same candidate and exam (seen within the presence window)
+gets 409 ``session_active`` — unless the request proves it resumes that session: a
+restarted client names its earlier session (``resumes``) and sends that session's upload
+token (``resume_token``, kept beside the earlier spool). The new session is then linked
+(``resumed_from``) and the earlier one superseded: it no longer counts as alive, and its
+upload token still drains its spool. A proof that does not verify is ignored (the usual
+rule applies). Sessions from development builds are flagged ``development_build``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ class SessionRequest(BaseModel):
     settings_hash: str = Field(default="", max_length=200)
     isolation_mode: str = Field(default="", max_length=100)
     spool_header: dict[str, Any] = Field(default_factory=dict)
+    #: the earlier session of this candidate and exam that this one resumes (a restart)
+    resumes: str | None = Field(default=None, pattern=SESSION_ID)
+    #: the earlier session's upload token: the proof that this client held it
+    resume_token: str | None = Field(default=None, max_length=4000)
 
 
 class SessionReply(BaseModel):
@@ -54,6 +62,8 @@ class SessionReply(BaseModel):
     upload_token: str
     upload_token_expires_utc: str
     flags: list[str]
+    #: the earlier session this one resumes, when the proof held
+    resumed_from: str | None = None
 
 
 class Head(BaseModel):
@@ -119,6 +129,26 @@ def anchor(conn: Connection, sid: str, heads: dict[Any, Head], now: float) -> No
         )
 
 
+def _resumed(service: Service, token: Token, body: SessionRequest) -> str | None:
+    """The earlier session ``body`` proves it resumes, or None.
+
+    The proof is the earlier session's upload token, signed by this service, for that
+    session and this exam; the session itself must be this candidate's (checked in
+    :func:`_create` against the row).
+    """
+    if not body.resumes or not body.resume_token or body.resumes == body.session_id:
+        return None
+    try:
+        proof = tokens.verify(
+            body.resume_token, service.keys.token.public_key(), types={TokenType.UPLOAD}
+        )
+    except tokens.TokenError:
+        return None
+    if proof.claim("sid") != body.resumes or proof.claim("exam") != token.claim("exam"):
+        return None
+    return body.resumes
+
+
 def _create(service: Service, token: Token, body: SessionRequest) -> tuple[int, SessionReply]:
     now = time.time()
     exam_id, user_id = token.claim("exam"), token.claim("sub")
@@ -143,13 +173,24 @@ def _create(service: Service, token: Token, body: SessionRequest) -> tuple[int, 
                 raise ApiError(403, "forbidden", "this session id belongs to someone else")
             status = 200
             touch(conn, row.id, now)
+            resumed_from = row.resumed_from
         else:
+            resumed_from = _resumed(service, token, body)
+            if resumed_from is not None:
+                earlier = conn.execute(
+                    select(models.sessions).where(models.sessions.c.id == resumed_from)
+                ).first()
+                if earlier is None or earlier.user_id != user_id or earlier.exam_id != exam_id:
+                    resumed_from = None
             alive = conn.execute(
                 select(models.sessions.c.id).where(
                     (models.sessions.c.exam_id == exam_id)
                     & (models.sessions.c.user_id == user_id)
                     & (models.sessions.c.closed_at.is_(None))
+                    & (models.sessions.c.superseded_by.is_(None))
                     & (models.sessions.c.last_seen > now - service.settings.presence_window_s)
+                    # the session this one proves it resumes is the same client
+                    & (models.sessions.c.id != (resumed_from or ""))
                 )
             ).first()
             if alive is not None:
@@ -174,9 +215,16 @@ def _create(service: Service, token: Token, body: SessionRequest) -> tuple[int, 
                     "spool_header": json.dumps(body.spool_header),
                     "created_at": now,
                     "last_seen": now,
+                    "resumed_from": resumed_from,
                 },
             )
             status = 201 if inserted else 200
+            if inserted and resumed_from is not None:
+                conn.execute(
+                    models.sessions.update()
+                    .where(models.sessions.c.id == resumed_from)
+                    .values(superseded_by=body.session_id)
+                )
             if inserted and body.build == "development":
                 flag(conn, body.session_id, DEVELOPMENT_BUILD, {"build": body.build}, now)
         current = flags_of(conn, body.session_id)
@@ -192,6 +240,7 @@ def _create(service: Service, token: Token, body: SessionRequest) -> tuple[int, 
         upload_token=upload,
         upload_token_expires_utc=_utc(now + exam.retention_s),
         flags=current,
+        resumed_from=resumed_from,
     )
 
 
@@ -202,7 +251,10 @@ def _create(service: Service, token: Token, body: SessionRequest) -> tuple[int, 
     status_code=201,
     responses={
         200: {"description": "the same session again", "model": SessionReply},
-        409: {"description": "another session of this candidate is alive"},
+        409: {
+            "description": "another session of this candidate is alive (and no proof that "
+            "this one resumes it)"
+        },
     },
 )
 async def create_session(

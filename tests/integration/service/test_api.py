@@ -150,6 +150,52 @@ def test_a_session_is_idempotent_and_a_second_live_one_is_refused(
     assert api.create_session(token, str(uuid.uuid4())).status_code == 201
 
 
+def test_a_restarted_client_resumes_its_session_with_the_earlier_upload_token(
+    lockdown_service: ServiceProcess, api: Api
+) -> None:
+    exam_id = _exam(lockdown_service)
+    token = api.session_token(launch_token(lockdown_service.add_candidate(exam_id, "u-resume")))
+    other_exam = _exam(lockdown_service)
+    stranger = api.session_token(launch_token(lockdown_service.add_candidate(other_exam, "u-x")))
+    earlier = str(uuid.uuid4())
+    upload = api.create_session(token, earlier).json()["upload_token"]
+    _, _, other_upload = _session(lockdown_service, api)
+    forged = tokens.issue(
+        Ed25519PrivateKey.generate(),
+        TokenType.UPLOAD,
+        {"sid": earlier, "exam": exam_id},
+        lifetime_s=600,
+    )
+    # no proof, or a proof that does not hold: the earlier session is alive, so 409
+    for proof in (
+        None,
+        {"resumes": earlier, "resume_token": forged},
+        {"resumes": earlier, "resume_token": other_upload},  # another session's token
+        {"resumes": str(uuid.uuid4()), "resume_token": upload},  # names another session
+    ):
+        refused = api.create_session(token, str(uuid.uuid4()), resume=proof)
+        assert refused.status_code == 409, (proof, refused.text)
+        assert refused.json()["error"] == "session_active"
+    # another candidate holding the token cannot hang their session on this one
+    foreign = api.create_session(
+        stranger, str(uuid.uuid4()), resume={"resumes": earlier, "resume_token": upload}
+    )
+    assert foreign.status_code == 201 and foreign.json()["resumed_from"] is None
+    # the earlier session's upload token: accepted, linked, no integrity flag
+    resumed = str(uuid.uuid4())
+    proof = {"resumes": earlier, "resume_token": upload}
+    first = api.create_session(token, resumed, resume=proof)
+    again = api.create_session(token, resumed, resume=proof)
+    assert (first.status_code, again.status_code) == (201, 200), first.text
+    assert first.json()["resumed_from"] == earlier == again.json()["resumed_from"]
+    assert first.json()["flags"] == []
+    # the earlier session (superseded) still takes its spool's drain under its own token
+    assert api.manifest(upload, earlier).status_code == 200
+    assert api.close_session(upload, earlier, {}).status_code == 200
+    # the resumed session is the live one now: a second launch without proof is refused
+    assert api.create_session(token, str(uuid.uuid4())).status_code == 409
+
+
 def test_a_development_build_session_is_flagged(lockdown_service: ServiceProcess, api: Api) -> None:
     token, sid, _ = _session(lockdown_service, api, build="development")
     assert api.create_session(token, sid, build="development").json()["flags"] == [
