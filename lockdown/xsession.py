@@ -97,4 +97,5 @@ def main_session(args: argparse.Namespace) -> int:
 def _ask() -> str:
     from lockdown.ui.startwindow import ask_exam_link
 
+    log.init.info("Asking the candidate for the exam link")
     return ask_exam_link()
