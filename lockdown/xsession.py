@@ -13,7 +13,8 @@ an X session with this process alone in it — no window manager, no desktop. In
    the client watch for the whole exam.
 3. Open the organisation's ``session.start_target`` or, when it sets none, ask the
    candidate for the exam link in a small keyboard-operable window
-   (:mod:`lockdown.ui.startwindow`).
+   (:mod:`lockdown.ui.startwindow`); a link that cannot be opened is journalled and asked
+   for again, the reason shown.
 4. Run the exam as ``lockdown open`` does. When it ends this process ends, and with it
    the X session: the display manager shows its login screen again.
 """
@@ -65,7 +66,8 @@ def main_session(args: argparse.Namespace) -> int:
         except XResUnavailable as exc:
             log.init.error("Cannot list the clients of %s: %s", name, exc)
             raise UserError(text("xsession.no_display")) from None
-        log.init.info("The session display %s has no client but ours", name)
+        if not shown.foreign_at_start:
+            log.init.info("The session display %s has no client but ours", name)
         choice = DisplayChoice(
             "isolated", "", str(values.get("guards.display_isolation", "preferred")), shown
         )
@@ -75,16 +77,29 @@ def main_session(args: argparse.Namespace) -> int:
         engine = prepare_engine(os.environ, euid=_euid(), assistive=assistive)
         accessibility(values, os.environ)
         app = qt_application()
-        target = str(values.get("session.start_target", "")) or _ask()
-        if not target:
-            log.init.info("The candidate ended the session without opening an exam")
-            return 0
-        exam = load_with_feedback(
-            target,
-            organisation,
-            password=seb_password_prompt(),
-            load=partial(load_exam, mode=choice.mode),
-        )
+        start_target = str(values.get("session.start_target", ""))
+        problem = ""
+        while True:
+            target = start_target or _ask(problem)
+            if not target:
+                log.init.info("The candidate ended the session without opening an exam")
+                return 0
+            try:
+                exam = load_with_feedback(
+                    target,
+                    organisation,
+                    password=seb_password_prompt(),
+                    load=partial(load_exam, mode=choice.mode),
+                )
+            except UserError as exc:
+                if start_target:
+                    raise
+                # a mistyped link: journalled, and asked for again with the reason shown
+                record_refusal(args.paths, target, exc)
+                log.init.warning("The exam link could not be opened: %s", exc)
+                problem = str(exc)
+                continue
+            break
         check_exam(choice, exam.settings)
     except UserError as exc:
         record_refusal(args.paths, target, exc)
@@ -94,8 +109,8 @@ def main_session(args: argparse.Namespace) -> int:
     return run_session(exam, args.paths, engine=engine, facts=facts, display=choice)
 
 
-def _ask() -> str:
+def _ask(problem: str) -> str:
     from lockdown.ui.startwindow import ask_exam_link
 
     log.init.info("Asking the candidate for the exam link")
-    return ask_exam_link()
+    return ask_exam_link(problem)

@@ -5,7 +5,8 @@ The organisation's start target opens the exam, and the session exits when the e
 ends (``display.isolated`` of kind ``session``); a client that connects during the exam
 is journalled and disconnected. On a display that already has another client the session
 is refused with one line, exit 2 — the positive control: the same display without that
-client starts, its link window asks for the exam, typed into with the keyboard.
+client starts, its link window asks for the exam, typed into with the keyboard (a
+mistyped link is asked for again).
 """
 
 from __future__ import annotations
@@ -148,14 +149,20 @@ def test_session_on_a_display_with_another_client_is_refused(
     )
     cfg = config(tmp_path, http_server.url("/"), http_server.url("/done"))
     proc = _session(tmp_path, fresh_xserver)
-    wait_for_line(proc, "Asking the candidate for the exam link", timeout=90)
     xdo = private_xdotool()
-    found = fresh_xserver.run(
-        xdo, "search", "--sync", "--onlyvisible", "--name", "^Lockdown exam$", timeout=30
-    )
-    assert found.stdout.split()
-    fresh_xserver.run(xdo, "type", "--delay", "10", str(cfg), timeout=30)
-    fresh_xserver.run(xdo, "key", "Return")
-    lines = wait_for_line(proc, "Page loaded", timeout=60)
+
+    def enter(link: str) -> None:
+        wait_for_line(proc, "Asking the candidate for the exam link", timeout=90)
+        found = fresh_xserver.run(
+            xdo, "search", "--sync", "--onlyvisible", "--name", "^Lockdown exam$", timeout=30
+        )
+        assert found.stdout.split()
+        fresh_xserver.run(xdo, "type", "--delay", "10", link, timeout=30)
+        fresh_xserver.run(xdo, "key", "Return")
+
+    enter(str(tmp_path / "mistyped.toml"))  # cannot be opened: asked again
+    lines = wait_for_line(proc, "The exam link could not be opened", timeout=30)
+    enter(str(cfg))
+    lines += wait_for_line(proc, "Page loaded", timeout=60)
     assert proc.wait(60) == 0
     assert _records(journal_of(lines), "display.isolated")[0]["payload"]["kind"] == "session"
