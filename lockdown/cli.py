@@ -48,7 +48,7 @@ def _refuse_overrides(args: argparse.Namespace) -> list[object]:
     from lockdown import overrides
     from lockdown.events import record_refusal
 
-    if args.command not in ("open", "demo"):
+    if args.command not in ("open", "demo", "session"):
         return []
     try:
         found = overrides.check(args, os.environ, allow_temp_basedir=args.command == "demo")
@@ -310,6 +310,7 @@ EXAMPLES: Final = {
     "": "lockdown open https://exam.example.org/physics.toml",
     "open": "lockdown open lockdowns://exam.example.org/physics.toml",
     "demo": "lockdown demo --screenshots ./demo-shots",
+    "session": "lockdown session  (started by the display manager: the Lockdown exam session)",
     "settings": "lockdown settings > settings.md",
     "config": "lockdown config validate exam.toml",
     "config validate": "lockdown config validate exam.seb --password-file - < password.txt",
@@ -426,6 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="open the bundled demo exam")
     p.add_argument("--screenshots", metavar="DIR", help="save screenshots of the demo journey here")
     p.set_defaults(func=_dispatch("lockdown.app", "main_demo", "demo"))
+
+    p = sub.add_parser(
+        "session",
+        help='run as the whole X session of the display manager\'s "Lockdown exam" '
+        "(nothing else on the display): ask for the exam link, run the exam, end",
+    )
+    p.set_defaults(func=_dispatch("lockdown.xsession", "main_session", "session"))
 
     p = sub.add_parser("settings", help="print the settings reference")
     p.set_defaults(func=cmd_settings)
@@ -583,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands that log their progress at INFO; the rest only warn.
-_CHATTY = frozenset({"open", "demo", "record"})
+_CHATTY = frozenset({"open", "demo", "record", "session"})
 
 
 #: Exit code when the reader of our output went away (128 + SIGPIPE, as a shell reports it).

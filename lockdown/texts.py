@@ -160,6 +160,16 @@ TEXTS: Final[Mapping[str, str]] = MappingProxyType(
         "display.isolation_required": "this exam runs only on a display of its own and "
         "this computer cannot start one ({reason}); ask your exam support to install "
         "Lockdown's display helper, or use a computer prepared for the exam",
+        # the exam session a display manager starts (`lockdown session`)
+        "xsession.not_empty": "this display already has {count} other program(s) on it "
+        "({programs}); an exam session runs only as a session of its own: choose "
+        '"Lockdown exam" at the login screen',
+        "xsession.no_display": "no X display to run the exam session on; choose "
+        '"Lockdown exam" at the login screen',
+        "xsession.title": "Lockdown exam",
+        "xsession.prompt": "Enter the exam link you were given, then press Enter.",
+        "xsession.open": "Open exam",
+        "xsession.leave": "End session",
         # single instance (printed by the second process)
         "engine.environment_refused": "the environment sets {names}, which change the "
         "programs running inside the exam browser; start Lockdown from the start menu or an "

@@ -8,7 +8,7 @@ start=$(date +%s)
 rm -rf build/pyinstaller dist/lockdown
 "$PY" -m PyInstaller --noconfirm --clean --log-level "${PYINSTALLER_LOG_LEVEL:-WARN}" \
   --workpath build/pyinstaller --distpath dist packaging/lockdown.spec
-for part in lockdown build-info.json _internal/PySide6/Qt/libexec/QtWebEngineProcess \
+for part in lockdown lockdown-display-helper build-info.json _internal/PySide6/Qt/libexec/QtWebEngineProcess \
   _internal/lockdown/resources/js/guard.js; do
   [ -e "dist/lockdown/$part" ] || { echo "package: dist/lockdown/$part is missing" >&2; exit 1; }
 done

@@ -455,6 +455,16 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "uploads may lag (below 1x: recordings finish uploading after the exam). A warning "
         "only: the candidate may go on.",
     ),
+    # -- session --------------------------------------------------------------------
+    Option(
+        "session.start_target",
+        Str(max_length=4096),
+        "",
+        "What the exam session of the login screen (`lockdown session`) opens: an exam "
+        "link or the path of an exam configuration file. Empty: the candidate is asked for "
+        "the link. Organisation file only.",
+        exam=False,
+    ),
     # -- service --------------------------------------------------------------------
     Option(
         "service.url",

@@ -17,6 +17,10 @@ Three parts, in the order a session uses them:
   descendants, the server) and not an allowed assistive-technology client is journalled
   as ``display.intruder`` with its pid and executable and disconnected (``XKillClient``;
   a client that owns no resource to name it by is ended by its pid).
+- :func:`session_display` — ``lockdown session`` (a session a display manager started
+  for the exam, nothing else in it): the display given must have no client but ours at
+  start, else the session is refused (:class:`SessionDisplayNotEmpty`); it then counts as
+  isolated and the same :class:`ClientWatch` keeps it that way.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -70,6 +74,63 @@ class IsolationRequired(UserError):
     exit_code = 1
 
 
+class SessionDisplayNotEmpty(UserError):
+    """``lockdown session`` was run on a display that has other clients (a desktop)."""
+
+
+@dataclass
+class SessionDisplay:
+    """The display a display manager started for ``lockdown session``: ours alone."""
+
+    display: str
+    #: clients not ours found at start (kept only under the development switch)
+    foreign_at_start: list[dict[str, Any]] = field(default_factory=list)
+    #: never called: the display manager owns the server (its loss is Xlib's I/O error)
+    on_server_exit: Callable[[int | None], None] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """What ``display.isolated`` says."""
+        return {
+            "kind": "session",
+            "server": "display manager",
+            "display": self.display,
+            "foreign_at_start": self.foreign_at_start,
+        }
+
+
+def session_display(
+    display_name: str,
+    allowed: Allowed,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> SessionDisplay:
+    """Check that ``display_name`` has no client but ours (see the module).
+
+    Raises:
+        SessionDisplayNotEmpty: another client is there (unless the development switch
+            ``LOCKDOWN_DEV_SESSION_CLIENTS=disconnect`` leaves them to the watch).
+        XResUnavailable: the display cannot be reached or listed.
+    """
+    xres = XResClients(display_name)
+    try:
+        foreign = [c for c in xres.clients() if allowed.why(c) is None]
+    finally:
+        xres.close()
+    found = [c.describe() for c in foreign]
+    if not foreign:
+        return SessionDisplay(display_name)
+    if build.dev_switch("SESSION_CLIENTS", environ) == "disconnect":
+        log.guards.warning(
+            "Development switch: %d client(s) already on %s are left to the watch",
+            len(foreign),
+            display_name,
+        )
+        return SessionDisplay(display_name, found)
+    programs = ", ".join(sorted({os.path.basename(c.executable) or "unknown" for c in foreign}))
+    log.init.error("The session display %s has other clients: %s", display_name, found)
+    raise SessionDisplayNotEmpty(text("xsession.not_empty", count=len(foreign), programs=programs))
+
+
 @dataclass
 class DisplayChoice:
     """The display this session runs on and why."""
@@ -77,7 +138,7 @@ class DisplayChoice:
     mode: str
     reason: str
     policy: str
-    display: ExamDisplay | None = None
+    display: ExamDisplay | SessionDisplay | None = None
 
     def record(self) -> tuple[str, dict[str, Any]]:
         """The journal record that says which mode the exam runs in."""
@@ -324,6 +385,8 @@ class DisplayIsolationOperation:
         self._report(Event(kind, payload))
         if choice.display is None:
             return Outcome.SUCCESS
+        if isinstance(choice.display, SessionDisplay) and choice.display.foreign_at_start:
+            self._report(Event("session.dev_switch", {"name": "SESSION_CLIENTS"}))
         if build.dev_switch("DISPLAY_WATCH") == "off":
             # the positive control of the tests: an intruder given the cookie stays
             log.guards.warning("Development switch: the exam display's clients are not watched")

@@ -105,3 +105,18 @@ def test_the_bundle_runs_the_demo_headless_to_its_end(tmp_path: Path) -> None:
 def test_the_bundle_answers_check_json(tmp_path: Path) -> None:
     result = smoke.run([str(EXECUTABLE), "check", "--json"], tmp_path, timeout=120)
     smoke.assert_check_answers(result)
+
+
+def test_the_display_helper_is_the_bundles_second_executable(tmp_path: Path) -> None:
+    helper = BUNDLE / "lockdown-display-helper"
+    assert helper.is_file() and os.access(helper, os.X_OK)
+    # it takes no arguments (it runs as root): one JSON line says so, exit 2
+    result = smoke.run([str(helper), "--modulepath", "/tmp"], tmp_path, timeout=60)
+    assert result.code == 2
+    assert json.loads(result.stdout) == {
+        "event": "failed",
+        "reason": "lockdown-display-helper takes no arguments",
+    }
+    # and the session the display manager starts is a command of the bundle
+    result = smoke.run([str(EXECUTABLE), "session", "--help"], tmp_path, timeout=60)
+    assert result.code == 0 and "lockdown session" in result.stdout
