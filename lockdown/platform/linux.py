@@ -156,7 +156,13 @@ class X11Platform(PlatformDefaults):
             raise OSError("setxkbmap is not installed")
         env = {**os.environ, "DISPLAY": display_name or self._display_name}
         done = subprocess.run(
-            [binary, *args], env=env, capture_output=True, text=True, timeout=10, check=False
+            [binary, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            pass_fds=_authority_fds(env),
         )
         if done.returncode != 0:
             raise OSError(f"setxkbmap {' '.join(args)} failed: {done.stderr.strip()}")
@@ -179,3 +185,22 @@ class X11Platform(PlatformDefaults):
         options = [str(o) for o in state.get("xkb_options", [])]
         where = str(state.get("display", ""))
         self._setxkbmap("-option", "", "-option", ",".join(options), display_name=where)
+
+
+def _authority_fds(env: Mapping[str, str]) -> tuple[int, ...]:
+    """The cookie's descriptor when ``XAUTHORITY`` names one of ours (``/proc/self/fd/N``).
+
+    On the exam's own display the cookie lives only in a close-on-exec memory file of
+    this process; an X tool we run ourselves (setxkbmap) gets that one descriptor under
+    the same number, so the same ``XAUTHORITY`` works in it too.
+    """
+    prefix = "/proc/self/fd/"
+    authority = env.get("XAUTHORITY", "")
+    if authority.startswith(prefix) and authority[len(prefix) :].isdigit():
+        fd = int(authority[len(prefix) :])
+        try:
+            os.fstat(fd)
+        except OSError:
+            return ()
+        return (fd,)
+    return ()
