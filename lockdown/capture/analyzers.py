@@ -123,7 +123,13 @@ class TooDarkCheck:
 
 def load_face_cascade() -> Any:
     """The frontal-face Haar cascade shipped with opencv-python(-headless) 4.x."""
-    path = str(cv2.data.haarcascades) + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
+    import importlib
+
+    # WORKAROUND(cv2 imported on two threads at once: the start's prefetch and a check
+    # screen worker): cv2's bootstrap can leave the module without its ``data`` attribute;
+    # importing the submodule by name always finds it.
+    data = importlib.import_module("cv2.data")
+    path = str(data.haarcascades) + "haarcascade_frontalface_default.xml"
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
         raise FileNotFoundError(f"the face model {path} is missing from the OpenCV install")
