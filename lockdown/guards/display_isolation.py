@@ -47,11 +47,15 @@ from lockdown.platform.xres import (
     XClient,
     XResClients,
     XResUnavailable,
+    proc_exists,
 )
 from lockdown.texts import text
 
 POLICIES: Final = ("required", "preferred", "off")
 WATCH_INTERVAL_S: Final = 1.0
+#: How long a client whose process has ended (or has no pid) may stay before it counts:
+#: the server lists a connection for a moment after its process exits.
+LEAVING_GRACE_S: Final = 2.0
 #: Assistive-technology clients allowed on the exam display when the organisation's
 #: ``accessibility.assistive_technology`` is on: the executable's (or, for a script, the
 #: script's) file name, and only from a root-owned file under /usr.
@@ -270,8 +274,9 @@ class ClientWatch:
         self.interval = interval
         self._stop_r, self._stop_w = os.pipe()
         self._thread: threading.Thread | None = None
-        self._seen: dict[int, float] = {}
-        self._handled: set[int] = set()
+        self._seen: dict[tuple[int, int | None], float] = {}
+        self._handled: set[tuple[int, int | None]] = set()
+        self._reported: set[tuple[int, int | None]] = set()
         self.scans = 0
 
     def start(self) -> None:
@@ -316,19 +321,26 @@ class ClientWatch:
     def _scan(self, xres: XResClients) -> None:
         self.scans += 1
         now = time.monotonic()
-        present = set()
+        present: set[tuple[int, int | None]] = set()
         for client in xres.clients():
-            present.add(client.base)
-            if client.base in self._handled or self.allowed.why(client) is not None:
+            # keyed by base and pid: the server hands a freed base to the next client
+            key = (client.base, client.pid)
+            present.add(key)
+            if key in self._handled or self.allowed.why(client) is not None:
                 continue
-            self._seen.setdefault(client.base, now)
-            self._handled.add(client.base)
+            first = self._seen.setdefault(key, now)
+            if not _alive(client.pid) and now - first < LEAVING_GRACE_S:
+                continue  # its process has ended: the server is closing the connection
+            self._handled.add(key)
             outcome = xres.kill(client.base)
             action = outcome.value
-            if outcome is KillOutcome.NO_RESOURCE and client.pid is not None:
+            if outcome is KillOutcome.NO_RESOURCE and client.pid:
                 action = "terminated" if _end_process(client.pid) else "not_ended"
             if outcome is KillOutcome.NO_RESOURCE and action == "not_ended":
-                self._handled.discard(client.base)  # try again at the next scan
+                self._handled.discard(key)  # try again at the next scan
+            if key in self._reported:
+                continue
+            self._reported.add(key)
             log.guards.warning(
                 "Display client watch: %s (pid %s) is not ours: %s",
                 client.executable or "a client",
@@ -342,7 +354,12 @@ class ClientWatch:
                 )
             )
         self._handled &= present
-        self._seen = {base: t for base, t in self._seen.items() if base in present}
+        self._reported &= present
+        self._seen = {key: t for key, t in self._seen.items() if key in present}
+
+
+def _alive(pid: int | None) -> bool:
+    return pid is not None and pid > 0 and proc_exists(pid)
 
 
 def _end_process(pid: int) -> bool:

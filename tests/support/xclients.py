@@ -13,11 +13,18 @@ from pathlib import Path
 from tests.support.xserver import Xvfb
 
 
-def find_window(x: Xvfb, name: str, timeout: float = 10) -> int:
-    """The id of the window titled exactly ``name``, waiting up to ``timeout`` seconds."""
+def find_window(
+    x: Xvfb, name: str, timeout: float = 10, *, tool: str = "xdotool", visible: bool = False
+) -> int:
+    """The id of the window titled exactly ``name``, waiting up to ``timeout`` seconds.
+
+    Asked again until then: xdotool exits on the X error of a window that goes while it
+    looks (a window closing as another opens).
+    """
     deadline = time.monotonic() + timeout
+    only = ["--onlyvisible"] if visible else []
     while True:
-        found = x.run("xdotool", "search", "--name", f"^{name}$", check=False)
+        found = x.run(tool, "search", *only, "--name", f"^{name}$", check=False)
         if found.stdout.strip():
             return int(found.stdout.split()[0])
         if time.monotonic() >= deadline:

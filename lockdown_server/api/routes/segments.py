@@ -18,6 +18,7 @@ import binascii
 import functools
 import hashlib
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from lockdown_server.errors import ApiError, StorageFull
 from lockdown_server.service import SEGMENT_PREFIX, Service
 from lockdown_server.store import db, models
 from lockdown_server.store.objects import Upload
+
+log = logging.getLogger("lockdown_server")
 
 router = APIRouter(prefix="/api/v1", tags=["segments"])
 
@@ -296,6 +299,13 @@ async def put_segment(  # noqa: PLR0917 (FastAPI passes parameters by name)
             upload.write(chunk)
     except ClientDisconnect:
         upload.abort()
+        log.warning(
+            "A %s segment %d of session %s was cut off after %d bytes: nothing stored",
+            stream.value,
+            seq,
+            sid,
+            size,
+        )
         raise ApiError(400, "incomplete", "the body was cut off") from None
     except StorageFull:
         await _drain(request)

@@ -22,7 +22,7 @@ from lockdown.guards.display_isolation import (
 )
 from lockdown.lifecycle.base import Outcome
 from lockdown.platform.exam_display import ExamDisplay, ExamDisplayUnavailable, HelperCommand
-from lockdown.platform.xres import XClient
+from lockdown.platform.xres import KillOutcome, XClient
 
 DEV = {"LOCKDOWN_DEV_DISPLAY_HELPER": "1"}
 
@@ -191,3 +191,65 @@ def test_lockdown_environment_reports_the_mode_available_here() -> None:
     ready = availability(DEV)  # as root (the autouse fixture), Xorg installed or not
     assert ready["mode"] in ("isolated", "shared") and ready["reason"]
     assert set(ready) >= {"helper", "xorg", "video_driver", "xsession", "wayland"}
+
+
+class _FakeXRes:
+    """The listing the watch reads (the real one is in the end-to-end tests)."""
+
+    def __init__(self) -> None:
+        self.listed: list[XClient] = []
+        self.killed: list[int] = []
+        self.outcome = KillOutcome.DISCONNECTED
+
+    def clients(self) -> tuple[XClient, ...]:
+        return tuple(self.listed)
+
+    def kill(self, base: int) -> KillOutcome:
+        self.killed.append(base)
+        return self.outcome
+
+
+def test_the_watch_lets_a_leaving_connection_go_and_takes_a_reused_base_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(display_isolation.time, "monotonic", lambda: clock[0])
+    events: list[Event] = []
+    watch = display_isolation.ClientWatch(":9", Allowed(os.getpid(), False), events.append)
+    xres = _FakeXRes()
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    # a program that has just ended is still listed for a moment: not an intruder
+    xres.listed = [_client(ended.pid, base=0x600000), _client(None, base=0x800000)]
+    watch._scan(xres)  # type: ignore[arg-type]
+    clock[0] += 1.0
+    watch._scan(xres)  # type: ignore[arg-type]
+    assert (events, xres.killed) == ([], [])
+    # still there after the grace (a descriptor handed on, a pid we cannot see): taken
+    clock[0] += display_isolation.LEAVING_GRACE_S
+    watch._scan(xres)  # type: ignore[arg-type]
+    assert sorted(xres.killed) == [0x600000, 0x800000]
+    assert len(events) == 2
+    # gone; a live intruder gets the freed base: disconnected and journalled again
+    xres.listed = []
+    watch._scan(xres)  # type: ignore[arg-type]
+    intruder = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        monkeypatch.setattr(display_isolation, "descends_from", lambda pid, ours: False)
+        xres.listed = [_client(intruder.pid, base=0x600000)]
+        watch._scan(xres)  # type: ignore[arg-type]
+        assert xres.killed[-1] == 0x600000
+        assert events[-1].payload["pid"] == intruder.pid
+        assert events[-1].payload["action"] == "disconnected"
+        # one that cannot be disconnected and whose process will not end: tried at every
+        # scan, journalled once
+        xres.outcome = KillOutcome.NO_RESOURCE
+        xres.listed = [_client(99_999_999, base=0xA00000)]
+        monkeypatch.setattr(display_isolation, "_alive", lambda pid: True)
+        for _ in range(3):
+            watch._scan(xres)  # type: ignore[arg-type]
+        assert xres.killed.count(0xA00000) == 3
+        assert [e.payload["action"] for e in events].count("not_ended") == 1
+    finally:
+        intruder.kill()
+        intruder.wait()
