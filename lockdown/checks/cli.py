@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from lockdown import log
 from lockdown.checks import needs, report
@@ -104,6 +104,15 @@ def context(args: argparse.Namespace) -> tuple[CheckContext, str | None]:
     return CheckContext(settings, streams, args.paths.spool, service, origin), title
 
 
+def prompt_stream(as_json: bool) -> TextIO | None:
+    """Where the microphone step's sentence goes: the report's own stream as text; with
+    ``--json`` stderr, and only when a person is at that terminal (a script that keeps
+    stderr as its log gets only log records there)."""
+    if not as_json:
+        return sys.stdout
+    return sys.stderr if sys.stderr.isatty() else None
+
+
 @contextmanager
 def _stdout_for_report_only(active: bool) -> Iterator[None]:
     """While checks run, native libraries' stray output goes to stderr, not the JSON."""
@@ -171,12 +180,10 @@ def main(args: argparse.Namespace) -> int:
 
     def progress(index: int, total: int, check: Check, outcome: StepOutcome | None) -> None:
         if outcome is None and check.id == "microphone" and "microphone" in ctx.streams:
-            # the candidate reads while the step listens (on stderr with --json)
-            print(
-                text("check.microphone.sentence"),
-                file=sys.stderr if as_json else sys.stdout,
-                flush=True,
-            )
+            # the candidate reads while the step listens
+            prompt = prompt_stream(as_json)
+            if prompt is not None:
+                print(text("check.microphone.sentence"), file=prompt, flush=True)
         if outcome is not None and not as_json:
             print("\n".join(report.step_lines(index + 1, outcome)), flush=True)
 

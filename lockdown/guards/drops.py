@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 from PySide6.QtCore import QEvent, QObject
-from PySide6.QtGui import QDropEvent, QGuiApplication, QWindow
+from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QWidget
 
 from lockdown import log
@@ -25,6 +25,7 @@ from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo
 from lockdown.guards.ratelimit import RateLimitedSink
+from lockdown.guards.windows import FilteredWindows
 
 _DRAG_EVENTS: Final = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 _FORMATS_SHOWN: Final = 8
@@ -48,8 +49,7 @@ class DropGuard:
         self._allow: bool = settings["browser.allow_drop"]
         self._window = window
         self._report: RateLimitedSink | None = None
-        self._filter: _DropFilter | None = None
-        self._adopted: list[QWindow] = []
+        self._windows: FilteredWindows | None = None
         self._running = False
         #: drags refused so far (tests read it)
         self.refused = 0
@@ -67,14 +67,9 @@ class DropGuard:
         if self._running:
             return
         self._report = RateLimitedSink(report, 5.0, key_field="phase")
-        self._filter = _DropFilter(self)
         self._window.winId()
-        handle = self._window.windowHandle()
-        if handle is not None:
-            self._adopt(handle)
-        app = QGuiApplication.instance()
-        if isinstance(app, QGuiApplication):
-            app.focusWindowChanged.connect(self._on_focus_window)
+        self._windows = FilteredWindows(_DropFilter(self))
+        self._windows.start(self._window.windowHandle())
         self._running = True
         log.guards.info("Drop guard started (%s)", "allowed" if self._allow else "refusing")
 
@@ -82,32 +77,12 @@ class DropGuard:
         if not self._running:
             return
         self._running = False
-        app = QGuiApplication.instance()
-        if isinstance(app, QGuiApplication):
-            app.focusWindowChanged.disconnect(self._on_focus_window)
-        for window in self._adopted:
-            if self._filter is not None:
-                window.removeEventFilter(self._filter)
-            window.destroyed.disconnect(self._forget)
-        self._adopted = []
-        self._filter = None
+        if self._windows is not None:
+            self._windows.stop()
+            self._windows = None
         if self._report is not None:
             self._report.flush()
         log.guards.info("Drop guard stopped (%d refused)", self.refused)
-
-    def _on_focus_window(self, window: QWindow | None) -> None:
-        if window is not None and self._running:
-            self._adopt(window)
-
-    def _adopt(self, window: QWindow) -> None:
-        if self._filter is None or any(w is window for w in self._adopted):
-            return
-        window.installEventFilter(self._filter)
-        window.destroyed.connect(self._forget)
-        self._adopted.append(window)
-
-    def _forget(self, obj: QObject | None = None) -> None:
-        self._adopted = [w for w in self._adopted if w is not obj]
 
     def decide(self, event: QDropEvent) -> bool:
         """True swallows the drag event (a drop from another program, refused)."""

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QMouseEvent, QWindow
+from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QWidget
 
 from lockdown import build, log
@@ -53,6 +53,7 @@ from lockdown.config.settings import Settings
 from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo, GuardUnavailable
 from lockdown.guards.ratelimit import RateLimitedSink
+from lockdown.guards.windows import FilteredWindows
 from lockdown.platform.base import DesktopPlatform
 
 if TYPE_CHECKING:
@@ -189,8 +190,7 @@ class InjectedInputGuard:
         self._source_factory = source_factory
         self._source: InputSource | None = None
         self._judge: InputJudge | None = None
-        self._filter: _InputFilter | None = None
-        self._adopted: list[QWindow] = []
+        self._windows: FilteredWindows | None = None
         self._report: RateLimitedSink | None = None
         self._running = False
         #: refusals so far (tests and the bench read it)
@@ -240,14 +240,10 @@ class InjectedInputGuard:
         self._source = source
         self._judge = InputJudge(source)
         self._report = RateLimitedSink(report, 5.0, key_field="device")
-        self._filter = _InputFilter(self._decide)
         self._window.winId()
-        handle = self._window.windowHandle()
-        if handle is not None:
-            self._adopt(handle)
-        app = QGuiApplication.instance()
-        if isinstance(app, QGuiApplication):
-            app.focusWindowChanged.connect(self._on_focus_window)
+        # our dialogs get the filter as they take the focus
+        self._windows = FilteredWindows(_InputFilter(self._decide))
+        self._windows.start(self._window.windowHandle())
         self._running = True
         log.guards.info("Injected-input guard started")
 
@@ -255,15 +251,9 @@ class InjectedInputGuard:
         if not self._running:
             return
         self._running = False
-        app = QGuiApplication.instance()
-        if isinstance(app, QGuiApplication):
-            app.focusWindowChanged.disconnect(self._on_focus_window)
-        for window in self._adopted:
-            if self._filter is not None:
-                window.removeEventFilter(self._filter)
-            window.destroyed.disconnect(self._forget)
-        self._adopted = []
-        self._filter = None
+        if self._windows is not None:
+            self._windows.stop()
+            self._windows = None
         if self._source is not None:
             self._source.close()
             self._source = None
@@ -271,20 +261,6 @@ class InjectedInputGuard:
         if self._report is not None:
             self._report.flush()
         log.guards.info("Injected-input guard stopped (%d refused)", self.refused)
-
-    def _on_focus_window(self, window: QWindow | None) -> None:
-        if window is not None and self._running:
-            self._adopt(window)  # our dialogs get the filter as they take the focus
-
-    def _adopt(self, window: QWindow) -> None:
-        if self._filter is None or any(w is window for w in self._adopted):
-            return
-        window.installEventFilter(self._filter)
-        window.destroyed.connect(self._forget)
-        self._adopted.append(window)
-
-    def _forget(self, obj: QObject | None = None) -> None:
-        self._adopted = [w for w in self._adopted if w is not obj]
 
     # -- the decision -----------------------------------------------------------------
 

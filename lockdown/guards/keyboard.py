@@ -42,6 +42,7 @@ from lockdown.events import Event, EventSink
 from lockdown.guards.base import Availability, GuardInfo, GuardUnavailable
 from lockdown.guards.ratelimit import RateLimitedSink
 from lockdown.guards.restore import RestoreLog, RestoreRecord
+from lockdown.guards.windows import FilteredWindows
 from lockdown.platform.base import Capability, DesktopPlatform, KeyStroke
 
 _K = Qt.Key
@@ -199,7 +200,7 @@ class KeyboardGuard:
         self._platform = platform
         self._restore = restore
         self._report: RateLimitedSink | None = None
-        self._filter: _KeyFilter | None = None
+        self._windows: FilteredWindows | None = None
         self._x_grab = False
         self._native_hook = False
         self._system_keys: RestoreRecord | None = None
@@ -207,7 +208,6 @@ class KeyboardGuard:
         self._running = False
         self._kiosk_handle: QWindow | None = None
         self._holder: QWindow | None = None
-        self._adopted: list[QWindow] = []
         self._activated: list[QWindow] = []
         self._timer: QTimer | None = None
         self._following = False
@@ -279,14 +279,11 @@ class KeyboardGuard:
 
     def _adopt(self, window: QWindow) -> None:
         """Put the key filter on one of our windows (once)."""
-        if self._filter is None or any(w is window for w in self._adopted):
-            return
-        window.installEventFilter(self._filter)
-        self._adopted.append(window)
-        window.destroyed.connect(self._forget)
+        if self._windows is not None:
+            self._windows.adopt(window)
 
     def _forget(self, obj: QObject | None = None) -> None:
-        self._adopted = [w for w in self._adopted if shiboken6.isValid(w) and w is not obj]
+        """A window of ours was destroyed: it no longer holds the keyboard."""
         if self._holder is not None and (
             self._holder is obj or not shiboken6.isValid(self._holder)
         ):
@@ -379,8 +376,10 @@ class KeyboardGuard:
                 )
             self._x_grab = True
             self._holder = handle
-        self._filter = _KeyFilter(self)
-        self._adopt(handle)
+        self._windows = FilteredWindows(
+            _KeyFilter(self), follow_focus=False, on_forget=self._forget
+        )
+        self._windows.start(handle)
         self._running = True
         self._focus = QGuiApplication.focusWindow()  # once; then from the signal
         app = QGuiApplication.instance()
@@ -442,11 +441,9 @@ class KeyboardGuard:
             app.focusWindowChanged.disconnect(self._on_focus_window)
             app.focusObjectChanged.disconnect(self._on_focus_object)
         self._forget()
-        for window in self._adopted:
-            if self._filter is not None:
-                window.removeEventFilter(self._filter)
-            window.destroyed.disconnect(self._forget)
-        self._adopted = []
+        if self._windows is not None:
+            self._windows.stop()
+            self._windows = None
         self._activated = []
         if self._x_grab:
             ungrab = self._holder or self._window.windowHandle()
@@ -455,7 +452,6 @@ class KeyboardGuard:
                 # The ungrab request has no reply: push it to the server now, not at the
                 # next turn of the event loop.
                 QGuiApplication.sync()
-        self._filter = None
         self._x_grab = False
         self._holder = None
         self._kiosk_handle = None

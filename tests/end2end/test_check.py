@@ -96,6 +96,7 @@ def test_without_a_display_the_json_report_meets_its_schema(tmp_path: Path) -> N
     done = check(tmp_path, "--json", "--temp-basedir")
     doc = json.loads(done.stdout)
     validate(doc)
+    assert "aloud" not in done.stderr  # no one at a terminal: the sentence is not asked for
     assert done.returncode == doc["exit_code"]
     steps = by_id(doc)
     assert list(steps) == [

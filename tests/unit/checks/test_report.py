@@ -137,3 +137,22 @@ def test_every_message_and_remedy_id_of_the_checks_exists() -> None:
     assert "ethernet" in text("check.upload.remedy", host="h")
     assert "firewall" in text("check.upload.remedy", host="h")
     assert text("check.upload.failed", reason="r").startswith("Cannot upload files")
+
+
+def test_the_microphone_sentence_goes_to_a_person_not_into_a_scripts_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import os
+    import sys
+
+    from lockdown.checks.cli import prompt_stream
+
+    assert prompt_stream(as_json=False) is sys.stdout
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert prompt_stream(as_json=True) is None
+    leader, follower = os.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert prompt_stream(as_json=True) is terminal
+    os.close(leader)
