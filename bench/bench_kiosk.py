@@ -19,6 +19,7 @@ user of a shared machine, which would stop the start. Needs a display; without o
 starts its own Xvfb.
 
     .venv/bin/python bench/bench_kiosk.py [--rounds 5] [--recording both|on|off] [--isolation]
+        [--timeline]
 
 ``--isolation`` adds a run per round on an X server of its own (the display helper
 started directly: root and a development build with fake virtual terminals) and prints
@@ -28,6 +29,7 @@ its ratio to the shared display.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -82,6 +84,8 @@ class Run:
     cpu: float = 0.0
     #: phase -> seconds after the process started
     phases: dict[str, float] = field(default_factory=dict)
+    #: (seconds after the start, message) of every log record up to the exam page
+    timeline: list[tuple[float, str]] = field(default_factory=list)
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -127,6 +131,18 @@ def _phase_of(line: str, start_wall: float) -> tuple[str, float] | None:
     return name, created - start_wall
 
 
+def _record_of(line: str, start_wall: float) -> tuple[float, str] | None:
+    """A ``--json-logging`` record as (seconds after the start, message)."""
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+        created = datetime.fromisoformat(str(record["created"])).timestamp()
+    except (ValueError, KeyError):
+        return None
+    return created - start_wall, f"{record.get('name', '')}: {record.get('message', '')}"
+
+
 def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float = 1.5) -> Run:
     start_wall = time.time()
     start = time.monotonic()
@@ -138,6 +154,7 @@ def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float
     cpu = 0.0
     loaded: list[float] = []
     phases: dict[str, float] = {}
+    timeline: list[tuple[float, str]] = []
     tail: list[str] = []
 
     def read() -> None:
@@ -148,6 +165,9 @@ def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float
             mark = _phase_of(line, start_wall)
             if mark is not None:
                 phases.setdefault(*mark)
+            record = _record_of(line, start_wall)
+            if record is not None and not loaded:
+                timeline.append(record)
             if needle in line and not loaded:
                 loaded.append(time.monotonic() - start)
 
@@ -181,7 +201,7 @@ def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float
     if not loaded:
         sys.stderr.write("".join(tail))
         raise SystemExit(f"{' '.join(argv[:6])}: never reached the exam page")
-    return Run(loaded[0], peak, cpu, phases)
+    return Run(loaded[0], peak, cpu, phases, timeline)
 
 
 def _namespace_prefix(wanted: bool) -> list[str]:
@@ -255,6 +275,16 @@ def _report(results: dict[str, list[Run]], rounds: int) -> None:
         )
 
 
+def _timeline(results: dict[str, list[Run]]) -> None:
+    """Every log record of each kind's last run up to the exam page, with its time."""
+    for name, rows in results.items():
+        if name == "bare" or not rows:
+            continue
+        print(f"timeline of the last {name} run (ms after the process started):")
+        for at, message in rows[-1].timeline:
+            print(f"  {at * 1000:6.0f}  {message[:150]}")
+
+
 def _at(rows: list[Run], phase: str) -> list[float]:
     return [r.phases[phase] for r in rows if phase in r.phases]
 
@@ -279,9 +309,17 @@ def main() -> int:
         action="store_true",
         help="run every process in the machine's own PID namespace",
     )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print every log record of each kind's last run up to the exam page, timed",
+    )
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root))
+    # an installed build (a wheel, the bundle) starts from compiled bytecode; a checkout
+    # under PYTHONDONTWRITEBYTECODE would compile every module at every start instead
+    compileall.compile_dir(root / "lockdown", quiet=1)
     from lockdown.ui.demo import DemoSite
     from lockdown.ui.headless import Xvfb, has_display
     from lockdown.upload import crypto
@@ -378,6 +416,8 @@ def main() -> int:
             xvfb.stop()
         shutil.rmtree(work, ignore_errors=True)
     _report(results, args.rounds)
+    if args.timeline:
+        _timeline(results)
     print(f"load average after: {_loadavg()}")
     return 0
 

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
     from lockdown.config.loaded import LoadedExam
     from lockdown.guards.display_isolation import DisplayChoice
+    from lockdown.guards.prefetch import PrecheckPrefetch
     from lockdown.session.link import ServiceLink
     from lockdown.ui.kiosk import Kiosk
 
@@ -113,8 +114,13 @@ def run_session(
     single_instance: bool = True,
     show_message: Callable[[str], None] | None = None,
     display: DisplayChoice | None = None,
+    prefetch: PrecheckPrefetch | None = None,
 ) -> int:
-    """Run one exam session in the Qt loop; returns the exit code (see :class:`Session`)."""
+    """Run one exam session in the Qt loop; returns the exit code (see :class:`Session`).
+
+    ``prefetch``: the pre-exam checks already running for this exam (started as soon as
+    its configuration was loaded); else they start with the kiosk.
+    """
     session = Session(
         exam,
         paths,
@@ -124,6 +130,7 @@ def run_session(
         show_message=show_message or _message_box,
     )
     session.display = display
+    session.prefetch = prefetch
     return session.run(journey)
 
 
@@ -164,10 +171,13 @@ class Session:
         self._reason = ""
         #: the display the session runs on (chosen before Qt; None: the shared one)
         self.display: DisplayChoice | None = None
+        #: the pre-exam checks, when they were started before the session
+        self.prefetch: PrecheckPrefetch | None = None
         self._terminating = False
         self._running = False
         self._told_offline = False
         self.link: ServiceLink | None = None
+        self._early_page = False
         self.code = 0
 
     # -- 1. start -----------------------------------------------------------------------
@@ -232,7 +242,8 @@ class Session:
 
         if exam.settings["guards.clipboard"] == "isolated":
             install_clipboard_isolation(kiosk.profile)
-        prefetch = PrecheckPrefetch(exam.settings)  # beside the web engine's processes
+        # beside the web engine's processes, when not started already
+        self.prefetch = prefetch = self.prefetch or PrecheckPrefetch(exam.settings)
         from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
         from lockdown.guards.display_isolation import DisplayIsolationOperation
         from lockdown.guards.policy import SystemGuardsOperation
@@ -272,17 +283,20 @@ class Session:
         )
         from lockdown.ui.checkscreen import SystemCheckOperation
 
+        system_check = SystemCheckOperation(
+            exam.settings,
+            self.paths.spool,
+            journal.append,
+            title=exam.title,
+            demo=exam.demo,
+            automatic=self._automatic,
+            aside=kiosk.window.stepped_aside,
+        )
+        # the start page may load before the system guards' step decides (below)
+        self._early_page = self.link is None and system_check.passes_without_asking()
         self.operations: list[Operation] = [
             DisplayIsolationOperation(self.display, exam.settings, journal.append),
-            SystemCheckOperation(
-                exam.settings,
-                self.paths.spool,
-                journal.append,
-                title=exam.title,
-                demo=exam.demo,
-                automatic=self._automatic,
-                aside=kiosk.window.stepped_aside,
-            ),
+            system_check,
             self.system_guards,
             *_service_steps(self.link, journal.append),
             proctoring,
@@ -303,16 +317,28 @@ class Session:
         # the last step that may still refuse the start: the machine's policy, or with a
         # proctoring service the session it grants (a second live session is refused there)
         allowed_after = "proctoring" if self.link is not None else "system_guards"
-        if (
-            progress.phase is Phase.PERFORMED
-            and progress.name == allowed_after
-            and progress.outcome is Outcome.SUCCESS
-            and not self.sequence.cancelled
+        if not self.sequence.cancelled and (
+            (
+                progress.phase is Phase.PERFORMED
+                and progress.name == allowed_after
+                and progress.outcome is Outcome.SUCCESS
+            )
+            or self._prechecks_let_start()
         ):
             # this session may take the exam: the start page loads underneath the
             # starting state while the rest starts (never for a refused start)
             self.kiosk.preload()
         _progress(progress)
+
+    def _prechecks_let_start(self) -> bool:
+        """Without a service and without a check screen, the machine's policy is all that
+        may refuse the start: when the pre-checks are back and find nothing it would
+        refuse or ask about, the page need not wait for the system guards' step (which
+        then decides on the same findings)."""
+        if not self._early_page or self.prefetch is None:
+            return False
+        found = self.prefetch.ready()
+        return found is not None and found.let_start(self.exam.settings)
 
     # -- the display lost (``xkill`` of the kiosk) --------------------------------------
 
@@ -938,6 +964,7 @@ def main_open(args: argparse.Namespace) -> int:
     from functools import partial
 
     from lockdown.guards.display_isolation import check_exam, choose_display
+    from lockdown.guards.prefetch import PrecheckPrefetch
     from lockdown.launch import hand_over, load_exam
     from lockdown.texts import text
     from lockdown.ui.dialogs import seb_password_prompt
@@ -974,8 +1001,12 @@ def main_open(args: argparse.Namespace) -> int:
         record_refusal(args.paths, args.target, exc)
         raise
     del app
+    # the pre-exam checks run from here on, beside the window and the web engine's start
+    prefetch = PrecheckPrefetch(exam.settings)
     facts = _start_facts(args, debugging)
-    return run_session(exam, args.paths, engine=engine, facts=facts, display=display)
+    return run_session(
+        exam, args.paths, engine=engine, facts=facts, display=display, prefetch=prefetch
+    )
 
 
 def main_demo(args: argparse.Namespace) -> int:

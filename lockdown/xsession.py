@@ -44,6 +44,7 @@ def main_session(args: argparse.Namespace) -> int:
         check_exam,
         session_display,
     )
+    from lockdown.guards.prefetch import PrecheckPrefetch
     from lockdown.launch import load_exam
     from lockdown.platform.trust import system_trust
     from lockdown.platform.xres import XResUnavailable
@@ -105,8 +106,11 @@ def main_session(args: argparse.Namespace) -> int:
         record_refusal(args.paths, target, exc)
         raise
     del app
+    prefetch = PrecheckPrefetch(exam.settings)  # beside the window and the engine's start
     facts = _start_facts(args, debugging)
-    return run_session(exam, args.paths, engine=engine, facts=facts, display=choice)
+    return run_session(
+        exam, args.paths, engine=engine, facts=facts, display=choice, prefetch=prefetch
+    )
 
 
 def _ask(problem: str) -> str:

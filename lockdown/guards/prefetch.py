@@ -48,6 +48,15 @@ class Prechecks:
     #: time.monotonic() when the scan finished
     at: float
 
+    def let_start(self, settings: Mapping[str, Any]) -> bool:
+        """True when the system guards will let the start go on without asking: nothing
+        found that a ``deny`` policy refuses, and no prohibited app running."""
+        if self.vm.virtual and settings["guards.virtual_machine"] == "deny":
+            return False
+        if self.remote.remote and settings["guards.remote_session"] == "deny":
+            return False
+        return settings["guards.prohibited_apps"] == "allow" or self.findings.clear
+
 
 def _records(settings: Mapping[str, Any]) -> bool:
     return any(
@@ -95,6 +104,10 @@ class PrecheckPrefetch:
         tcc = default_tcc(os_name, ("org.lockdown.Lockdown",))
         findings = PrecheckFindings(tuple(running), tuple(tcc()), tuple(elsewhere))
         return Prechecks(apps, machine, session, findings, time.monotonic())
+
+    def ready(self) -> Prechecks | None:
+        """The checks when they are done (never waits)."""
+        return self._result if self._done.is_set() else None
 
     def result(self, timeout: float = WAIT_S) -> Prechecks | None:
         """The checks (None when they failed or took longer than ``timeout``)."""

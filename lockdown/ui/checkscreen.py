@@ -482,24 +482,42 @@ class SystemCheckOperation:
         self.message_id: str | None = None
         self.message_values: dict[str, Any] = {}
 
-    def perform(self) -> Outcome:
-        from lockdown.checks import needs
-        from lockdown.checks.cli import all_checks
-        from lockdown.events import Event
-
-        streams = needs.exam_streams(self._settings)
+    def _refused_camera(self, streams: Sequence[str]) -> str | None:
+        """The camera source an installed build refuses (a video file, the test
+        pattern), None when there is none."""
         spec = str(self._settings["proctoring.camera_source"])
         if "camera" in streams and not physical_camera(spec) and not self._demo:
             from lockdown import build
 
             if build.current().installed:
-                # a pre-recorded video is a cheat: refused whether or not the screen shows
-                self._report(Event("check.camera_refused", {"source": spec}))
-                self.message_id = "check.camera.not_physical"
-                self.message_values = {"source": spec}
-                return Outcome.ABORTED
+                return spec
+        return None
+
+    def passes_without_asking(self) -> bool:
+        """True when :meth:`perform` will neither show the screen nor refuse."""
+        from lockdown.checks import needs
+
+        streams = needs.exam_streams(self._settings)
+        if self._refused_camera(streams) is not None:
+            return False
+        return not streams or not self._settings["checks.before_exam"]
+
+    def perform(self) -> Outcome:
+        from lockdown.checks import needs
+        from lockdown.events import Event
+
+        streams = needs.exam_streams(self._settings)
+        spec = self._refused_camera(streams)
+        if spec is not None:
+            # a pre-recorded video is a cheat: refused whether or not the screen shows
+            self._report(Event("check.camera_refused", {"source": spec}))
+            self.message_id = "check.camera.not_physical"
+            self.message_values = {"source": spec}
+            return Outcome.ABORTED
         if not streams or not self._settings["checks.before_exam"]:
             return Outcome.SUCCESS
+        from lockdown.checks.cli import all_checks
+
         ctx = CheckContext(self._settings, streams, self._spool, demo=self._demo)
         with self._aside():
             continued = run_screen(ctx, all_checks(), title=self._title, automatic=self._automatic)

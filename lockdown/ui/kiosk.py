@@ -330,6 +330,7 @@ class Kiosk(QObject):
         if self._load_started:
             return
         self._load_started = True
+        log.init.info("Loading the start page underneath the starting state")
         self.page.load(QUrl(self.settings["browser.start_url"]))
 
     def start(self, screen: QScreen | None = None) -> None:

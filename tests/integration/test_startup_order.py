@@ -31,7 +31,8 @@ from lockdown.app import run_session
 from lockdown.config.loaded import LoadedExam
 from lockdown.config.settings import Organisation, flatten, layer
 from lockdown.events import read_records
-from lockdown.guards import desktop
+from lockdown.guards import desktop, policy
+from lockdown.guards.prefetch import PrecheckPrefetch
 from lockdown.lifecycle.base import Outcome
 from lockdown.paths import temp_paths
 from lockdown.ui.kiosk import Kiosk
@@ -266,6 +267,8 @@ def test_the_prohibited_apps_dialog_is_not_hidden_under_the_starting_state(
             QTimer.singleShot(100, look)
             return
         wait(lambda: False, 1.0)  # mapped and painted under the window manager
+        # an app found before the start: the page waits for the candidate's answer
+        seen.append(f"page requested {len(http_server.seen('/'))}")
         centre = dialog.mapToGlobal(dialog.rect().center())
         under = window_under(xdotool, centre.x(), centre.y())
         on_top = holds(under, int(dialog.winId()))
@@ -287,7 +290,7 @@ def test_the_prohibited_apps_dialog_is_not_hidden_under_the_starting_state(
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
-    assert seen == ["dialog on top"]
+    assert seen == ["page requested 0", "dialog on top"]
     assert code == 0
 
 
@@ -320,3 +323,37 @@ def test_a_refused_start_closes_the_starting_window_before_saying_why(
     assert code == 1
     assert kiosks_shown == [0]
     assert http_server.seen("/") == []
+
+
+def test_with_clear_prechecks_the_page_loads_before_the_system_guards_step(
+    qapp: Any, tmp_path: Path, http_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a service or a check screen, pre-checks that find nothing to refuse or ask
+    about let the page load while the other steps start (the guards' step still decides)."""
+    order: list[str] = []
+    real_perform = policy.SystemGuardsOperation.perform
+    real_preload = Kiosk.preload
+
+    def perform(operation: policy.SystemGuardsOperation) -> Outcome:
+        order.append("system_guards")
+        return real_perform(operation)
+
+    def preload(kiosk: Kiosk) -> None:
+        order.append("page")
+        real_preload(kiosk)
+
+    monkeypatch.setattr(policy.SystemGuardsOperation, "perform", perform)
+    monkeypatch.setattr(Kiosk, "preload", preload)
+    loaded = exam(http_server.page("/", EXAM))
+    prefetch = PrecheckPrefetch(loaded.settings)  # as lockdown open starts it
+    assert prefetch.result() is not None
+    code = run_session(
+        loaded,
+        temp_paths(tmp_path),
+        journey=lambda kiosk: kiosk.end("test"),
+        single_instance=False,
+        prefetch=prefetch,
+    )
+    assert code == 0
+    assert "system_guards" in order
+    assert order.index("page") < order.index("system_guards")
