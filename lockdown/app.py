@@ -94,6 +94,9 @@ def _progress(progress: Progress) -> None:
         QCoreApplication.processEvents()
 
 
+#: The steps before the system guards after whose success clear pre-checks let the start
+#: page load early (:meth:`Session._prechecks_let_start`).
+EARLY_PAGE_AFTER: Final = ("display_isolation", "system_check")
 #: The exit code when the X display connection died (``xkill`` of the kiosk).
 DISPLAY_LOST_EXIT: Final = 1
 #: How long each operation may take to wind down before the revert goes on regardless.
@@ -317,13 +320,10 @@ class Session:
         # the last step that may still refuse the start: the machine's policy, or with a
         # proctoring service the session it grants (a second live session is refused there)
         allowed_after = "proctoring" if self.link is not None else "system_guards"
+        performed = progress.phase is Phase.PERFORMED and progress.outcome is Outcome.SUCCESS
         if not self.sequence.cancelled and (
-            (
-                progress.phase is Phase.PERFORMED
-                and progress.name == allowed_after
-                and progress.outcome is Outcome.SUCCESS
-            )
-            or self._prechecks_let_start()
+            (performed and progress.name == allowed_after)
+            or (performed and progress.name in EARLY_PAGE_AFTER and self._prechecks_let_start())
         ):
             # this session may take the exam: the start page loads underneath the
             # starting state while the rest starts (never for a refused start)
@@ -332,9 +332,12 @@ class Session:
 
     def _prechecks_let_start(self) -> bool:
         """Without a service and without a check screen, the machine's policy is all that
-        may refuse the start: when the pre-checks are back and find nothing it would
-        refuse or ask about, the page need not wait for the system guards' step (which
-        then decides on the same findings)."""
+        may refuse the start once the display step succeeded: when the pre-checks are back
+        and find nothing it would refuse or ask about, the page need not wait for the
+        system guards' step (which then decides on the same findings). A later failure of
+        our own machinery (a process watcher that cannot start, which has a polling
+        fallback; the recorders; the desktop guards) may still stop a start whose page
+        loaded, as it always could after the system guards' step."""
         if not self._early_page or self.prefetch is None:
             return False
         found = self.prefetch.ready()

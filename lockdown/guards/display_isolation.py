@@ -53,9 +53,10 @@ from lockdown.texts import text
 
 POLICIES: Final = ("required", "preferred", "off")
 WATCH_INTERVAL_S: Final = 1.0
-#: How long a client whose process has ended (or has no pid) may stay before it counts:
-#: the server lists a connection for a moment after its process exits.
-LEAVING_GRACE_S: Final = 2.0
+#: How long a client whose process has ended (or has no pid) may stay before it counts,
+#: and how long a client whose process was ended is given to go: the server lists a
+#: connection for a moment after its process exits.
+LEAVING_GRACE_S: Final = 1.0
 #: Assistive-technology clients allowed on the exam display when the organisation's
 #: ``accessibility.assistive_technology`` is on: the executable's (or, for a script, the
 #: script's) file name, and only from a root-owned file under /usr.
@@ -274,9 +275,10 @@ class ClientWatch:
         self.interval = interval
         self._stop_r, self._stop_w = os.pipe()
         self._thread: threading.Thread | None = None
-        self._seen: dict[tuple[int, int | None], float] = {}
-        self._handled: set[tuple[int, int | None]] = set()
-        self._reported: set[tuple[int, int | None]] = set()
+        self._seen: dict[_Key, float] = {}
+        self._acted: dict[_Key, float] = {}
+        self._started: dict[_Key, int | None] = {}
+        self._reported: set[tuple[_Key, str]] = set()
         self.scans = 0
 
     def start(self) -> None:
@@ -321,45 +323,73 @@ class ClientWatch:
     def _scan(self, xres: XResClients) -> None:
         self.scans += 1
         now = time.monotonic()
-        present: set[tuple[int, int | None]] = set()
+        present: set[_Key] = set()
         for client in xres.clients():
             # keyed by base and pid: the server hands a freed base to the next client
             key = (client.base, client.pid)
             present.add(key)
-            if key in self._handled or self.allowed.why(client) is not None:
+            if self.allowed.why(client) is not None:
                 continue
             first = self._seen.setdefault(key, now)
+            if client.pid and key not in self._started:
+                self._started[key] = _start_time(client.pid)
             if not _alive(client.pid) and now - first < LEAVING_GRACE_S:
                 continue  # its process has ended: the server is closing the connection
-            self._handled.add(key)
-            outcome = xres.kill(client.base)
-            action = outcome.value
-            if outcome is KillOutcome.NO_RESOURCE and client.pid:
-                action = "terminated" if _end_process(client.pid) else "not_ended"
-            if outcome is KillOutcome.NO_RESOURCE and action == "not_ended":
-                self._handled.discard(key)  # try again at the next scan
-            if key in self._reported:
-                continue
-            self._reported.add(key)
-            log.guards.warning(
-                "Display client watch: %s (pid %s) is not ours: %s",
-                client.executable or "a client",
-                client.pid,
-                action,
-            )
-            self.report(
-                Event(
-                    "display.intruder",
-                    {**client.describe(), "action": action, "display": self.display_name},
+            acted = self._acted.get(key)
+            if acted is not None and now - acted < LEAVING_GRACE_S:
+                continue  # its process was ended a moment ago: the connection is closing
+            action = self._act(xres, client, key)
+            if (key, action) not in self._reported:
+                self._reported.add((key, action))
+                log.guards.warning(
+                    "Display client watch: %s (pid %s) is not ours: %s",
+                    client.executable or "a client",
+                    client.pid,
+                    action,
                 )
-            )
-        self._handled &= present
-        self._reported &= present
-        self._seen = {key: t for key, t in self._seen.items() if key in present}
+                self.report(
+                    Event(
+                        "display.intruder",
+                        {**client.describe(), "action": action, "display": self.display_name},
+                    )
+                )
+            if action in (KillOutcome.DISCONNECTED.value, KillOutcome.GONE.value):
+                # closed there and then: the same key listed later is a new connection
+                present.discard(key)
+            else:
+                self._acted[key] = now  # looked at again once the grace has passed
+        self._seen = {k: t for k, t in self._seen.items() if k in present}
+        self._acted = {k: t for k, t in self._acted.items() if k in present}
+        self._started = {k: t for k, t in self._started.items() if k in present}
+        self._reported = {(k, a) for k, a in self._reported if k in present}
+
+    def _act(self, xres: XResClients, client: XClient, key: _Key) -> str:
+        """Disconnect ``client``; a client that owns nothing to name it by has its process
+        ended instead (only the process first seen: a pid may be reused); what was done."""
+        outcome = xres.kill(client.base)
+        if outcome is not KillOutcome.NO_RESOURCE or not client.pid:
+            return outcome.value
+        pid = client.pid
+        if _alive(pid) and _start_time(pid) == self._started.get(key) and _end_process(pid):
+            return "terminated"
+        return "not_ended"
+
+
+#: A client as the watch keys it: resource-id base and pid.
+_Key = tuple[int, int | None]
 
 
 def _alive(pid: int | None) -> bool:
     return pid is not None and pid > 0 and proc_exists(pid)
+
+
+def _start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks after boot), None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _end_process(pid: int) -> bool:

@@ -108,6 +108,10 @@ def test_session_opens_the_start_target_and_ends_with_the_exam(
     assert proc.wait(60) == 0
     records = read_records(journal)
     assert verify(journal).records == len(records)
+    # nothing of ours was taken for an intruder, during the exam or at its end
+    assert [r["payload"]["pid"] for r in records if r["type"] == "display.intruder"] == [
+        intruder.pid
+    ]
     assert [r["type"] for r in records][-2:] == ["session.ended", "journal.closed"]
     assert records[-2]["payload"]["reason"] == "quit_url"
 

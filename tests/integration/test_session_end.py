@@ -312,6 +312,8 @@ def test_sigterm_during_the_start_closes_the_dialog_and_starts_nothing(
             return Outcome.SUCCESS
 
     monkeypatch.setattr("lockdown.guards.policy.SystemGuardsOperation", AskFirst)
+    # the pre-checks found what the dialog asks about: the page waits for the answer
+    monkeypatch.setattr("lockdown.guards.prefetch.Prechecks.let_start", lambda *_: False)
     paths = temp_paths(tmp_path)
     start = http_server.page("/", "<p>exam</p>")
     code = run_session(exam(start), paths, single_instance=False, show_message=pytest.fail)

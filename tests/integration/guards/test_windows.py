@@ -83,3 +83,16 @@ def test_without_following_the_focus_only_adopted_windows_are_filtered(
     dialog.deleteLater()
     qtbot.waitUntil(lambda: len(forgotten) == 1)
     windows.stop()
+    # after stop nothing is adopted, and a destroyed window is nobody's news
+    late = QWidget()
+    late.show()
+    qtbot.waitExposed(late)
+    late_handle = late.windowHandle()
+    assert late_handle is not None
+    windows.adopt(late_handle)
+    assert windows.windows == ()
+    _press(qtbot, late)
+    assert seen.keys == [handle]
+    late.deleteLater()
+    qtbot.wait(100)
+    assert len(forgotten) == 1

@@ -209,20 +209,37 @@ class _FakeXRes:
         return self.outcome
 
 
-def test_the_watch_lets_a_leaving_connection_go_and_takes_a_reused_base_anew(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _watch(
+    monkeypatch: pytest.MonkeyPatch, alive: set[int]
+) -> tuple[display_isolation.ClientWatch, list[Event], list[float], list[int]]:
+    """A watch over a fake listing; ``alive`` is which pids run; the signals it sent."""
     clock = [100.0]
+    signalled: list[int] = []
     monkeypatch.setattr(display_isolation.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(display_isolation, "descends_from", lambda pid, ours: False)
+    monkeypatch.setattr(display_isolation, "_alive", lambda pid: pid in alive)
+    monkeypatch.setattr(display_isolation, "_start_time", lambda pid: 7 if pid in alive else None)
+
+    def end(pid: int) -> bool:
+        signalled.append(pid)
+        alive.discard(pid)
+        return True
+
+    monkeypatch.setattr(display_isolation, "_end_process", end)
     events: list[Event] = []
     watch = display_isolation.ClientWatch(":9", Allowed(os.getpid(), False), events.append)
+    return watch, events, clock, signalled
+
+
+def test_the_watch_lets_a_leaving_connection_go_and_takes_a_reconnection_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    watch, events, clock, _ = _watch(monkeypatch, alive={4242})
     xres = _FakeXRes()
-    ended = subprocess.Popen(["true"])
-    ended.wait()
     # a program that has just ended is still listed for a moment: not an intruder
-    xres.listed = [_client(ended.pid, base=0x600000), _client(None, base=0x800000)]
+    xres.listed = [_client(4100, base=0x600000), _client(None, base=0x800000)]
     watch._scan(xres)  # type: ignore[arg-type]
-    clock[0] += 1.0
+    clock[0] += 0.5
     watch._scan(xres)  # type: ignore[arg-type]
     assert (events, xres.killed) == ([], [])
     # still there after the grace (a descriptor handed on, a pid we cannot see): taken
@@ -230,26 +247,43 @@ def test_the_watch_lets_a_leaving_connection_go_and_takes_a_reused_base_anew(
     watch._scan(xres)  # type: ignore[arg-type]
     assert sorted(xres.killed) == [0x600000, 0x800000]
     assert len(events) == 2
-    # gone; a live intruder gets the freed base: disconnected and journalled again
-    xres.listed = []
-    watch._scan(xres)  # type: ignore[arg-type]
-    intruder = subprocess.Popen(["sleep", "30"], start_new_session=True)
-    try:
-        monkeypatch.setattr(display_isolation, "descends_from", lambda pid, ours: False)
-        xres.listed = [_client(intruder.pid, base=0x600000)]
+    # a live intruder gets the freed base at once, and reconnects at once after each
+    # disconnection: each connection is disconnected and journalled
+    for _ in range(2):
+        xres.listed = [_client(4242, base=0x600000)]
         watch._scan(xres)  # type: ignore[arg-type]
         assert xres.killed[-1] == 0x600000
-        assert events[-1].payload["pid"] == intruder.pid
-        assert events[-1].payload["action"] == "disconnected"
-        # one that cannot be disconnected and whose process will not end: tried at every
-        # scan, journalled once
-        xres.outcome = KillOutcome.NO_RESOURCE
-        xres.listed = [_client(99_999_999, base=0xA00000)]
-        monkeypatch.setattr(display_isolation, "_alive", lambda pid: True)
-        for _ in range(3):
-            watch._scan(xres)  # type: ignore[arg-type]
-        assert xres.killed.count(0xA00000) == 3
-        assert [e.payload["action"] for e in events].count("not_ended") == 1
-    finally:
-        intruder.kill()
-        intruder.wait()
+        assert (events[-1].payload["pid"], events[-1].payload["action"]) == (4242, "disconnected")
+    assert len(events) == 4
+
+
+def test_a_client_without_resources_has_its_process_ended_once_and_is_watched_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    watch, events, clock, signalled = _watch(monkeypatch, alive={4242})
+    xres = _FakeXRes()
+    xres.outcome = KillOutcome.NO_RESOURCE
+    xres.listed = [_client(4242, base=0xA00000)]
+    watch._scan(xres)  # type: ignore[arg-type]
+    assert signalled == [4242]
+    assert [e.payload["action"] for e in events] == ["terminated"]
+    watch._scan(xres)  # type: ignore[arg-type]
+    assert len(xres.killed) == 1  # given the grace to go
+    # its connection lives on in a child it forked: tried at every grace, journalled once
+    for _ in range(3):
+        clock[0] += display_isolation.LEAVING_GRACE_S
+        watch._scan(xres)  # type: ignore[arg-type]
+    assert len(xres.killed) == 4
+    assert signalled == [4242]  # the pid is not signalled again: it may be someone else's
+    assert [e.payload["action"] for e in events] == ["terminated", "not_ended"]
+
+
+def test_a_reused_pid_is_not_signalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    watch, events, _, signalled = _watch(monkeypatch, alive={4242})
+    xres = _FakeXRes()
+    xres.outcome = KillOutcome.NO_RESOURCE
+    xres.listed = [_client(4242, base=0xA00000)]
+    watch._started[(0xA00000, 4242)] = 3  # first seen as another process
+    watch._scan(xres)  # type: ignore[arg-type]
+    assert signalled == []
+    assert [e.payload["action"] for e in events] == ["not_ended"]
