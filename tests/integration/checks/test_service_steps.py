@@ -62,7 +62,10 @@ def test_against_the_test_service_every_step_passes_and_the_clock_is_measured(
         ("upload", Status.PASS),
         ("bandwidth", Status.PASS),
     ]
-    assert abs(outcomes[1].result.measured["offset_s"] or 0) < 1.0
+    # same machine, same clock: the estimate is off by at most the whole-second Date's
+    # half second and half the round trip (a loaded machine stretches the round trip)
+    round_trip_s = outcomes[0].result.measured["round_trip_ms"] / 1000
+    assert abs(outcomes[1].result.measured["offset_s"] or 0) <= 0.5 + round_trip_s / 2 + 0.05
     assert outcomes[2].result.measured["bytes"] == 64 * 1024
     assert outcomes[3].result.details["service_rate_bps"] > 0  # the service's own figure
 

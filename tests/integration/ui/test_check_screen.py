@@ -7,11 +7,11 @@ under docs/images/, where the documentation shows them)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from lockdown.checks.base import Check, CheckContext
-from lockdown.checks.devices import CameraCheck, CameraInventoryCheck, MicrophoneCheck
+from lockdown.checks.devices import LEVEL, CameraCheck, CameraInventoryCheck, MicrophoneCheck
 from lockdown.checks.machine import DisplaysCheck, FreeDiskCheck
 from lockdown.config.settings import Settings
 from lockdown.texts import text
@@ -84,14 +84,40 @@ def _run(qtbot: Any, screen: CheckScreen, screens: list[CheckScreen]) -> None:
     qtbot.wait(150)  # the last frame and level are painted
 
 
-def _speak_after(mic: VirtualMicrophone, sound: Path, delay: float) -> threading.Thread:
-    def play() -> None:
-        time.sleep(delay)
-        mic.play(sound)
+def _listening(ctx: CheckContext) -> threading.Event:
+    """Set once the microphone step hears its first block (it is listening)."""
+    heard = threading.Event()
+    shown = ctx.shared[LEVEL]
 
-    thread = threading.Thread(target=play, daemon=True)
+    def level(dbfs: float) -> None:
+        heard.set()
+        shown(dbfs)
+
+    ctx.shared[LEVEL] = level
+    return heard
+
+
+@contextlib.contextmanager
+def _reading(mic: VirtualMicrophone, sound: Path, listening: threading.Event) -> Iterator[None]:
+    """The candidate reads the sentence once the microphone step listens (on a loaded
+    machine it may start listening later than any fixed delay)."""
+
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            if listening.wait(0.1):
+                mic.play(sound)
+                return
+
+    listening.clear()
+    thread = threading.Thread(target=read, daemon=True)
     thread.start()
-    return thread
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
 
 
 def _save(screen: CheckScreen, tmp_path: Path, name: str) -> Path:
@@ -112,11 +138,11 @@ def test_all_steps_pass_and_continue_is_enabled(
     screens: list[CheckScreen],
 ) -> None:
     verdict: list[bool] = []
-    screen = CheckScreen(_ctx(tmp_path), _checks(), title="Demo exam", finished=verdict.append)
+    ctx = _ctx(tmp_path)
+    screen = CheckScreen(ctx, _checks(), title="Demo exam", finished=verdict.append)
     # the microphone step is the fifth: the candidate reads once it listens
-    speaker = _speak_after(virtual_microphone, media["speech"], 3.0)
-    _run(qtbot, screen, screens)
-    speaker.join(30)
+    with _reading(virtual_microphone, media["speech"], _listening(ctx)):
+        _run(qtbot, screen, screens)
     assert screen.state() == {
         "displays": "pass",
         "free_disk": "pass",
@@ -149,9 +175,8 @@ def test_too_dark_is_a_warning_with_the_guides_remedy(
 ) -> None:
     ctx = _ctx(tmp_path, **{"proctoring.camera_source": str(media["dark"])})
     screen = CheckScreen(ctx, _checks(), finished=lambda _: None)
-    speaker = _speak_after(virtual_microphone, media["speech"], 3.0)
-    _run(qtbot, screen, screens)
-    speaker.join(30)
+    with _reading(virtual_microphone, media["speech"], _listening(ctx)):
+        _run(qtbot, screen, screens)
     assert screen.state()["camera"] == "warn"
     row = screen.rows[3]
     assert row.message.text() == text("check.camera.too_dark")
@@ -175,6 +200,7 @@ def test_no_microphone_blocks_until_a_retry_passes(
     ctx = _ctx(tmp_path, **{"proctoring.microphone_device": "Headset That Is Not There"})
     verdict: list[bool] = []
     screen = CheckScreen(ctx, _checks(listen=5.0), finished=verdict.append)
+    listening = _listening(ctx)
     _run(qtbot, screen, screens)
     assert screen.state()["microphone"] == "fail"
     row = screen.rows[4]
@@ -192,9 +218,8 @@ def test_no_microphone_blocks_until_a_retry_passes(
     row.retry.setFocus()
     qtbot.keyClick(row.retry, Qt.Key.Key_Space)
     assert screen.state()["microphone"] in ("waiting", "running")
-    speaker = _speak_after(virtual_microphone, media["speech"], 0.5)
-    qtbot.waitUntil(lambda: not screen.busy, timeout=30_000)
-    speaker.join(30)
+    with _reading(virtual_microphone, media["speech"], listening):
+        qtbot.waitUntil(lambda: not screen.busy, timeout=30_000)
     assert screen.state()["microphone"] == "pass"
     assert screen.continue_button.isEnabled()
     qtbot.keyClick(screen, Qt.Key.Key_Escape)  # leaving is always possible
