@@ -62,10 +62,13 @@ def test_against_the_test_service_every_step_passes_and_the_clock_is_measured(
         ("upload", Status.PASS),
         ("bandwidth", Status.PASS),
     ]
-    # same machine, same clock: the estimate is off by at most the whole-second Date's
-    # half second and half the round trip (a loaded machine stretches the round trip)
+    # same machine, same clock: what is left is the method's own error. The Date header
+    # is whole seconds (the step adds half a second) and uvicorn renews it once a second,
+    # so it lags the service's clock by 0 to 2 s; our midpoint is off by up to half the
+    # round trip (a loaded machine stretches it)
     round_trip_s = outcomes[0].result.measured["round_trip_ms"] / 1000
-    assert abs(outcomes[1].result.measured["offset_s"] or 0) <= 0.5 + round_trip_s / 2 + 0.05
+    offset = outcomes[1].result.measured["offset_s"] or 0
+    assert -1.5 - round_trip_s / 2 - 0.05 <= offset <= 0.5 + round_trip_s / 2 + 0.05
     assert outcomes[2].result.measured["bytes"] == 64 * 1024
     assert outcomes[3].result.details["service_rate_bps"] > 0  # the service's own figure
 
