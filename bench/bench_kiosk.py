@@ -143,7 +143,12 @@ def _record_of(line: str, start_wall: float) -> tuple[float, str] | None:
     return created - start_wall, f"{record.get('name', '')}: {record.get('message', '')}"
 
 
-def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float = 1.5) -> Run:
+def measure(
+    argv: Sequence[str], env: dict[str, str], needle: str, settle: float = 1.5, *, graceful: bool
+) -> Run:
+    """One run up to the exam page (``graceful``: ended by SIGTERM, else killed: the bare
+    page has no handler, and the first process of a PID namespace ignores a SIGTERM
+    without one)."""
     start_wall = time.time()
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -186,7 +191,10 @@ def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float
     tree = [ps]
     with contextlib.suppress(psutil.Error):
         tree += ps.children(recursive=True)
-    proc.terminate()
+    # `unshare --fork` does not pass SIGTERM on: the program under it is told directly
+    for child in [ps, *(p for p in tree[1:] if _parent(p) == ps.pid)]:
+        with contextlib.suppress(psutil.Error):
+            child.terminate() if graceful else child.kill()
     try:
         proc.wait(20)
     except subprocess.TimeoutExpired:
@@ -202,6 +210,13 @@ def measure(argv: Sequence[str], env: dict[str, str], needle: str, settle: float
         sys.stderr.write("".join(tail))
         raise SystemExit(f"{' '.join(argv[:6])}: never reached the exam page")
     return Run(loaded[0], peak, cpu, phases, timeline)
+
+
+def _parent(proc: psutil.Process) -> int | None:
+    try:
+        return proc.ppid()
+    except psutil.Error:
+        return None
 
 
 def _namespace_prefix(wanted: bool) -> list[str]:
@@ -402,11 +417,14 @@ def main() -> int:
                     "open",
                     str(exam),
                 ]
-                results[name].append(measure(argv, env_l, NEEDLE["lockdown"]))
+                results[name].append(measure(argv, env_l, NEEDLE["lockdown"], graceful=True))
                 _progress(round_, name, results[name][-1])
             results["bare"].append(
                 measure(
-                    [*prefix, sys.executable, str(bare), site.exam_url + "/"], env, NEEDLE["bare"]
+                    [*prefix, sys.executable, str(bare), site.exam_url + "/"],
+                    env,
+                    NEEDLE["bare"],
+                    graceful=False,
                 )
             )
             _progress(round_, "bare", results["bare"][-1])

@@ -87,11 +87,18 @@ def _progress(progress: Progress) -> None:
     outcome = f" -> {progress.outcome.value}" if progress.outcome else ""
     log.init.debug("%s %s%s", progress.phase.value, progress.name, outcome)
     if progress.phase is Phase.PERFORMED:
-        # the start page loads underneath the starting state meanwhile: the web engine's
-        # browser side runs on this (the GUI) thread and moves on only between steps
-        from PySide6.QtCore import QCoreApplication
+        _let_engine_run()
 
-        QCoreApplication.processEvents()
+
+def _let_engine_run() -> None:
+    """Let the start page load on between two pieces of the start.
+
+    The web engine's browser side runs on this (the GUI) thread: the page loading
+    underneath the starting state moves on only when the start hands the thread back.
+    """
+    from PySide6.QtCore import QCoreApplication
+
+    QCoreApplication.processEvents()
 
 
 #: The steps before the system guards after whose success clear pre-checks let the start
@@ -189,10 +196,12 @@ class Session:
         """The journal, the kiosk and the operations (nothing performed yet).
 
         The kiosk window is painted in its starting state before the web engine starts;
-        the pre-checks then run on a worker thread while the rest is built, the start
-        page loads underneath once the system guards let this machine take the exam
-        (:meth:`_progress`), and the exam shows once every operation performed
-        (:meth:`run`).
+        the pre-checks then run on a worker thread while the rest is built. The start
+        page loads underneath as soon as nothing may refuse the start any more: at once
+        when the pre-checks are back clear and neither the display step nor a check screen
+        nor a service may refuse, else once the system guards (or the service) let this
+        machine take the exam (:meth:`_progress`). The exam shows once every operation
+        performed (:meth:`run`).
         """
         from lockdown.guards.prefetch import PrecheckPrefetch
         from lockdown.launch import InstanceServer, check_startable
@@ -247,6 +256,23 @@ class Session:
             install_clipboard_isolation(kiosk.profile)
         # beside the web engine's processes, when not started already
         self.prefetch = prefetch = self.prefetch or PrecheckPrefetch(exam.settings)
+        from lockdown.ui.checkscreen import SystemCheckOperation
+
+        system_check = SystemCheckOperation(
+            exam.settings,
+            self.paths.spool,
+            journal.append,
+            title=exam.title,
+            demo=exam.demo,
+            automatic=self._automatic,
+            aside=kiosk.window.stepped_aside,
+        )
+        # the start page may load before the system guards' step decides: without a
+        # service, without a check screen, on a display whose step cannot refuse, with
+        # the pre-checks back clear, it loads now, while the guards are built and start
+        self._early_page = not exam.settings["service.url"] and system_check.passes_without_asking()
+        if self._display_cannot_refuse() and self._prechecks_let_start():
+            kiosk.preload()
         from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
         from lockdown.guards.display_isolation import DisplayIsolationOperation
         from lockdown.guards.policy import SystemGuardsOperation
@@ -284,19 +310,6 @@ class Session:
             link=self.link,
             request=_session_request(exam),
         )
-        from lockdown.ui.checkscreen import SystemCheckOperation
-
-        system_check = SystemCheckOperation(
-            exam.settings,
-            self.paths.spool,
-            journal.append,
-            title=exam.title,
-            demo=exam.demo,
-            automatic=self._automatic,
-            aside=kiosk.window.stepped_aside,
-        )
-        # the start page may load before the system guards' step decides (below)
-        self._early_page = self.link is None and system_check.passes_without_asking()
         self.operations: list[Operation] = [
             DisplayIsolationOperation(self.display, exam.settings, journal.append),
             system_check,
@@ -329,6 +342,10 @@ class Session:
             # starting state while the rest starts (never for a refused start)
             self.kiosk.preload()
         _progress(progress)
+
+    def _display_cannot_refuse(self) -> bool:
+        """The display step only journals the shared display (it refuses nothing there)."""
+        return self.display is None or self.display.display is None
 
     def _prechecks_let_start(self) -> bool:
         """Without a service and without a check screen, the machine's policy is all that

@@ -25,9 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from lockdown import log
+from lockdown.capture import PATTERN
 from lockdown.capture.encoder import Frame, Samples, even
 
-PATTERN: Final = "pattern"
 #: A microphone whose callback stays silent this long is taken as gone.
 MIC_STALL_SECONDS: Final = 3.0
 #: At most this much audio waits in the ring buffer (the reader is late or stalled).

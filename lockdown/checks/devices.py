@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from lockdown import build, log
+from lockdown.capture import PATTERN
 from lockdown.checks.base import CheckContext, CheckDefaults, CheckResult, Status
 from lockdown.platform import cameras as inventory
 
@@ -130,8 +131,6 @@ class CameraInventoryCheck(CheckDefaults):
 
 def physical_camera(spec: str) -> bool:
     """False for a configured video file or the test pattern (not a camera at all)."""
-    from lockdown.capture.sources import PATTERN
-
     spec = spec.strip()
     if spec == PATTERN:
         return False

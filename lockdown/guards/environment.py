@@ -30,7 +30,7 @@ from lockdown import __version__, build, log
 from lockdown.guards import remote, vm
 from lockdown.guards.appslist import AppList, Match, current_os
 from lockdown.guards.base import Availability, GuardInfo
-from lockdown.guards.processes import probe, scan_running
+from lockdown.guards.processes import probe, scan_running, snapshot
 from lockdown.guards.wayland import wayland_verdict
 from lockdown.platform.x11_server import DisplayServer, display_server
 
@@ -224,7 +224,8 @@ def report(
     os_name = current_os()
     apps = AppList.load(os_name=os_name)
     elsewhere: list[tuple[Match, str]] = []
-    running = scan_running(apps.matcher(), elsewhere=elsewhere)
+    processes = snapshot(os_name)
+    running = scan_running(apps.matcher(), None, processes, elsewhere=elsewhere)
     current = build.current()
     facts = server() if sys.platform.startswith("linux") else None
     out: dict[str, Any] = {
@@ -246,8 +247,8 @@ def report(
         "display_server": _server_report(facts, settings),
         "screens": screens(),
         "display_isolation": _display_isolation(os_name),
-        "virtual_machine": vm.detect().as_dict(),
-        "remote_session": remote.detect(apps, os_name).as_dict(),
+        "virtual_machine": vm.detect([p.name for p in processes]).as_dict(),
+        "remote_session": remote.detect(apps, os_name, processes).as_dict(),
         "prohibited_apps_running": [m.as_payload() for m in running],
         # other users' and sessions' matching processes: never the candidate's to close
         "prohibited_apps_elsewhere": [

@@ -93,14 +93,15 @@ class PrecheckPrefetch:
         from lockdown.guards import remote, vm
         from lockdown.guards.appslist import AppList, current_os
         from lockdown.guards.policy import PrecheckFindings, default_tcc
-        from lockdown.guards.processes import OwnTree, scan_running
+        from lockdown.guards.processes import OwnTree, scan_running, snapshot
 
         os_name = current_os()
         apps = AppList.load(os_name=os_name).for_settings(self._settings)
-        machine = vm.detect()
-        session = remote.detect(apps)
+        processes = snapshot(os_name)  # one walk of the process table for the three checks
+        machine = vm.detect([facts.name for facts in processes])
+        session = remote.detect(apps, os_name, processes)
         elsewhere: list[Any] = []
-        running = scan_running(apps.matcher(), OwnTree(), elsewhere=elsewhere)
+        running = scan_running(apps.matcher(), OwnTree(), processes, elsewhere=elsewhere)
         tcc = default_tcc(os_name, ("org.lockdown.Lockdown",))
         findings = PrecheckFindings(tuple(running), tuple(tcc()), tuple(elsewhere))
         return Prechecks(apps, machine, session, findings, time.monotonic())

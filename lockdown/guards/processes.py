@@ -284,25 +284,33 @@ class OwnTree:
         return False
 
 
+def snapshot(os_name: OsName | None = None) -> list[ProcessFacts]:
+    """What is known about every process running now: one walk of the process table for
+    the checks that each look at all of them (prohibited apps, remote-control servers,
+    virtual-machine tools)."""
+    os_name = os_name or current_os()
+    return [facts for pid in psutil.pids() if (facts := inspect(pid, os_name)) is not None]
+
+
 def scan_running(
     matcher: Matcher,
     own: OwnTree | None = None,
-    pids: Iterable[int] | None = None,
+    processes: Iterable[ProcessFacts] | None = None,
     *,
     scope: CandidateScope | None = None,
     elsewhere: list[tuple[Match, str]] | None = None,
 ) -> list[Match]:
     """The candidate's prohibited apps running now (never our tree or essential processes).
 
+    ``processes``: a :func:`snapshot` already taken (default: the processes now).
     Matching processes outside ``scope`` (default: :meth:`CandidateScope.current`) are
     not returned; they go to ``elsewhere`` with the reason, to be reported.
     """
     own = own or OwnTree()
     scope = scope or CandidateScope.current()
     found = []
-    for pid in pids if pids is not None else psutil.pids():
-        facts = inspect(pid, matcher.os)
-        if facts is None or matcher.is_essential(facts) or own.contains(facts):
+    for facts in processes if processes is not None else snapshot(matcher.os):
+        if matcher.is_essential(facts) or own.contains(facts):
             continue
         match = matcher.match(facts)
         if match is None:

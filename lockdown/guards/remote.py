@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from lockdown.guards.appslist import AppList, Matcher, OsName, current_os
+from lockdown.guards.appslist import AppList, Matcher, OsName, ProcessFacts, current_os
 from lockdown.guards.vm import Reason
 from lockdown.platform.sysinfo_linux import SessionFacts
 
@@ -82,24 +82,26 @@ def judge(
     return RemoteVerdict(tuple(reasons), tuple(notes))
 
 
-def running_servers(matcher: Matcher) -> list[str]:
-    import psutil
-
-    from lockdown.guards.processes import inspect
+def running_servers(matcher: Matcher, processes: Iterable[ProcessFacts] | None = None) -> list[str]:
+    """The remote-control servers among ``processes`` (default: the processes now)."""
+    from lockdown.guards.processes import snapshot
 
     found = []
-    for pid in psutil.pids():
-        facts = inspect(pid, matcher.os)
-        if facts is not None and (name := matcher.remote_server(facts)):
+    for facts in processes if processes is not None else snapshot(matcher.os):
+        if name := matcher.remote_server(facts):
             found.append(name)
     return found
 
 
-def detect(apps: AppList | None = None, os_name: OsName | None = None) -> RemoteVerdict:
-    """Judge this session."""
+def detect(
+    apps: AppList | None = None,
+    os_name: OsName | None = None,
+    processes: Iterable[ProcessFacts] | None = None,
+) -> RemoteVerdict:
+    """Judge this session (``processes``: a process snapshot already taken)."""
     os_name = os_name or current_os()
     apps = apps or AppList.load(os_name=os_name)
-    servers = running_servers(apps.matcher())
+    servers = running_servers(apps.matcher(), processes)
     if sys.platform == "win32":
         from lockdown.platform import sysinfo_windows
 

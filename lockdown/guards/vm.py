@@ -10,7 +10,7 @@ facts). A score of :data:`THRESHOLD` or more means "virtual machine". Missing so
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -220,6 +220,6 @@ def _process_names() -> list[str]:
     return names
 
 
-def detect() -> VmVerdict:
-    """Score this machine."""
-    return score(collect_facts(), _process_names())
+def detect(process_names: Sequence[str] | None = None) -> VmVerdict:
+    """Score this machine (``process_names``: from a process snapshot already taken)."""
+    return score(collect_facts(), _process_names() if process_names is None else process_names)

@@ -22,6 +22,7 @@ from Xlib.protocol import event as xevent
 
 from lockdown import log
 from lockdown.platform.base import Capability, PlatformDefaults, Support, WindowRef
+from lockdown.platform.xconnect import open_display
 
 SERVER_KEYS_OPTION: Final = "srvrkeys:none"
 _SOURCE_PAGER: Final = 2  # _NET_ACTIVE_WINDOW source indication: a pager, obeyed by WMs
@@ -36,7 +37,7 @@ class X11Platform(PlatformDefaults):
         self._dpy: display.Display | None = None
         self._error = ""
         try:
-            self._dpy = display.Display(self._display_name or None)
+            self._dpy = open_display(self._display_name)
         except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
             self._error = f"cannot connect to the X display {self._display_name!r} ({exc})"
             log.guards.warning("X11 platform: %s", self._error)

@@ -188,10 +188,12 @@ def x11_test_window(display_name: str | None = None, timeout: float = 3.0) -> It
         OSError: no X display can be reached.
         TimeoutError: the window was not shown within ``timeout``.
     """
-    from Xlib import X, display, error
+    from Xlib import X, error
+
+    from lockdown.platform.xconnect import open_display
 
     try:
-        dpy = display.Display(display_name or os.environ.get("DISPLAY") or None)
+        dpy = open_display(display_name or os.environ.get("DISPLAY"))
     except (error.DisplayError, error.ConnectionClosedError) as exc:
         raise OSError(f"cannot connect to the X display ({exc})") from None
     try:

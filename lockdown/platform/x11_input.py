@@ -26,6 +26,7 @@ from Xlib import X, display, error
 from Xlib.ext import xinput
 
 from lockdown import log
+from lockdown.platform.xconnect import open_display
 
 XI_MAJOR: Final = 2
 #: XI 2.1 sends raw events to the root window regardless of grabs; 2.2 is what Qt uses.
@@ -95,7 +96,7 @@ class X11InputSource:
     def __init__(self, display_name: str | None = None) -> None:
         name = display_name or os.environ.get("DISPLAY", "")
         try:
-            self._dpy: display.Display | None = display.Display(name or None)
+            self._dpy: display.Display | None = open_display(name)
         except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
             raise InputUnavailable(f"cannot connect to the X display {name!r} ({exc})") from exc
         try:

@@ -33,6 +33,7 @@ from Xlib import display, error
 from Xlib.ext import record
 
 from lockdown import log
+from lockdown.platform.xconnect import open_display
 
 GET_IMAGE: Final = 73
 SHM_GET_IMAGE: Final = 4
@@ -126,7 +127,7 @@ def _range(**fields: Any) -> dict[str, Any]:
 
 def _open(name: str) -> display.Display:
     try:
-        return display.Display(name or None)
+        return open_display(name)
     except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
         raise CaptureWatchUnavailable(f"cannot connect to the X display {name!r} ({exc})") from exc
 

@@ -11,7 +11,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Final
 
-from Xlib import display, error
+from Xlib import error
+
+from lockdown.platform.xconnect import open_display
 
 XWAYLAND_EXTENSION: Final = "XWAYLAND"
 
@@ -47,7 +49,7 @@ def display_server(display_name: str | None = None) -> DisplayServer | None:
     if not name:
         return None
     try:
-        dpy = display.Display(name)
+        dpy = open_display(name)
     except (error.DisplayError, error.ConnectionClosedError, OSError):
         return None
     try:

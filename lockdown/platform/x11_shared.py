@@ -35,6 +35,7 @@ from Xlib.ext import res
 from Xlib.protocol import event as xevent
 
 from lockdown import log
+from lockdown.platform.xconnect import open_display
 
 ALL_DESKTOPS: Final = 0xFFFFFFFF
 _NET_WM_STATE_REMOVE: Final = 0
@@ -102,7 +103,7 @@ class GrabOutcome:
 
 
 def _open(name: str) -> display.Display:
-    return display.Display(name or None)
+    return open_display(name)
 
 
 class X11SharedDisplay:

@@ -31,6 +31,8 @@ from Xlib import X, display, error
 from Xlib.ext import res
 from Xlib.protocol import request
 
+from lockdown.platform.xconnect import open_display
+
 EXTENSION: Final = "X-Resource"
 
 
@@ -103,7 +105,7 @@ class XResClients:
         self.display_name = display_name or os.environ.get("DISPLAY", "")
         self._lock = threading.Lock()
         try:
-            self._dpy: display.Display | None = display.Display(self.display_name or None)
+            self._dpy: display.Display | None = open_display(self.display_name)
         except (error.DisplayError, error.ConnectionClosedError, OSError, OverflowError) as exc:
             raise XResUnavailable(
                 f"cannot connect to the X display {self.display_name!r} ({exc})"
@@ -253,7 +255,7 @@ class NewWindows:
 
     def __init__(self, display_name: str) -> None:
         try:
-            self._dpy: display.Display | None = display.Display(display_name or None)
+            self._dpy: display.Display | None = open_display(display_name)
             self._dpy.screen().root.change_attributes(event_mask=X.SubstructureNotifyMask)
             self._dpy.sync()
         except (error.DisplayError, error.ConnectionClosedError, OSError, OverflowError) as exc:

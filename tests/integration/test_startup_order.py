@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ from lockdown.config.loaded import LoadedExam
 from lockdown.config.settings import Organisation, flatten, layer
 from lockdown.events import read_records
 from lockdown.guards import desktop, policy
+from lockdown.guards.display_isolation import DisplayChoice, DisplayIsolationOperation
 from lockdown.guards.prefetch import PrecheckPrefetch
 from lockdown.lifecycle.base import Outcome
 from lockdown.paths import temp_paths
@@ -325,25 +327,42 @@ def test_a_refused_start_closes_the_starting_window_before_saying_why(
     assert http_server.seen("/") == []
 
 
+@pytest.mark.parametrize("isolated", [False, True], ids=["shared", "isolated"])
 def test_with_clear_prechecks_the_page_loads_before_the_system_guards_step(
-    qapp: Any, tmp_path: Path, http_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+    qapp: Any,
+    tmp_path: Path,
+    http_server: LocalServer,
+    monkeypatch: pytest.MonkeyPatch,
+    isolated: bool,
 ) -> None:
     """Without a service or a check screen, pre-checks that find nothing to refuse or ask
-    about let the page load while the other steps start (the guards' step still decides)."""
+    about let the page load while the other steps start (the guards' step still decides):
+    on the shared display before any step (its display step only journals), on the exam's
+    own display only once its step (the client watch) succeeded."""
     order: list[str] = []
-    real_perform = policy.SystemGuardsOperation.perform
     real_preload = Kiosk.preload
 
-    def perform(operation: policy.SystemGuardsOperation) -> Outcome:
-        order.append("system_guards")
-        return real_perform(operation)
+    def step(name: str, real: Any) -> Any:
+        def perform(operation: Any) -> Outcome:
+            order.append(name)
+            return Outcome.SUCCESS if real is None else real(operation)
+
+        return perform
 
     def preload(kiosk: Kiosk) -> None:
         order.append("page")
         real_preload(kiosk)
 
-    monkeypatch.setattr(policy.SystemGuardsOperation, "perform", perform)
+    monkeypatch.setattr(
+        policy.SystemGuardsOperation,
+        "perform",
+        step("system_guards", policy.SystemGuardsOperation.perform),
+    )
+    # the exam's own display stands in as a choice the display step only acknowledges
+    monkeypatch.setattr(DisplayIsolationOperation, "perform", step("display", None))
     monkeypatch.setattr(Kiosk, "preload", preload)
+    stand_in: Any = SimpleNamespace(on_server_exit=None)
+    choice = DisplayChoice("isolated", "test", "required", display=stand_in) if isolated else None
     loaded = exam(http_server.page("/", EXAM))
     prefetch = PrecheckPrefetch(loaded.settings)  # as lockdown open starts it
     assert prefetch.result() is not None
@@ -353,7 +372,11 @@ def test_with_clear_prechecks_the_page_loads_before_the_system_guards_step(
         journey=lambda kiosk: kiosk.end("test"),
         single_instance=False,
         prefetch=prefetch,
+        display=choice,
     )
     assert code == 0
-    assert "system_guards" in order
     assert order.index("page") < order.index("system_guards")
+    if isolated:
+        assert order.index("display") < order.index("page")
+    else:
+        assert order.index("page") < order.index("display")

@@ -39,8 +39,10 @@ TEST_APPS = AppList.load(os_name="linux").restricted_to(["obs", "simplescreenrec
 
 #: The environment variable the fake logind reads, and this test run's session.
 SESSION_VARIABLE = "LOCKDOWN_DEV_PROCESS_SESSION"
-#: (A child process of a test inherits its parent's session through the variable.)
-TEST_SESSION = os.environ.get(SESSION_VARIABLE) or uuid.uuid4().hex[:12]
+#: (A child process of a test inherits its parent's session through the variable; set
+#: here too, as a folder's conftest importing this module can load before the root one's
+#: ``pytest_configure`` when pytest is given that folder's files.)
+TEST_SESSION = os.environ.setdefault(SESSION_VARIABLE, uuid.uuid4().hex[:12])
 #: The environment that puts a child process in this run's session.
 SESSION_ENV = {SESSION_VARIABLE: TEST_SESSION}
 

@@ -152,3 +152,27 @@ def test_the_spool_format_imports_neither_spool_nor_capture_nor_qt() -> None:
         cwd=PACKAGE.parent,
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_asking_whether_a_camera_source_is_a_camera_imports_no_device_library() -> None:
+    """The start asks on the GUI thread (before the page loads): OpenCV and PyAV cost it
+    about 175 ms there; the recording imports them beside it instead."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from lockdown.ui.checkscreen import SystemCheckOperation\n"
+        "from lockdown.checks.devices import physical_camera\n"
+        "assert physical_camera('pattern') is False and physical_camera('0') is True\n"
+        "print(sorted({'cv2', 'av', 'numpy'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=PACKAGE.parent,
+    )
+    assert done.stdout.strip() == "[]"

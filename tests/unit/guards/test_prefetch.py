@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import psutil
 import pytest
 
+from lockdown.config.settings import Organisation, layer
 from lockdown.guards.policy import PrecheckFindings
-from lockdown.guards.prefetch import Prechecks
+from lockdown.guards.prefetch import PrecheckPrefetch, Prechecks
 from lockdown.guards.remote import RemoteVerdict
 from lockdown.guards.vm import THRESHOLD, VmVerdict
 from lockdown.guards.vm import Reason as VmReason
@@ -47,3 +49,23 @@ def test_the_page_loads_early_only_when_nothing_found_refuses_or_asks(
 ) -> None:
     flags = {"virtual": False, "remote": False, "running": False} | found
     assert _prechecks(**flags).let_start(_settings(**policies)) is early
+
+
+def test_the_prechecks_walk_the_process_table_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prohibited-apps, remote-control and virtual-machine checks share one snapshot."""
+    walks: list[str] = []
+    real_pids = psutil.pids
+
+    def pids() -> list[int]:
+        walks.append("pids")
+        return real_pids()
+
+    def process_iter(*args: Any, **kwargs: Any) -> Any:
+        walks.append("process_iter")
+        return iter(())
+
+    monkeypatch.setattr(psutil, "pids", pids)
+    monkeypatch.setattr(psutil, "process_iter", process_iter)
+    found = PrecheckPrefetch(layer(Organisation(), {})).result()
+    assert found is not None
+    assert walks == ["pids"]
