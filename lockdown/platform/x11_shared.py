@@ -21,6 +21,7 @@ The techniques of screen lockers (xsecurelock), on python-xlib connections of ou
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -543,6 +544,23 @@ _IO_HANDLER_TYPE: Final = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 _installed: list[Any] = []  # keeps the C callback alive
 
 
+#: libX11's soname on Linux: loaded already when Qt's xcb plugin is, so opening it costs
+#: nothing, where ``ctypes.util.find_library`` runs ``ldconfig -p`` (tens of ms of the start)
+_LIBX11_SONAME: Final = "libX11.so.6"
+
+
+def _libx11() -> ctypes.CDLL | None:
+    with contextlib.suppress(OSError):
+        return ctypes.CDLL(_LIBX11_SONAME)
+    name = ctypes.util.find_library("X11")  # another soname (another Unix)
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
 def install_io_error_handler(on_lost: Callable[[], None]) -> Callable[[], None] | None:
     """Replace Xlib's process-wide I/O error handler (which calls ``exit(1)``).
 
@@ -550,12 +568,8 @@ def install_io_error_handler(on_lost: Callable[[], None]) -> Callable[[], None] 
     the process itself (Xlib exits when the handler returns). Returns a function that
     puts the previous handler back, or None when libX11 cannot be loaded here.
     """
-    name = ctypes.util.find_library("X11")
-    if name is None:
-        return None
-    try:
-        lib = ctypes.CDLL(name)
-    except OSError:
+    lib = _libx11()
+    if lib is None:
         return None
 
     def handler(_display: int | None) -> int:
