@@ -197,11 +197,11 @@ class Session:
 
         The kiosk window is painted in its starting state before the web engine starts;
         the pre-checks then run on a worker thread while the rest is built. The start
-        page loads underneath as soon as nothing may refuse the start any more: at once
-        when the pre-checks are back clear and neither the display step nor a check screen
-        nor a service may refuse, else once the system guards (or the service) let this
-        machine take the exam (:meth:`_progress`). The exam shows once every operation
-        performed (:meth:`run`).
+        page loads underneath as soon as nothing may refuse the start any more: after the
+        display step when the pre-checks are back clear and neither a check screen nor a
+        service may refuse, else once the system guards (or the service) let this machine
+        take the exam (:meth:`_progress`). The exam shows once every operation performed
+        (:meth:`run`).
         """
         from lockdown.guards.prefetch import PrecheckPrefetch
         from lockdown.launch import InstanceServer, check_startable
@@ -268,11 +268,10 @@ class Session:
             aside=kiosk.window.stepped_aside,
         )
         # the start page may load before the system guards' step decides: without a
-        # service, without a check screen, on a display whose step cannot refuse, with
-        # the pre-checks back clear, it loads now, while the guards are built and start
+        # service, without a check screen, once the display step succeeded with the
+        # pre-checks back clear (:meth:`_progress`). (Loading it here, before the steps
+        # were built, measured no faster: bench/bench_kiosk.py, 2 cores.)
         self._early_page = not exam.settings["service.url"] and system_check.passes_without_asking()
-        if self._display_cannot_refuse() and self._prechecks_let_start():
-            kiosk.preload()
         from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
         from lockdown.guards.display_isolation import DisplayIsolationOperation
         from lockdown.guards.policy import SystemGuardsOperation
@@ -342,10 +341,6 @@ class Session:
             # starting state while the rest starts (never for a refused start)
             self.kiosk.preload()
         _progress(progress)
-
-    def _display_cannot_refuse(self) -> bool:
-        """The display step only journals the shared display (it refuses nothing there)."""
-        return self.display is None or self.display.display is None
 
     def _prechecks_let_start(self) -> bool:
         """Without a service and without a check screen, the machine's policy is all that

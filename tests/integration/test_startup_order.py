@@ -336,9 +336,8 @@ def test_with_clear_prechecks_the_page_loads_before_the_system_guards_step(
     isolated: bool,
 ) -> None:
     """Without a service or a check screen, pre-checks that find nothing to refuse or ask
-    about let the page load while the other steps start (the guards' step still decides):
-    on the shared display before any step (its display step only journals), on the exam's
-    own display only once its step (the client watch) succeeded."""
+    about let the page load while the other steps start (the guards' step still decides),
+    once the display step (on the exam's own display: the client watch) succeeded."""
     order: list[str] = []
     real_preload = Kiosk.preload
 
@@ -375,8 +374,4 @@ def test_with_clear_prechecks_the_page_loads_before_the_system_guards_step(
         display=choice,
     )
     assert code == 0
-    assert order.index("page") < order.index("system_guards")
-    if isolated:
-        assert order.index("display") < order.index("page")
-    else:
-        assert order.index("page") < order.index("display")
+    assert order.index("display") < order.index("page") < order.index("system_guards")
