@@ -98,13 +98,14 @@ class PrecheckPrefetch:
         os_name = current_os()
         apps = AppList.load(os_name=os_name).for_settings(self._settings)
         processes = snapshot(os_name)  # one walk of the process table for the three checks
+        at = time.monotonic()  # the findings are as old as the walk
         machine = vm.detect([facts.name for facts in processes])
         session = remote.detect(apps, os_name, processes)
         elsewhere: list[Any] = []
         running = scan_running(apps.matcher(), OwnTree(), processes, elsewhere=elsewhere)
         tcc = default_tcc(os_name, ("org.lockdown.Lockdown",))
         findings = PrecheckFindings(tuple(running), tuple(tcc()), tuple(elsewhere))
-        return Prechecks(apps, machine, session, findings, time.monotonic())
+        return Prechecks(apps, machine, session, findings, at)
 
     def ready(self) -> Prechecks | None:
         """The checks when they are done (never waits)."""

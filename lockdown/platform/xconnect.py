@@ -10,15 +10,23 @@ instead, and again after the map changed: the same answers, later.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from Xlib import display
 
 _Display: Any = display.Display  # python-xlib has no type information
+#: one lock for every connection's first read: a rare event, never on a hot path
+_KEYMAP_LOCK = threading.Lock()
 
 
 class LazyKeymapDisplay(_Display):  # type: ignore[misc]
-    """A python-xlib ``Display`` whose keyboard map is read when first asked for."""
+    """A python-xlib ``Display`` whose keyboard map is read when first asked for.
+
+    The read happens under a lock (python-xlib's own map was complete from the open, so
+    a lookup from another thread never saw it half-built), and a read that failed (the
+    connection closed) is tried again at the next lookup.
+    """
 
     _keymap_stale = True
 
@@ -28,12 +36,16 @@ class LazyKeymapDisplay(_Display):  # type: ignore[misc]
         self._keymap_stale = True
 
     def _current_keymap(self) -> None:
-        if self._keymap_stale:
-            self._keymap_stale = False
+        if not self._keymap_stale:
+            return
+        with _KEYMAP_LOCK:
+            if not self._keymap_stale:
+                return
             info = self.display.info
             self._keymap_codes: list[Any] = [()] * 256
             self._keymap_syms: dict[int, Any] = {}
             super()._update_keymap(info.min_keycode, info.max_keycode - info.min_keycode + 1)
+            self._keymap_stale = False
 
     def keycode_to_keysym(self, keycode: int, index: int) -> int:
         self._current_keymap()

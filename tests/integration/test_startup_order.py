@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ from lockdown.config.loaded import LoadedExam
 from lockdown.config.settings import Organisation, flatten, layer
 from lockdown.events import read_records
 from lockdown.guards import desktop, policy
-from lockdown.guards.display_isolation import DisplayChoice, DisplayIsolationOperation
+from lockdown.guards.display_isolation import DisplayIsolationOperation
 from lockdown.guards.prefetch import PrecheckPrefetch
 from lockdown.lifecycle.base import Outcome
 from lockdown.paths import temp_paths
@@ -327,24 +326,19 @@ def test_a_refused_start_closes_the_starting_window_before_saying_why(
     assert http_server.seen("/") == []
 
 
-@pytest.mark.parametrize("isolated", [False, True], ids=["shared", "isolated"])
 def test_with_clear_prechecks_the_page_loads_before_the_system_guards_step(
-    qapp: Any,
-    tmp_path: Path,
-    http_server: LocalServer,
-    monkeypatch: pytest.MonkeyPatch,
-    isolated: bool,
+    qapp: Any, tmp_path: Path, http_server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without a service or a check screen, pre-checks that find nothing to refuse or ask
     about let the page load while the other steps start (the guards' step still decides),
-    once the display step (on the exam's own display: the client watch) succeeded."""
+    once the display step succeeded."""
     order: list[str] = []
     real_preload = Kiosk.preload
 
     def step(name: str, real: Any) -> Any:
         def perform(operation: Any) -> Outcome:
             order.append(name)
-            return Outcome.SUCCESS if real is None else real(operation)
+            return real(operation)  # type: ignore[no-any-return]
 
         return perform
 
@@ -357,11 +351,10 @@ def test_with_clear_prechecks_the_page_loads_before_the_system_guards_step(
         "perform",
         step("system_guards", policy.SystemGuardsOperation.perform),
     )
-    # the exam's own display stands in as a choice the display step only acknowledges
-    monkeypatch.setattr(DisplayIsolationOperation, "perform", step("display", None))
+    monkeypatch.setattr(
+        DisplayIsolationOperation, "perform", step("display", DisplayIsolationOperation.perform)
+    )
     monkeypatch.setattr(Kiosk, "preload", preload)
-    stand_in: Any = SimpleNamespace(on_server_exit=None)
-    choice = DisplayChoice("isolated", "test", "required", display=stand_in) if isolated else None
     loaded = exam(http_server.page("/", EXAM))
     prefetch = PrecheckPrefetch(loaded.settings)  # as lockdown open starts it
     assert prefetch.result() is not None
@@ -371,7 +364,6 @@ def test_with_clear_prechecks_the_page_loads_before_the_system_guards_step(
         journey=lambda kiosk: kiosk.end("test"),
         single_instance=False,
         prefetch=prefetch,
-        display=choice,
     )
     assert code == 0
     assert order.index("display") < order.index("page") < order.index("system_guards")

@@ -162,9 +162,13 @@ def test_asking_whether_a_camera_source_is_a_camera_imports_no_device_library() 
 
     probe = (
         "import sys\n"
+        "from pathlib import Path\n"
+        "from lockdown.config.settings import Organisation, layer\n"
         "from lockdown.ui.checkscreen import SystemCheckOperation\n"
-        "from lockdown.checks.devices import physical_camera\n"
-        "assert physical_camera('pattern') is False and physical_camera('0') is True\n"
+        "org = Organisation(values={'checks.before_exam': False})\n"
+        "settings = layer(org, {'proctoring.camera': True, 'proctoring.camera_source': 'pattern'})\n"
+        "check = SystemCheckOperation(settings, Path('.'), print)\n"
+        "assert check.passes_without_asking() is True, 'the check screen would show'\n"
         "print(sorted({'cv2', 'av', 'numpy'} & set(sys.modules)))\n"
     )
     done = subprocess.run(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
+import pytest
 from Xlib import XK, X, display
 
 from lockdown.platform.xconnect import open_display
@@ -20,13 +22,31 @@ def _answers(dpy: display.Display) -> list[tuple[int, int]]:
     return out
 
 
-def _mapping_notify(dpy: display.Display) -> display.Display:
+def _mapping_notify(dpy: display.Display, timeout: float = 10.0) -> display.Display:
     """Wait for the server's MappingNotify on ``dpy`` and hand it to python-xlib."""
-    while True:
-        event = dpy.next_event()
-        if event.type == X.MappingNotify:
-            dpy.refresh_keyboard_mapping(event)
-            return dpy
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while dpy.pending_events():
+            event = dpy.next_event()
+            if event.type == X.MappingNotify:
+                dpy.refresh_keyboard_mapping(event)
+                return dpy
+        time.sleep(0.02)
+        dpy.sync()  # reads what the server sent meanwhile
+    pytest.fail(f"no MappingNotify within {timeout:.0f} s")
+
+
+def _counted(dpy: display.Display) -> list[int]:
+    """Count the keyboard-map requests ``dpy`` makes from now on."""
+    calls: list[int] = []
+    real = dpy.get_keyboard_mapping
+
+    def get_keyboard_mapping(first: int, count: int) -> object:
+        calls.append(first)
+        return real(first, count)
+
+    dpy.get_keyboard_mapping = get_keyboard_mapping
+    return calls
 
 
 def test_the_lazy_keymap_answers_like_python_xlib_before_and_after_a_change(
@@ -36,7 +56,10 @@ def test_the_lazy_keymap_answers_like_python_xlib_before_and_after_a_change(
     lazy = open_display(fresh_xserver.display)
     try:
         assert lazy.display.info.roots[0].root.id == eager.display.info.roots[0].root.id
+        reads = _counted(lazy)
+        assert lazy._keymap_syms == {}  # nothing read at the open
         assert _answers(lazy) == _answers(eager)
+        assert len(reads) == 1  # read once, at the first lookup
         assert lazy.keysym_to_keycode(XK.string_to_keysym("Return")) != 0
         assert list(lazy.keysym_to_keycodes(XK.string_to_keysym("a"))) == list(
             eager.keysym_to_keycodes(XK.string_to_keysym("a"))
@@ -50,8 +73,10 @@ def test_the_lazy_keymap_answers_like_python_xlib_before_and_after_a_change(
         )
         _mapping_notify(eager)
         _mapping_notify(lazy)
+        assert len(reads) == 1  # the change marks the map stale; nothing read yet
         assert eager.keycode_to_keysym(a_code, 0) == XK.string_to_keysym("q")
         assert _answers(lazy) == _answers(eager)
+        assert len(reads) == 2
         assert lazy.keycode_to_keysym(a_code, 0) == XK.string_to_keysym("q")
     finally:
         eager.close()
