@@ -87,18 +87,11 @@ def _progress(progress: Progress) -> None:
     outcome = f" -> {progress.outcome.value}" if progress.outcome else ""
     log.init.debug("%s %s%s", progress.phase.value, progress.name, outcome)
     if progress.phase is Phase.PERFORMED:
-        _let_engine_run()
+        # the start page loads underneath the starting state meanwhile: the web engine's
+        # browser side runs on this (the GUI) thread and moves on only between steps
+        from PySide6.QtCore import QCoreApplication
 
-
-def _let_engine_run() -> None:
-    """Let the start page load on between two pieces of the start.
-
-    The web engine's browser side runs on this (the GUI) thread: the page loading
-    underneath the starting state moves on only when the start hands the thread back.
-    """
-    from PySide6.QtCore import QCoreApplication
-
-    QCoreApplication.processEvents()
+        QCoreApplication.processEvents()
 
 
 #: The steps before the system guards after whose success clear pre-checks let the start
@@ -201,7 +194,8 @@ class Session:
         display step when the pre-checks are back clear and neither a check screen nor a
         service may refuse, else once the system guards (or the service) let this machine
         take the exam (:meth:`_progress`). The exam shows once every operation performed
-        (:meth:`run`).
+        (:meth:`run`). (Loading it before the steps were built measured no faster:
+        ``bench/bench_kiosk.py``, 2 cores.)
         """
         from lockdown.guards.prefetch import PrecheckPrefetch
         from lockdown.launch import InstanceServer, check_startable
@@ -256,22 +250,6 @@ class Session:
             install_clipboard_isolation(kiosk.profile)
         # beside the web engine's processes, when not started already
         self.prefetch = prefetch = self.prefetch or PrecheckPrefetch(exam.settings)
-        from lockdown.ui.checkscreen import SystemCheckOperation
-
-        system_check = SystemCheckOperation(
-            exam.settings,
-            self.paths.spool,
-            journal.append,
-            title=exam.title,
-            demo=exam.demo,
-            automatic=self._automatic,
-            aside=kiosk.window.stepped_aside,
-        )
-        # the start page may load before the system guards' step decides: without a
-        # service, without a check screen, once the display step succeeded with the
-        # pre-checks back clear (:meth:`_progress`). (Loading it here, before the steps
-        # were built, measured no faster: bench/bench_kiosk.py, 2 cores.)
-        self._early_page = not exam.settings["service.url"] and system_check.passes_without_asking()
         from lockdown.guards.desktop import DesktopGuardsOperation, build_desktop_guards
         from lockdown.guards.display_isolation import DisplayIsolationOperation
         from lockdown.guards.policy import SystemGuardsOperation
@@ -309,6 +287,19 @@ class Session:
             link=self.link,
             request=_session_request(exam),
         )
+        from lockdown.ui.checkscreen import SystemCheckOperation
+
+        system_check = SystemCheckOperation(
+            exam.settings,
+            self.paths.spool,
+            journal.append,
+            title=exam.title,
+            demo=exam.demo,
+            automatic=self._automatic,
+            aside=kiosk.window.stepped_aside,
+        )
+        # the start page may load before the system guards' step decides (below)
+        self._early_page = self.link is None and system_check.passes_without_asking()
         self.operations: list[Operation] = [
             DisplayIsolationOperation(self.display, exam.settings, journal.append),
             system_check,

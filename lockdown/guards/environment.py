@@ -225,7 +225,7 @@ def report(
     apps = AppList.load(os_name=os_name)
     elsewhere: list[tuple[Match, str]] = []
     processes = snapshot(os_name)
-    running = scan_running(apps.matcher(), None, processes, elsewhere=elsewhere)
+    running = scan_running(apps.matcher(), processes=processes, elsewhere=elsewhere)
     current = build.current()
     facts = server() if sys.platform.startswith("linux") else None
     out: dict[str, Any] = {

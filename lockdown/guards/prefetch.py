@@ -102,7 +102,7 @@ class PrecheckPrefetch:
         machine = vm.detect([facts.name for facts in processes])
         session = remote.detect(apps, os_name, processes)
         elsewhere: list[Any] = []
-        running = scan_running(apps.matcher(), OwnTree(), processes, elsewhere=elsewhere)
+        running = scan_running(apps.matcher(), OwnTree(), processes=processes, elsewhere=elsewhere)
         tcc = default_tcc(os_name, ("org.lockdown.Lockdown",))
         findings = PrecheckFindings(tuple(running), tuple(tcc()), tuple(elsewhere))
         return Prechecks(apps, machine, session, findings, at)

@@ -103,10 +103,6 @@ class GrabOutcome:
     exempt: tuple[XWindow, ...] = field(default_factory=tuple)
 
 
-def _open(name: str) -> display.Display:
-    return open_display(name)
-
-
 class X11SharedDisplay:
     """Queries and fixes on a connection of its own (call from one thread at a time)."""
 
@@ -116,7 +112,7 @@ class X11SharedDisplay:
         self._dpy: display.Display | None = None
         self.error = ""
         try:
-            self._dpy = _open(self.display_name)
+            self._dpy = open_display(self.display_name)
         except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
             self.error = f"cannot connect to the X display {self.display_name!r} ({exc})"
             return
@@ -507,7 +503,7 @@ class X11WindowWatch:
     _WINDOW_MASK: Final = X.StructureNotifyMask | X.PropertyChangeMask
 
     def __init__(self, display_name: str, wid: int) -> None:
-        self._dpy: display.Display | None = _open(display_name)
+        self._dpy: display.Display | None = open_display(display_name)
         root = self._dpy.screen().root
         root.change_attributes(event_mask=self._ROOT_MASK)
         window = self._dpy.create_resource_object("window", wid)

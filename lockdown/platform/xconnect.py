@@ -3,9 +3,9 @@
 python-xlib reads the whole keyboard map (``GetKeyboardMapping``, a few thousand keysyms
 parsed in Python) whenever a connection opens. Lockdown opens about eight connections
 at every start (the guards each keep their own, as python-xlib wants one per thread)
-and none of them translates keys, so that read cost the start about 5 ms of the GUI
-thread per connection. :class:`LazyKeymapDisplay` reads the map at its first use
-instead, and again after the map changed: the same answers, later.
+and none of them translates keys. :class:`LazyKeymapDisplay` reads the map at its first
+use instead, and again after the map changed: the same answers, later. (On Xvfb that
+saves ~0.5 ms of a 6.7 ms open; a desktop keymap with more keysyms costs more.)
 """
 
 from __future__ import annotations

@@ -134,32 +134,35 @@ def test_the_key_algorithms_never_import_the_seb_reader() -> None:
     assert not {n for n in _full_imports(PACKAGE / "config" / "examkeys.py") if "seb" in n}
 
 
-def test_the_spool_format_imports_neither_spool_nor_capture_nor_qt() -> None:
-    # the service imports the format and the verification alone (lockdown_server has no Qt)
+def _in_a_fresh_interpreter(code: str) -> str:
+    """What ``code`` prints, run by a Python of its own (nothing imported beforehand)."""
     import subprocess
     import sys
 
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=PACKAGE.parent,
+    )
+    return done.stdout.strip()
+
+
+def test_the_spool_format_imports_neither_spool_nor_capture_nor_qt() -> None:
+    # the service imports the format and the verification alone (lockdown_server has no Qt)
     code = (
         "import sys, lockdown.upload.format, lockdown.upload.verify\n"
         "print(sorted(m for m in sys.modules if m.startswith("
         "('lockdown.capture', 'lockdown.upload.spool', 'PySide6', 'cv2', 'av'))))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=PACKAGE.parent,
-    )
-    assert done.stdout.strip() == "[]"
+    assert _in_a_fresh_interpreter(code) == "[]"
 
 
 def test_asking_whether_a_camera_source_is_a_camera_imports_no_device_library() -> None:
     """The start asks on the GUI thread (before the page loads): OpenCV and PyAV cost it
     about 175 ms there; the recording imports them beside it instead."""
-    import subprocess
-    import sys
-
     probe = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -171,12 +174,4 @@ def test_asking_whether_a_camera_source_is_a_camera_imports_no_device_library() 
         "assert check.passes_without_asking() is True, 'the check screen would show'\n"
         "print(sorted({'cv2', 'av', 'numpy'} & set(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        cwd=PACKAGE.parent,
-    )
-    assert done.stdout.strip() == "[]"
+    assert _in_a_fresh_interpreter(probe) == "[]"

@@ -55,7 +55,7 @@ def test_the_page_loads_early_only_when_nothing_found_refuses_or_asks(
 def test_the_prechecks_walk_the_process_table_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The prohibited-apps, remote-control and virtual-machine checks share one snapshot."""
     walks: list[str] = []
-    real_pids = psutil.pids
+    real_pids, real_iter = psutil.pids, psutil.process_iter
 
     def mine() -> bool:  # another test's thread left running may walk it too
         return threading.current_thread().name == "precheck-prefetch"
@@ -68,7 +68,7 @@ def test_the_prechecks_walk_the_process_table_once(monkeypatch: pytest.MonkeyPat
     def process_iter(*args: Any, **kwargs: Any) -> Any:
         if mine():
             walks.append("process_iter")
-        return iter(())
+        return real_iter(*args, **kwargs)
 
     monkeypatch.setattr(psutil, "pids", pids)
     monkeypatch.setattr(psutil, "process_iter", process_iter)
